@@ -1,0 +1,17 @@
+//! `hybridlab diagnose` (not implemented yet).
+
+use std::process::ExitCode;
+
+/// Arguments of `hybridlab diagnose`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Inputs.
+    paths: Vec<std::path::PathBuf>,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "`hybridlab diagnose` is not implemented yet ({} path(s) given)",
+        args.paths.len()
+    )
+}

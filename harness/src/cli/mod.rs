@@ -1,0 +1,6 @@
+//! One module per subcommand; each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
+
+pub(crate) mod diagnose;
+pub(crate) mod explain;
+pub(crate) mod run;
+pub(crate) mod send;

@@ -1,0 +1,9 @@
+//! hybridlab: the on-premises Exchange side of the lab, scenario replay and diagnosis.
+//!
+//! # Layout
+//! - [`exchange`]: Exchange's vocabulary (SChannel status names, disconnect reasons, queue states,
+//!   versions, the transport's synthetic replies), shared by the lab and the diagnosis.
+//! - [`artefacts`]: protocol logs, queues and listings in Exchange's formats.
+
+pub mod artefacts;
+pub mod exchange;
