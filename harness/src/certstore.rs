@@ -697,7 +697,7 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
