@@ -4,8 +4,10 @@
 //! - [`exchange`]: Exchange's vocabulary (SChannel status names, disconnect reasons, queue states,
 //!   versions, the transport's synthetic replies), shared by the lab and the diagnosis.
 //! - [`artefacts`]: protocol logs, queues and listings in Exchange's formats.
+//! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
 
 pub mod artefacts;
 pub mod certstore;
+pub mod connector;
 pub mod exchange;
