@@ -6,8 +6,10 @@
 //! - [`artefacts`]: protocol logs, queues and listings in Exchange's formats.
 //! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
+//! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 
 pub mod artefacts;
 pub mod certstore;
 pub mod connector;
 pub mod exchange;
+pub mod selection;
