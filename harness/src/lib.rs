@@ -6,10 +6,14 @@
 //! - [`artefacts`]: protocol logs, queues and listings in Exchange's formats.
 //! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
+//! - [`resolver`]: the lab resolver (smart host / MX names to the mock; never real DNS).
+//! - [`message`]: outbound messages and their MIME text (CrossPremises header promotion).
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 
 pub mod artefacts;
 pub mod certstore;
 pub mod connector;
 pub mod exchange;
+pub mod message;
+pub mod resolver;
 pub mod selection;
