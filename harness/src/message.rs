@@ -159,7 +159,7 @@ mod tests {
         assert!(!plain.contains("X-MS-Exchange-"));
         assert_eq!(m.wire(true), m.wire(true), "deterministic");
         assert_eq!(m.recipient_domain(), "contoso.mail.onmicrosoft.com");
-        let mut big = m.clone();
+        let mut big = m;
         big.min_size = Some(5000);
         assert!(big.wire(true).len() >= 5000);
         assert_eq!(dot_stuff(b".a\r\nb\n.c"), b"..a\r\nb\r\n..c\r\n.\r\n");

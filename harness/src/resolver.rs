@@ -270,7 +270,7 @@ mod tests {
             r.next_hop(&c, "contoso.mail.onmicrosoft.com").unwrap()[0].addr,
             mock
         );
-        let mut r2 = r.clone();
+        let mut r2 = r;
         r2.insert(
             "contoso-com.mail.protection.outlook.com",
             HostEntry::ServerFailure,
