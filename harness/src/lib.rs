@@ -9,6 +9,7 @@
 //! - [`resolver`]: the lab resolver (smart host / MX names to the mock; never real DNS).
 //! - [`message`]: outbound messages and their MIME text (CrossPremises header promotion).
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
+//! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
 
 pub mod artefacts;
 pub mod certstore;
@@ -17,3 +18,4 @@ pub mod exchange;
 pub mod message;
 pub mod resolver;
 pub mod selection;
+pub mod sender;
