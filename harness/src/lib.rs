@@ -10,6 +10,7 @@
 //! - [`message`]: outbound messages and their MIME text (CrossPremises header promotion).
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 //! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
+//! - [`transport`]: the delivery queue, retries on the virtual clock, DSN/NDR, the LastError wrapper.
 
 pub mod artefacts;
 pub mod certstore;
@@ -19,3 +20,4 @@ pub mod message;
 pub mod resolver;
 pub mod selection;
 pub mod sender;
+pub mod transport;

@@ -201,6 +201,8 @@ pub enum Outcome {
 /// Everything a session produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionReport {
+    /// Where the session went (host name as configured, address).
+    pub target: Target,
     /// The send protocol log session.
     pub log: ProtocolLogSession,
     /// Session-level failure, if any.
@@ -1020,6 +1022,7 @@ impl SenderMachine {
     /// Ends the machine and hands back what happened.
     pub fn finish(self) -> SessionReport {
         SessionReport {
+            target: self.cfg.target.clone(),
             log: self.log,
             failure: self.failure,
             messages: self.results,

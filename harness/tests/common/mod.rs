@@ -34,6 +34,15 @@ pub struct ServerOpts {
     pub chunking: bool,
     pub pipelining: bool,
     pub size: usize,
+    /// The first `faulty_connections` connections use `after_starttls_fault` / `rcpt_reply`; later
+    /// ones behave normally (recovery after a fault).
+    pub faulty_connections: usize,
+    /// The STARTTLS behaviour of a faulty connection.
+    pub after_starttls_fault: AfterStartTls,
+    /// RCPT reply of a faulty connection (e.g. a 451 throttle).
+    pub rcpt_reply: Option<&'static str>,
+    /// Connections seen (shared by clones).
+    pub counter: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for ServerOpts {
@@ -47,6 +56,10 @@ impl Default for ServerOpts {
             chunking: true,
             pipelining: true,
             size: 157_286_400,
+            faulty_connections: 0,
+            after_starttls_fault: AfterStartTls::Handshake,
+            rcpt_reply: None,
+            counter: Arc::default(),
         }
     }
 }
@@ -152,6 +165,17 @@ where
         peer,
         ..Default::default()
     };
+    let n = opts
+        .counter
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut opts = opts;
+    if n < opts.faulty_connections {
+        if opts.after_starttls_fault != AfterStartTls::Handshake {
+            opts.after_starttls = opts.after_starttls_fault;
+        }
+    } else {
+        opts.rcpt_reply = None;
+    }
     let mut stream = stream;
     let _ = stream
         .write_all(
@@ -173,7 +197,7 @@ where
                 if let Some(cfg) = server_config(&opts) {
                     let accepted = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await;
                     if let Err(e) = &accepted {
-                        eprintln!("test server: TLS accept failed: {e}");
+                        let _ = e; // the sender gave up (NoCredentials) or a fault was injected
                     }
                     if let Ok(mut tls) = accepted {
                         cap.tls = true;
@@ -260,7 +284,13 @@ where
                     return Upgrade::StartTls;
                 }
                 Request::Mail { .. } => out.extend_from_slice(b"250 2.1.0 Sender OK\r\n"),
-                Request::Rcpt { .. } => out.extend_from_slice(b"250 2.1.5 Recipient OK\r\n"),
+                Request::Rcpt { .. } => match opts.rcpt_reply {
+                    Some(r) => {
+                        out.extend_from_slice(r.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    None => out.extend_from_slice(b"250 2.1.5 Recipient OK\r\n"),
+                },
                 Request::Data => {
                     data = Some(DataReceiver::new());
                     out.extend_from_slice(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n");
