@@ -177,7 +177,7 @@ async fn keyless_twin_first_sends_no_tls_bytes() {
     assert!(t.contains(&format!("*,{keyless},Certificate thumbprint")));
     assert!(
         t.ends_with(
-            "*,,TLS negotiation failed with error NoCredentials\n2026-05-02T06:30:00Z -,,Local\n"
+            "*,,TLS negotiation failed with error NoCredentials\n2026-05-02T06:30:00.000Z -,,Local\n"
         ) || t.contains("*,,TLS negotiation failed with error NoCredentials\n")
     );
     // the server saw STARTTLS then a close, never a handshake

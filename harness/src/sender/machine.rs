@@ -245,15 +245,28 @@ impl SessionReport {
     pub fn transcript(&self) -> String {
         let mut out = String::new();
         for e in &self.log.events {
-            let ts =
-                e.at.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
+            let ts = iso_ms(e.at);
             for line in event_lines(&e.event) {
                 out.push_str(&format!("{ts} {line}\n"));
             }
         }
         out
     }
+}
+
+/// UTC ISO 8601 with milliseconds and `Z`, as Exchange's logs write times.
+pub fn iso_ms(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 fn event_lines(e: &SessionEvent) -> Vec<String> {
@@ -870,10 +883,7 @@ impl SenderMachine {
                 continue;
             }
             let id = msg.internal_id;
-            let arrival = msg
-                .arrival
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
+            let arrival = iso_ms(msg.arrival);
             let from = msg.from.clone();
             let size = (self.ehlo_caps & EXT_SIZE != 0).then_some(wire_len);
             self.event(
@@ -1146,9 +1156,10 @@ mod tests {
         };
         assert_eq!(f.ack.one_line(), "421 4.4.1 Connection timed out");
         assert!(!f.is_communication_error());
+        let t = r.transcript();
         assert!(
-            r.transcript()
-                .starts_with("2026-05-02T06:30:00Z *,,attempting to connect\n")
+            t.starts_with("2026-05-02T06:30:00.000Z *,,attempting to connect\n"),
+            "{t}"
         );
     }
 
@@ -1234,7 +1245,7 @@ mod tests {
         let t = r.transcript();
         assert!(t.contains("*,,TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption algorithm CALG_AES_256"));
         assert!(t.contains("*,,Remote certificate\n"));
-        assert!(t.contains("*,12884901890;2026-05-02T06:30:00Z;1,sending message"));
+        assert!(t.contains("*,12884901890;2026-05-02T06:30:00.000Z;1,sending message"));
         assert!(t.contains("<,250  AM5EUR02FT017.mail.protection.outlook.com Hello [127.0.0.1] SIZE 157286400 PIPELINING STARTTLS CHUNKING,"));
         assert_eq!(tail(&r, 1), vec!["-,,Local"]);
     }
