@@ -329,6 +329,34 @@ impl Transport {
         &mut self.cfg
     }
 
+    /// `Suspend-Queue`: no delivery attempts until resumed.
+    pub fn suspend(&mut self) {
+        self.status = QueueStatus::Suspended;
+    }
+
+    /// `Resume-Queue`.
+    pub fn resume(&mut self) {
+        if self.status == QueueStatus::Suspended {
+            self.status = if self.next_retry_time.is_some() {
+                QueueStatus::Retry
+            } else {
+                QueueStatus::Ready
+            };
+        }
+    }
+
+    /// `Retry-Queue`: try now instead of waiting for NextRetryTime.
+    pub fn retry_now(&mut self, now: OffsetDateTime) {
+        if self.status == QueueStatus::Retry {
+            self.next_retry_time = Some(now);
+        }
+        for m in &mut self.messages {
+            if m.next_retry_time.is_some_and(|t| t > now) {
+                m.next_retry_time = Some(now);
+            }
+        }
+    }
+
     /// Messages still queued.
     pub fn messages(&self) -> &[QueuedMessage] {
         &self.messages
@@ -428,9 +456,14 @@ impl Transport {
         let mut consider = |x: OffsetDateTime| {
             t = Some(t.map_or(x, |y: OffsetDateTime| y.min(x)));
         };
-        consider(self.queue_ready_at());
+        let suspended = self.status == QueueStatus::Suspended;
+        if !suspended {
+            consider(self.queue_ready_at());
+        }
         for m in &self.messages {
-            if let Some(n) = m.next_retry_time {
+            if let Some(n) = m.next_retry_time
+                && !suspended
+            {
                 consider(n.max(self.queue_ready_at()));
             }
             consider(m.message.arrival + s.message_expiration_timeout.to_time());
@@ -480,7 +513,7 @@ impl Transport {
 
     /// The messages a session at `now` should carry (queue not in retry, message not waiting).
     pub fn due_messages(&self, now: OffsetDateTime) -> Vec<OutboundMessage> {
-        if self.queue_ready_at() > now {
+        if self.status == QueueStatus::Suspended || self.queue_ready_at() > now {
             return Vec::new();
         }
         self.messages
@@ -496,6 +529,7 @@ impl Transport {
         let id = self.next_session;
         self.next_session = self.next_session.wrapping_add(1);
         let skip = std::mem::take(&mut self.fallback_next);
+        self.status = QueueStatus::Active;
         SessionConfig {
             connector: self.cfg.connector.clone(),
             server: self.cfg.server.clone(),

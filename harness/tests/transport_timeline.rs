@@ -438,3 +438,66 @@ async fn dns_failure_and_mailbox_defaults() {
     );
     assert!(t.sessions().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn suspend_resume_and_retry_queue() {
+    let lab = make_lab(true);
+    let keyless = lab
+        .store
+        .entry("twin-nokey")
+        .unwrap()
+        .facts
+        .thumbprint
+        .clone();
+    let mut fixed = lab.store.clone();
+    fixed.remove(&keyless);
+    let clock = LabClock::starting_at(t0());
+    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    t.submit(message(1));
+    let mut d = memory(lab.opts, Arc::default());
+    run_until(
+        &mut t,
+        &resolver(),
+        &mut d,
+        &clock,
+        t0() + Duration::minutes(30),
+        1000,
+    )
+    .await;
+    let before = attempts(&t).len();
+    t.suspend();
+    assert_eq!(t.snapshot().status, QueueStatus::Suspended);
+    run_until(
+        &mut t,
+        &resolver(),
+        &mut d,
+        &clock,
+        t0() + Duration::hours(5),
+        1000,
+    )
+    .await;
+    assert_eq!(attempts(&t).len(), before, "no attempt while suspended");
+    assert_eq!(clock.now(), t0() + Duration::hours(5));
+    assert!(
+        t.records()
+            .iter()
+            .any(|r| matches!(r.record, TransportRecord::DelayDsn { .. }))
+    );
+    // fix the store, resume and Retry-Queue: delivered at once
+    t.set_store(Arc::new(fixed));
+    t.resume();
+    assert_eq!(t.snapshot().status, QueueStatus::Retry);
+    t.retry_now(clock.now());
+    run_until(
+        &mut t,
+        &resolver(),
+        &mut d,
+        &clock,
+        t0() + Duration::hours(6),
+        1000,
+    )
+    .await;
+    let (_, rec) = &t.finished()[0];
+    assert!(matches!(rec, TransportRecord::Delivered { .. }));
+    assert_eq!(*attempts(&t).last().unwrap(), Duration::hours(5));
+}
