@@ -29,7 +29,7 @@ enum Command {
     /// Read artefacts (protocol logs, listings, queues) and name the root cause.
     Diagnose(cli::diagnose::Args),
     /// One Exchange-like delivery against any SMTP server, writing Exchange's artefacts.
-    Send(cli::send::Args),
+    Send(Box<cli::send::Args>),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cli::run::run(a),
         Command::Explain(a) => cli::explain::run(a),
         Command::Diagnose(a) => cli::diagnose::run(a),
-        Command::Send(a) => cli::send::run(a),
+        Command::Send(a) => cli::send::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,909 @@
+//! The transport service around the sender: the delivery queue, retries on the virtual clock, delay
+//! DSNs, expiry NDRs, the LastError wrapper by Exchange version, and the opportunistic fallback to
+//! plain text (exchange-hybrid.md 2.6, 5.6, 5.7).
+//!
+//! [`Transport`] is sans-IO: it is told the time and the sessions' results and says when it wants to
+//! run next ([`Transport::next_wakeup`]). [`run_until`] is the tokio driver: it sleeps on the lab
+//! clock until the next wake-up, resolves the next hop with the [`LabResolver`], runs a session
+//! through a [`Deliver`] implementation (TCP or an in-memory stream), and feeds the result back.
+//! Under a paused tokio clock two virtual days of retries pass in milliseconds.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mock_eop::clock::LabClock;
+use mock_eop::reply::Reply;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::artefacts::queue::{LastError, QueueSnapshot, en_us_datetime};
+use crate::certstore::CertStore;
+use crate::connector::{
+    RetryInterleaving, SchannelSettings, SendConnector, ServerIdentity, TransportSettings,
+};
+use crate::exchange::{DeliveryType, ExchangeVersion, QueueStatus, synthetic};
+use crate::message::OutboundMessage;
+use crate::resolver::{DnsFailure, LabResolver, Target};
+use crate::selection::SelectionSettings;
+use crate::sender::{
+    ConnectOptions, MessageStatus, SenderMachine, SessionConfig, SessionFailure, SessionReport,
+    deliver_tcp, run_session,
+};
+
+// ---------------------------------------------------------------------------------------------
+// LastError wording
+// ---------------------------------------------------------------------------------------------
+
+/// What went wrong, for the LastError wrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorSource<'a> {
+    /// A reply (from the server, or the session's synthetic ack): "responded with error".
+    Response(&'a Reply),
+    /// A communication failure (socket error, connect failure): "error communicating".
+    Communication {
+        /// The synthetic ack (`421 4.4.2 ...`, `421 4.2.1 Unable to connect`).
+        ack: &'a Reply,
+        /// Winsock code for connect failures (10060, 10061).
+        winsock: Option<u32>,
+    },
+    /// DNS failure: not wrapped.
+    Dns(&'a Reply),
+}
+
+/// The `LED` text Exchange `version` writes for `source`, `endpoint` being the last address tried.
+pub fn wrap_led(
+    version: ExchangeVersion,
+    source: &ErrorSource<'_>,
+    endpoint: SocketAddr,
+) -> String {
+    const FAILOVER: &str = "Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts.";
+    match source {
+        ErrorSource::Dns(r) => r.one_line(),
+        ErrorSource::Response(r) if version.uses_arrow_wrappers() => {
+            format!(
+                "451 4.4.395 Target host responded with error. -> {}",
+                r.one_line()
+            )
+        }
+        ErrorSource::Communication { ack, .. } if version.uses_arrow_wrappers() => {
+            format!(
+                "451 4.4.397 Error communicating with target host. -> {}",
+                ack.one_line()
+            )
+        }
+        ErrorSource::Response(r) => format!(
+            "451 4.4.0 Primary target IP address responded with: \"{}.\" {FAILOVER} The last endpoint attempted was {endpoint}",
+            r.one_line()
+        ),
+        ErrorSource::Communication { ack, winsock } => {
+            let detail = match winsock {
+                Some(code) => format!(
+                    "Failed to connect. Winsock error code: {code}, Win32 error code: {code}."
+                ),
+                None => format!("{}.", ack.one_line()),
+            };
+            format!(
+                "441 4.4.1 Error encountered while communicating with primary target IP address: \"{detail}\" {FAILOVER} The last endpoint attempted was {endpoint}"
+            )
+        }
+    }
+}
+
+fn failure_source(f: &SessionFailure) -> ErrorSource<'_> {
+    match &f.kind {
+        crate::sender::FailureKind::Dns => ErrorSource::Dns(&f.ack),
+        crate::sender::FailureKind::ConnectFailed { failure } => ErrorSource::Communication {
+            ack: &f.ack,
+            winsock: Some(failure.winsock_code()),
+        },
+        _ if f.is_communication_error() => ErrorSource::Communication {
+            ack: &f.ack,
+            winsock: None,
+        },
+        _ => ErrorSource::Response(&f.ack),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue and messages
+// ---------------------------------------------------------------------------------------------
+
+/// `Get-Message` status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MessageQueueStatus {
+    /// Being delivered.
+    Active,
+    /// Waiting.
+    Ready,
+    /// Waiting for a retry after a failure.
+    Retry,
+    /// Suspended.
+    Suspended,
+}
+
+/// One message in the queue, with what `Get-Message | Format-List` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    /// The message.
+    pub message: OutboundMessage,
+    /// Status.
+    pub status: MessageQueueStatus,
+    /// Retries so far.
+    pub retry_count: u32,
+    /// Last error.
+    pub last_error: Option<LastError>,
+    /// When this message may be tried again (message-level 4xx).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_retry_time: Option<OffsetDateTime>,
+    /// Whether the delay DSN went out.
+    pub delay_dsn_sent: bool,
+}
+
+/// A `Get-Message` row (the fields the lab models).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSnapshot {
+    /// `SERVER\<queue>\<internal id>`.
+    pub identity: String,
+    /// Envelope sender.
+    pub from_address: String,
+    /// Status.
+    pub status: MessageQueueStatus,
+    /// Size in bytes (MIME text as sent).
+    pub size: u64,
+    /// Subject.
+    pub subject: String,
+    /// When it arrived.
+    #[serde(with = "time::serde::rfc3339")]
+    pub date_received: OffsetDateTime,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expiration_time: OffsetDateTime,
+    /// Last error.
+    pub last_error: Option<LastError>,
+    /// Retries.
+    pub retry_count: u32,
+    /// The queue's identity.
+    pub queue: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+}
+
+/// Something the transport did, for timelines and narration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TransportRecord {
+    /// A session ran (index into [`Transport::sessions`]).
+    Attempt {
+        /// Which session.
+        session: usize,
+        /// Whether it ran in plain text as an opportunistic fallback.
+        fallback_plaintext: bool,
+    },
+    /// The next hop did not resolve.
+    DnsFailed {
+        /// The LastError LED.
+        led: String,
+    },
+    /// The queue goes to Retry.
+    RetryScheduled {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        next: OffsetDateTime,
+        /// Which stage of the schedule: `glitch`, `transient`, `long`, `message`.
+        stage: String,
+    },
+    /// A message was accepted.
+    Delivered {
+        /// Internal id.
+        internal_id: u64,
+        /// The reply.
+        reply: Reply,
+    },
+    /// A delay DSN went to the sender.
+    DelayDsn {
+        /// Internal id.
+        internal_id: u64,
+    },
+    /// An NDR went to the sender.
+    Ndr {
+        /// Internal id.
+        internal_id: u64,
+        /// The reason (`550 4.4.7 QUEUE.Expired; message expired`, a 5xx reply...).
+        reply: Reply,
+    },
+}
+
+/// A record with its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedRecord {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What.
+    pub record: TransportRecord,
+}
+
+/// The transport's configuration.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Who sends.
+    pub server: ServerIdentity,
+    /// The connector every message in the queue uses.
+    pub connector: SendConnector,
+    /// Retry settings.
+    pub settings: TransportSettings,
+    /// Certificate selection.
+    pub selection: SelectionSettings,
+    /// SChannel.
+    pub schannel: SchannelSettings,
+    /// Queue number (`EDGE01\3`).
+    pub queue_number: u32,
+    /// First session id (incremented per session), 64 bits shown as 16 hex digits.
+    pub first_session_id: u64,
+}
+
+impl TransportConfig {
+    /// Defaults for `connector` on an Edge server named EDGE01.
+    pub fn new(connector: SendConnector) -> Self {
+        let server = ServerIdentity::default();
+        Self {
+            settings: TransportSettings::for_role(server.role),
+            server,
+            connector,
+            selection: SelectionSettings::default(),
+            schannel: SchannelSettings::default(),
+            queue_number: 3,
+            first_session_id: 0x08D6_CEB1_A2F3_C4D5,
+        }
+    }
+}
+
+/// The sans-IO transport: one delivery queue for one next hop.
+#[derive(Debug)]
+pub struct Transport {
+    cfg: TransportConfig,
+    store: Arc<CertStore>,
+    messages: Vec<QueuedMessage>,
+    status: QueueStatus,
+    last_error: Option<LastError>,
+    retry_count: u32,
+    first_retry_time: Option<OffsetDateTime>,
+    last_retry_time: Option<OffsetDateTime>,
+    next_retry_time: Option<OffsetDateTime>,
+    consecutive_failures: u32,
+    fallback_next: bool,
+    next_session: u64,
+    sessions: Vec<SessionReport>,
+    records: Vec<TimedRecord>,
+    done: Vec<(u64, TransportRecord)>,
+}
+
+impl Transport {
+    /// A transport with an empty queue.
+    pub fn new(cfg: TransportConfig, store: Arc<CertStore>) -> Self {
+        let next_session = cfg.first_session_id;
+        Self {
+            cfg,
+            store,
+            messages: Vec::new(),
+            status: QueueStatus::Ready,
+            last_error: None,
+            retry_count: 0,
+            first_retry_time: None,
+            last_retry_time: None,
+            next_retry_time: None,
+            consecutive_failures: 0,
+            fallback_next: false,
+            next_session,
+            sessions: Vec::new(),
+            records: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Queues a message.
+    pub fn submit(&mut self, message: OutboundMessage) {
+        self.messages.push(QueuedMessage {
+            message,
+            status: MessageQueueStatus::Ready,
+            retry_count: 0,
+            last_error: None,
+            next_retry_time: None,
+            delay_dsn_sent: false,
+        });
+    }
+
+    /// Replaces the certificate store (an admin removed the key-less twin and restarted transport).
+    pub fn set_store(&mut self, store: Arc<CertStore>) {
+        self.store = store;
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransportConfig {
+        &self.cfg
+    }
+
+    /// Mutable configuration (an admin changes the connector).
+    pub fn config_mut(&mut self) -> &mut TransportConfig {
+        &mut self.cfg
+    }
+
+    /// `Suspend-Queue`: no delivery attempts until resumed.
+    pub fn suspend(&mut self) {
+        self.status = QueueStatus::Suspended;
+    }
+
+    /// `Resume-Queue`.
+    pub fn resume(&mut self) {
+        if self.status == QueueStatus::Suspended {
+            self.status = if self.next_retry_time.is_some() {
+                QueueStatus::Retry
+            } else {
+                QueueStatus::Ready
+            };
+        }
+    }
+
+    /// `Retry-Queue`: try now instead of waiting for NextRetryTime.
+    pub fn retry_now(&mut self, now: OffsetDateTime) {
+        if self.status == QueueStatus::Retry {
+            self.next_retry_time = Some(now);
+        }
+        for m in &mut self.messages {
+            if m.next_retry_time.is_some_and(|t| t > now) {
+                m.next_retry_time = Some(now);
+            }
+        }
+    }
+
+    /// Messages still queued.
+    pub fn messages(&self) -> &[QueuedMessage] {
+        &self.messages
+    }
+
+    /// Every session run so far.
+    pub fn sessions(&self) -> &[SessionReport] {
+        &self.sessions
+    }
+
+    /// The timeline.
+    pub fn records(&self) -> &[TimedRecord] {
+        &self.records
+    }
+
+    /// Messages that left the queue (delivered or NDR'd), by internal id.
+    pub fn finished(&self) -> &[(u64, TransportRecord)] {
+        &self.done
+    }
+
+    fn identity(&self) -> String {
+        format!("{}\\{}", self.cfg.server.name, self.cfg.queue_number)
+    }
+
+    fn delivery_type(&self) -> DeliveryType {
+        if self.cfg.connector.dns_routing_enabled {
+            DeliveryType::DnsConnectorDelivery
+        } else {
+            DeliveryType::SmartHostConnectorDelivery
+        }
+    }
+
+    fn next_hop_domain(&self) -> String {
+        if self.cfg.connector.dns_routing_enabled {
+            self.messages
+                .first()
+                .map(|m| m.message.recipient_domain().to_string())
+                .unwrap_or_default()
+        } else {
+            self.cfg.connector.smart_hosts.join(",")
+        }
+    }
+
+    /// `Get-Queue` for this queue.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        QueueSnapshot {
+            identity: self.identity(),
+            delivery_type: self.delivery_type(),
+            status: self.status,
+            message_count: self.messages.len() as u32,
+            next_hop_domain: self.next_hop_domain(),
+            tls_domain: self.cfg.connector.tls_domain.clone(),
+            next_hop_connector: Some(self.cfg.connector.name.clone()),
+            last_error: self.last_error.clone(),
+            retry_count: self.retry_count,
+            first_retry_time: self.first_retry_time,
+            last_retry_time: self.last_retry_time,
+            next_retry_time: self.next_retry_time,
+        }
+    }
+
+    /// `Get-Message` for the queued messages.
+    pub fn message_snapshots(&self) -> Vec<MessageSnapshot> {
+        let exp = self.cfg.settings.message_expiration_timeout.to_time();
+        self.messages
+            .iter()
+            .map(|m| MessageSnapshot {
+                identity: format!("{}\\{}", self.identity(), m.message.internal_id),
+                from_address: m.message.from.clone(),
+                status: m.status,
+                size: m
+                    .message
+                    .wire(self.cfg.connector.cloud_services_mail_enabled)
+                    .len() as u64,
+                subject: m.message.subject.clone(),
+                date_received: m.message.arrival,
+                expiration_time: m.message.arrival + exp,
+                last_error: m.last_error.clone(),
+                retry_count: m.retry_count,
+                queue: self.identity(),
+                recipients: m.message.to.clone(),
+            })
+            .collect()
+    }
+
+    fn record(&mut self, at: OffsetDateTime, record: TransportRecord) {
+        self.records.push(TimedRecord { at, record });
+    }
+
+    /// When the transport wants to run next: a retry, a message retry, a delay DSN or an expiry.
+    pub fn next_wakeup(&self) -> Option<OffsetDateTime> {
+        if self.messages.is_empty() {
+            return None;
+        }
+        let s = &self.cfg.settings;
+        let mut t: Option<OffsetDateTime> = None;
+        let mut consider = |x: OffsetDateTime| {
+            t = Some(t.map_or(x, |y: OffsetDateTime| y.min(x)));
+        };
+        let suspended = self.status == QueueStatus::Suspended;
+        if !suspended {
+            consider(self.queue_ready_at());
+        }
+        for m in &self.messages {
+            if let Some(n) = m.next_retry_time
+                && !suspended
+            {
+                consider(n.max(self.queue_ready_at()));
+            }
+            consider(m.message.arrival + s.message_expiration_timeout.to_time());
+            if s.delay_dsn_enabled && !m.delay_dsn_sent {
+                consider(m.message.arrival + s.delay_notification_timeout.to_time());
+            }
+        }
+        t
+    }
+
+    fn queue_ready_at(&self) -> OffsetDateTime {
+        self.next_retry_time.unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Expiry NDRs and delay DSNs due at `now`.
+    pub fn on_time(&mut self, now: OffsetDateTime) {
+        let s = self.cfg.settings.clone();
+        let mut i = 0;
+        while i < self.messages.len() {
+            let m = &self.messages[i];
+            if now >= m.message.arrival + s.message_expiration_timeout.to_time() {
+                let id = m.message.internal_id;
+                self.messages.remove(i);
+                let rec = TransportRecord::Ndr {
+                    internal_id: id,
+                    reply: synthetic::queue_expired(),
+                };
+                self.done.push((id, rec.clone()));
+                self.record(now, rec);
+                continue;
+            }
+            if s.delay_dsn_enabled
+                && !m.delay_dsn_sent
+                && now >= m.message.arrival + s.delay_notification_timeout.to_time()
+            {
+                let id = m.message.internal_id;
+                self.messages[i].delay_dsn_sent = true;
+                self.record(now, TransportRecord::DelayDsn { internal_id: id });
+            }
+            i += 1;
+        }
+        if self.messages.is_empty() {
+            self.status = QueueStatus::Ready;
+            self.next_retry_time = None;
+        }
+    }
+
+    /// The messages a session at `now` should carry (queue not in retry, message not waiting).
+    pub fn due_messages(&self, now: OffsetDateTime) -> Vec<OutboundMessage> {
+        if self.status == QueueStatus::Suspended || self.queue_ready_at() > now {
+            return Vec::new();
+        }
+        self.messages
+            .iter()
+            .filter(|m| m.status != MessageQueueStatus::Suspended)
+            .filter(|m| m.next_retry_time.is_none_or(|t| t <= now))
+            .map(|m| m.message.clone())
+            .collect()
+    }
+
+    /// Builds the session configuration for an attempt to `target` (and consumes the fallback flag).
+    pub fn session_config(&mut self, target: Target, next_hop_domain: &str) -> SessionConfig {
+        let id = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1);
+        let skip = std::mem::take(&mut self.fallback_next);
+        self.status = QueueStatus::Active;
+        SessionConfig {
+            connector: self.cfg.connector.clone(),
+            server: self.cfg.server.clone(),
+            store: self.store.clone(),
+            selection: self.cfg.selection,
+            schannel: self.cfg.schannel.clone(),
+            session_id: mock_eop::x509::hex_upper(&id.to_be_bytes()),
+            target,
+            next_hop_domain: next_hop_domain.to_string(),
+            skip_starttls: skip,
+        }
+    }
+
+    fn schedule_connection_retry(&mut self, now: OffsetDateTime) {
+        let s = &self.cfg.settings;
+        let n = self.consecutive_failures;
+        let glitch = match s.retry_interleaving {
+            RetryInterleaving::GlitchThenTransient => s.queue_glitch_retry_count,
+            RetryInterleaving::TransientOnly => 0,
+        };
+        let (interval, stage, status) = if n <= glitch {
+            (s.queue_glitch_retry_interval, "glitch", QueueStatus::Retry)
+        } else if n <= glitch + s.transient_failure_retry_count {
+            (
+                s.transient_failure_retry_interval,
+                "transient",
+                QueueStatus::Retry,
+            )
+        } else {
+            (
+                s.outbound_connection_failure_retry_interval,
+                "long",
+                QueueStatus::Retry,
+            )
+        };
+        let next = now + interval.to_time();
+        self.status = status;
+        self.next_retry_time = Some(next);
+        self.record(
+            now,
+            TransportRecord::RetryScheduled {
+                next,
+                stage: stage.into(),
+            },
+        );
+    }
+
+    fn last_error(&self, led: String, target: Option<&Target>, now: OffsetDateTime) -> LastError {
+        LastError {
+            led,
+            msg: String::new(),
+            fqdn: target.map(|t| t.host.clone()).unwrap_or_default(),
+            ip: target.map(|t| t.addr.ip().to_string()).unwrap_or_default(),
+            lrt: en_us_datetime(now),
+        }
+    }
+
+    fn queue_failed(&mut self, le: LastError, now: OffsetDateTime) {
+        self.consecutive_failures += 1;
+        self.retry_count += 1;
+        self.first_retry_time.get_or_insert(now);
+        self.last_retry_time = Some(now);
+        for m in &mut self.messages {
+            m.status = MessageQueueStatus::Retry;
+            m.last_error = Some(le.clone());
+            m.retry_count += 1;
+        }
+        self.last_error = Some(le);
+        self.schedule_connection_retry(now);
+    }
+
+    /// The next hop did not resolve.
+    pub fn on_dns_failure(&mut self, failure: &DnsFailure, now: OffsetDateTime) {
+        let reply = failure.reply();
+        let led = wrap_led(
+            self.cfg.server.version,
+            &ErrorSource::Dns(&reply),
+            SocketAddr::from(([0, 0, 0, 0], self.cfg.connector.port)),
+        );
+        self.record(now, TransportRecord::DnsFailed { led: led.clone() });
+        let le = self.last_error(led, None, now);
+        self.queue_failed(le, now);
+    }
+
+    /// A session finished.
+    pub fn on_session(
+        &mut self,
+        report: SessionReport,
+        fallback_plaintext: bool,
+        now: OffsetDateTime,
+    ) {
+        let target = report.target.clone();
+        let index = self.sessions.len();
+        self.record(
+            now,
+            TransportRecord::Attempt {
+                session: index,
+                fallback_plaintext,
+            },
+        );
+        let version = self.cfg.server.version;
+        let mut delivered_any = false;
+        let mut deferred: Option<Reply> = None;
+        for r in &report.messages {
+            let Some(pos) = self
+                .messages
+                .iter()
+                .position(|m| m.message.internal_id == r.internal_id)
+            else {
+                continue;
+            };
+            match &r.status {
+                MessageStatus::Delivered { reply } => {
+                    delivered_any = true;
+                    self.messages.remove(pos);
+                    let rec = TransportRecord::Delivered {
+                        internal_id: r.internal_id,
+                        reply: reply.clone(),
+                    };
+                    self.done.push((r.internal_id, rec.clone()));
+                    self.record(now, rec);
+                }
+                MessageStatus::Rejected { reply, .. } => {
+                    self.messages.remove(pos);
+                    let rec = TransportRecord::Ndr {
+                        internal_id: r.internal_id,
+                        reply: reply.clone(),
+                    };
+                    self.done.push((r.internal_id, rec.clone()));
+                    self.record(now, rec);
+                }
+                MessageStatus::Deferred { reply } => {
+                    let led = wrap_led(version, &ErrorSource::Response(reply), report.log.remote);
+                    let le = self.last_error(led, Some(&target), now);
+                    let next = now + self.cfg.settings.message_retry_interval.to_time();
+                    let m = &mut self.messages[pos];
+                    m.status = MessageQueueStatus::Retry;
+                    m.retry_count += 1;
+                    m.last_error = Some(le);
+                    m.next_retry_time = Some(next);
+                    deferred.get_or_insert(reply.clone());
+                }
+                MessageStatus::NotAttempted => {}
+            }
+        }
+        match &report.failure {
+            Some(f) if !delivered_any => {
+                let led = wrap_led(version, &failure_source(f), report.log.remote);
+                let le = self.last_error(led, Some(&target), now);
+                if f.is_tls_negotiation_failure() && !self.cfg.connector.tls_required() {
+                    self.fallback_next = true;
+                }
+                self.sessions.push(report);
+                self.queue_failed(le, now);
+                return;
+            }
+            _ => {}
+        }
+        self.sessions.push(report);
+        if !delivered_any && let Some(reply) = deferred {
+            // the connection worked, every message was deferred: the queue shows the reply and
+            // waits MessageRetryInterval [U]
+            let led = wrap_led(version, &ErrorSource::Response(&reply), target.addr);
+            self.retry_count += 1;
+            self.first_retry_time.get_or_insert(now);
+            self.last_retry_time = Some(now);
+            self.last_error = Some(self.last_error(led, Some(&target), now));
+            let next = now + self.cfg.settings.message_retry_interval.to_time();
+            self.status = QueueStatus::Retry;
+            self.next_retry_time = Some(next);
+            self.record(
+                now,
+                TransportRecord::RetryScheduled {
+                    next,
+                    stage: "message".into(),
+                },
+            );
+            return;
+        }
+        // the connection worked
+        self.consecutive_failures = 0;
+        self.status = QueueStatus::Ready;
+        self.last_error = None;
+        self.retry_count = 0;
+        self.first_retry_time = None;
+        self.next_retry_time = None;
+        for m in &mut self.messages {
+            if m.next_retry_time.is_none() {
+                m.status = MessageQueueStatus::Ready;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver
+// ---------------------------------------------------------------------------------------------
+
+/// How the driver reaches a target.
+pub trait Deliver {
+    /// Runs one session to `cfg.target` carrying `messages`.
+    fn deliver(
+        &mut self,
+        cfg: SessionConfig,
+        messages: Vec<OutboundMessage>,
+        clock: &LabClock,
+    ) -> impl Future<Output = SessionReport>;
+}
+
+/// Over TCP (the mock on loopback, Postfix, any SMTP server).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpDeliver {
+    /// Connect options (source address within 127.0.0.0/8).
+    pub opts: ConnectOptions,
+}
+
+impl Deliver for TcpDeliver {
+    async fn deliver(
+        &mut self,
+        cfg: SessionConfig,
+        messages: Vec<OutboundMessage>,
+        clock: &LabClock,
+    ) -> SessionReport {
+        let opts = self.opts;
+        let fallback = cfg.clone();
+        match deliver_tcp(cfg, messages.clone(), clock, opts).await {
+            Ok(r) => r,
+            Err(_) => {
+                // a non-loopback source address: refused before connecting
+                let mut m = SenderMachine::new(fallback, messages, clock.now());
+                m.on_connect_failed(crate::resolver::ConnectFailure::Refused, clock.now());
+                m.finish()
+            }
+        }
+    }
+}
+
+/// Over an in-memory stream: `connect` hands out the client end of a fresh duplex whose server end
+/// it has given to an in-process server.
+#[derive(Debug)]
+pub struct MemoryDeliver<F> {
+    /// Makes a connection.
+    pub connect: F,
+    /// The local endpoint the log shows.
+    pub local: SocketAddr,
+}
+
+impl<F> Deliver for MemoryDeliver<F>
+where
+    F: FnMut() -> tokio::io::DuplexStream,
+{
+    async fn deliver(
+        &mut self,
+        cfg: SessionConfig,
+        messages: Vec<OutboundMessage>,
+        clock: &LabClock,
+    ) -> SessionReport {
+        let target = cfg.target.clone();
+        let mut machine = SenderMachine::new(cfg, messages, clock.now());
+        if let Some(f) = target.unreachable {
+            machine.on_connect_failed(f, clock.now());
+            return machine.finish();
+        }
+        let stream = (self.connect)();
+        run_session(machine, stream, self.local, clock, 100_000).await
+    }
+}
+
+/// Runs the transport until the queue is empty, the lab clock reaches `until`, or `max_steps`
+/// wake-ups have happened.
+pub async fn run_until<D: Deliver>(
+    transport: &mut Transport,
+    resolver: &LabResolver,
+    deliver: &mut D,
+    clock: &LabClock,
+    until: OffsetDateTime,
+    max_steps: usize,
+) {
+    for _ in 0..max_steps {
+        let Some(wake) = transport.next_wakeup() else {
+            return;
+        };
+        if wake > until {
+            tokio::time::sleep_until(clock.instant_at(until)).await;
+            return;
+        }
+        tokio::time::sleep_until(clock.instant_at(wake)).await;
+        let now = clock.now();
+        transport.on_time(now);
+        let due = transport.due_messages(now);
+        if due.is_empty() {
+            continue;
+        }
+        let domain = due[0].recipient_domain().to_string();
+        let connector = transport.config().connector.clone();
+        match resolver.next_hop(&connector, &domain) {
+            Err(e) => transport.on_dns_failure(&e, now),
+            Ok(targets) => {
+                let Some(target) = targets.into_iter().next() else {
+                    continue;
+                };
+                let cfg = transport.session_config(target, &domain);
+                let fallback = cfg.skip_starttls;
+                let report = deliver.deliver(cfg, due, clock).await;
+                transport.on_session(report, fallback, clock.now());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::synthetic;
+
+    #[test]
+    fn wrappers_by_version() {
+        let ep: SocketAddr = "104.47.10.36:25".parse().unwrap();
+        let timed_out = synthetic::connection_timed_out();
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::Exchange2019,
+                &ErrorSource::Response(&timed_out),
+                ep
+            ),
+            "451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out"
+        );
+        let dropped = synthetic::connection_dropped();
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::Exchange2016,
+                &ErrorSource::Communication {
+                    ack: &dropped,
+                    winsock: None
+                },
+                ep
+            ),
+            "451 4.4.397 Error communicating with target host. -> 421 4.4.2 Connection dropped due to SocketError"
+        );
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::Exchange2013,
+                &ErrorSource::Response(&timed_out),
+                ep
+            ),
+            "451 4.4.0 Primary target IP address responded with: \"421 4.4.1 Connection timed out.\" Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts. The last endpoint attempted was 104.47.10.36:25"
+        );
+        let unable = synthetic::unable_to_connect();
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::Exchange2010,
+                &ErrorSource::Communication {
+                    ack: &unable,
+                    winsock: Some(10060)
+                },
+                ep
+            ),
+            "441 4.4.1 Error encountered while communicating with primary target IP address: \"Failed to connect. Winsock error code: 10060, Win32 error code: 10060.\" Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts. The last endpoint attempted was 104.47.10.36:25"
+        );
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::ExchangeSe,
+                &ErrorSource::Communication {
+                    ack: &unable,
+                    winsock: Some(10060)
+                },
+                ep
+            ),
+            "451 4.4.397 Error communicating with target host. -> 421 4.2.1 Unable to connect"
+        );
+        let dns = DnsFailure::NonExistentDomain { name: "x".into() }.reply();
+        assert_eq!(
+            wrap_led(ExchangeVersion::Exchange2019, &ErrorSource::Dns(&dns), ep),
+            "451 4.4.0 DNS query failed. The error was: SMTPSEND.DNS.NonExistentDomain; nonexistent domain"
+        );
+    }
+}
