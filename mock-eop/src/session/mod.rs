@@ -170,6 +170,7 @@ pub struct Session {
     phase: Phase,
     line: Vec<u8>,
     line_overflow: usize,
+    discarded: Vec<u8>,
     helo: bool,
     tls_active: bool,
     txn: Option<Txn>,
@@ -229,6 +230,7 @@ impl Session {
             phase: Phase::Command,
             line: Vec::new(),
             line_overflow: 0,
+            discarded: Vec::new(),
             helo: false,
             tls_active: false,
             txn: None,
@@ -662,10 +664,11 @@ impl Session {
             .discarded_after_starttls
             .get_or_insert_with(Discarded::default);
         d.bytes += bytes.len();
-        let room = 512usize.saturating_sub(d.preview.len());
+        let room = 512usize.saturating_sub(self.discarded.len());
         if room > 0 {
             let take = &bytes[..bytes.len().min(room)];
-            d.preview.push_str(&String::from_utf8_lossy(take));
+            self.discarded.extend_from_slice(take);
+            d.preview = String::from_utf8_lossy(&self.discarded).into_owned();
         }
     }
 
