@@ -285,3 +285,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 pub fn key_of(c: &IssuedCert) -> PrivateKeyDer<'static> {
     c.private_key()
 }
+
+/// Whether an external program can be used: `false` (with a notice) when it is missing and
+/// `CI` is not set; a panic when it is missing under `CI`, where interop tests must run.
+pub fn have_program(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()));
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is not installed, and CI is set: interop tests must run (see .ci/run)");
+        }
+        eprintln!("SKIP: {name} is not installed (set CI=1 to make this a failure)");
+    }
+    found
+}
+
+/// Runs a program under `timeout(1)` (killed after `secs`), off the async threads.
+pub async fn run_program(args: Vec<String>, secs: u64) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .arg("-k")
+            .arg("5")
+            .arg(secs.to_string())
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run timeout(1)")
+    })
+    .await
+    .unwrap()
+}
+
+/// Writes a file; private keys get mode 0600.
+pub fn write_file(path: &std::path::Path, contents: &str, private: bool) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    if private {
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).unwrap();
+    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+}
