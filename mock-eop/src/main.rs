@@ -1,8 +1,227 @@
-//! `mock-eop`: the mock EOP endpoint as a standalone server (not implemented yet).
+//! `mock-eop`: the mock EOP endpoint as a standalone server.
+//!
+//! ```text
+//! mock-eop serve [--config FILE] [--listen 127.0.0.1:2525] [--records FILE] [--ca-out FILE]
+//!                [--cert FILE --key FILE] [--client-ca FILE]... [--seed N] [--keep N]
+//! ```
+//!
+//! Without `--config` it serves an embedded contoso-like tenant (one OnPremises inbound
+//! connector, `Inbound from contoso`, TlsSenderCertificateName `mail.contoso.com`). It prints the
+//! bound address and the path of the lab CA, logs one line per session verdict on stderr, and
+//! with `--records` appends each session record as a JSON line (flushed per session; SIGTERM or
+//! Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
 
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mock_eop::MockEop;
+use mock_eop::clock::LabClock;
+use mock_eop::config::{EopConfig, MockFile};
+use mock_eop::record::SessionRecord;
+use mock_eop::tls::ServerIdentity;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mock-eop",
+    version,
+    about = "A mock Exchange Online Protection SMTP endpoint"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the mock endpoint until killed.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML file with `[eop]` tables and `[[faults]]` (the scenario format); default: an
+    /// embedded contoso-like tenant.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (loopback by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
+    listen: SocketAddr,
+    /// Append every session record as one JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    records: Option<PathBuf>,
+    /// Write the lab CA (PEM) a client should trust here; default: a file in the temp directory.
+    #[arg(long, value_name = "FILE")]
+    ca_out: Option<PathBuf>,
+    /// Serve this PEM certificate chain (leaf first) instead of generating one; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) for --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// PEM file with roots client certificates must chain to (repeatable).
+    #[arg(long = "client-ca", value_name = "FILE")]
+    client_ca: Vec<PathBuf>,
+    /// Seed for probabilistic faults and ids.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Finished sessions kept in memory (the records file gets all of them).
+    #[arg(long, default_value_t = 10_000)]
+    keep: usize,
+}
 
 fn main() -> ExitCode {
-    eprintln!("mock-eop: `serve` is not implemented yet");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let Command::Serve(args) = cli.command;
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mock-eop: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, faults) = match &args.config {
+        Some(path) => {
+            let f = MockFile::from_path(path)?;
+            (f.eop, f.faults)
+        }
+        None => (EopConfig::contoso(), Vec::new()),
+    };
+    let mut roots: Vec<CertificateDer<'static>> = Vec::new();
+    for path in &args.client_ca {
+        let pem =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
+        }
+    }
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "listening on a non-loopback address");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let records = match &args.records {
+            Some(path) => Some(spawn_writer(path.clone())?),
+            None => None,
+        };
+        let clock = LabClock::system();
+        let mut builder = MockEop::builder()
+            .config(config)
+            .faults(faults)
+            .seed(args.seed)
+            .clock(clock)
+            .trust_roots(roots)
+            .listener(listener)
+            .retain_sessions(args.keep);
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            builder = builder.server_identity(ServerIdentity::from_pem_files(cert, key)?);
+        }
+        let tx = records.as_ref().map(|(tx, _)| tx.clone());
+        builder = builder.on_session(move |r| {
+            log_session(r);
+            if let Some(tx) = &tx {
+                let _ = tx.send(r.clone());
+            }
+        });
+        let handle = builder.start().await?;
+        let addr = handle.local_addr();
+        let ca_path = args.ca_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join(format!("mock-eop-{}", addr.port()))
+                .join("lab-ca.pem")
+        });
+        if let Some(dir) = ca_path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        }
+        std::fs::write(&ca_path, handle.ca_pem())
+            .with_context(|| format!("{}: cannot write", ca_path.display()))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "mock-eop listening on {addr}")?;
+        writeln!(out, "lab CA: {}", ca_path.display())?;
+        writeln!(
+            out,
+            "server certificate: {} (thumbprint {})",
+            handle.server_certificate().subject,
+            handle.server_certificate().thumbprint
+        )?;
+        if let Some(p) = &args.records {
+            writeln!(out, "records: {}", p.display())?;
+        }
+        out.flush()?;
+        drop(out);
+        // Serve until the process is killed.
+        std::future::pending::<()>().await;
+        drop(handle);
+        anyhow::Ok(())
+    })
+}
+
+/// One line per session on stderr: peer, TLS, client certificate, verdict, messages, close.
+fn log_session(r: &SessionRecord) {
+    let tls = r.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none");
+    let cert = r
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_certificate.as_ref())
+        .map(|c| format!("{} ({})", c.leaf.subject, c.verdict))
+        .unwrap_or_else(|| "none".into());
+    let verdict = r
+        .attribution
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(
+        "session {} from {} tls={} client_cert={} verdict={} messages={} close={:?}",
+        r.session_id,
+        r.peer,
+        tls,
+        cert,
+        verdict,
+        r.messages.len(),
+        r.close_reason
+    );
+}
+
+/// A thread that parses and appends records as JSON lines (off the reply path).
+fn spawn_writer(
+    path: PathBuf,
+) -> anyhow::Result<(mpsc::Sender<SessionRecord>, std::thread::JoinHandle<()>)> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open for writing", path.display()))?;
+    let (tx, rx) = mpsc::channel::<SessionRecord>();
+    let join = std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::new(file);
+        for mut r in rx {
+            r.ensure_parsed();
+            let _ = writeln!(w, "{}", r.to_json_line());
+            let _ = w.flush();
+        }
+    });
+    Ok((tx, join))
 }

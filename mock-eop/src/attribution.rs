@@ -1,0 +1,852 @@
+//! Tenant attribution, pure: session facts and the envelope in, a verdict and the reply out
+//! (exchange-hybrid.md sections 3.2 and 8.3).
+//!
+//! Step A picks the tenant: a valid client certificate whose names match the
+//! TlsSenderCertificateName of an OnPremises connector (and, by default, that name is an accepted
+//! domain of the tenant) wins outright; otherwise the tenant owning the MAIL FROM domain; otherwise
+//! the tenant owning the RCPT TO domain. Step B picks the connector inside that tenant: one whose
+//! certificate name matches, else one whose SenderIPAddresses holds the client's IPv4 address;
+//! either must cover the MAIL FROM domain in SenderDomains. Then:
+//!
+//! | situation | verdict | reply |
+//! |---|---|---|
+//! | connector found, RequireTls, no TLS | `tls_required` | `451 5.7.3 STARTTLS is required to send mail` (at MAIL, or RCPT) |
+//! | tenant region differs from the endpoint's | `wrong_region` | `451 4.4.62 ... ATTR35 ...` (RCPT) |
+//! | OnPremises connector | `attributed` | accepted, any recipient (relay allowed) |
+//! | Partner connector, recipient outside its tenant | `relay_denied` | `550 5.7.64 TenantAttribution; Relay Access Denied [host]` |
+//! | no connector, recipient in a tenant with a restricting Partner connector for the sender domain | `partner_restricted` | `550 5.7.51 TenantInboundAttribution; ...` |
+//! | no connector, RejectDirectSend, sender domain accepted by the recipient's tenant | `direct_send_denied` | `550 5.7.68 ...` |
+//! | no connector, recipient in a tenant | `unattributed` | accepted as anonymous Internet mail |
+//! | no connector, recipient in no tenant, sender domain accepted somewhere | `relay_denied` | `550 5.7.64 TenantAttribution; ...` |
+//! | no connector, recipient in no tenant, sender domain accepted nowhere | `relay_denied_attr36` | `550 5.7.64 Relay Access Denied ATTR36 ...` |
+//!
+//! # Contract
+//! [`AttributionVerdict`] serialises with a `verdict` tag in snake_case
+//! (`{"verdict":"attributed","tenant":"contoso","connector":"Inbound from contoso","by":"certificate"}`)
+//! and [`VerdictKind`] is its name alone, the string scenario files compare with
+//! (`expect.attribution = "attributed"`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConnectorType, EopConfig, InboundConnector, Tenant, WildcardMatching};
+use crate::record::ClientCertificate;
+use crate::reply::{Reply, eop};
+use crate::x509::name_matches;
+
+/// How a connector was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributedBy {
+    /// The client certificate's CN or DNS SAN matched TlsSenderCertificateName.
+    Certificate,
+    /// The client's IPv4 address is in SenderIPAddresses.
+    Ip,
+}
+
+impl fmt::Display for AttributedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "certificate",
+            Self::Ip => "ip",
+        })
+    }
+}
+
+/// The outcome of attribution for a MAIL or RCPT command.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum AttributionVerdict {
+    /// The session belongs to `connector` of `tenant`.
+    Attributed {
+        /// Tenant name.
+        tenant: String,
+        /// Connector name.
+        connector: String,
+        /// How it was matched.
+        by: AttributedBy,
+    },
+    /// No connector: anonymous Internet mail (for the recipient's tenant, when known).
+    Unattributed {
+        /// The tenant the mail is delivered to as Internet mail, if any.
+        tenant: Option<String>,
+    },
+    /// The matched connector requires TLS and the session is cleartext.
+    TlsRequired {
+        /// Tenant name.
+        tenant: String,
+        /// Connector name.
+        connector: String,
+    },
+    /// Relay refused (`550 5.7.64 TenantAttribution`).
+    RelayDenied {
+        /// The tenant the sender was placed in, if any.
+        tenant: Option<String>,
+    },
+    /// Relay refused because the sender domain is nobody's accepted domain (ATTR36).
+    RelayDeniedAttr36,
+    /// A Partner connector's RestrictDomainsTo* was not met (5.7.51).
+    PartnerRestricted {
+        /// Tenant name.
+        tenant: String,
+        /// The restricting connector.
+        connector: String,
+    },
+    /// RejectDirectSend (5.7.68).
+    DirectSendDenied {
+        /// Tenant name.
+        tenant: String,
+    },
+    /// The tenant lives in another region than the endpoint (4.4.62, ATTR35).
+    WrongRegion {
+        /// Tenant name.
+        tenant: String,
+        /// Its region.
+        tenant_region: String,
+        /// The endpoint's region.
+        endpoint_region: String,
+    },
+}
+
+/// The verdict's name only, as scenario files write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// See [`AttributionVerdict::Attributed`].
+    Attributed,
+    /// See [`AttributionVerdict::Unattributed`].
+    Unattributed,
+    /// See [`AttributionVerdict::TlsRequired`].
+    TlsRequired,
+    /// See [`AttributionVerdict::RelayDenied`].
+    RelayDenied,
+    /// See [`AttributionVerdict::RelayDeniedAttr36`].
+    RelayDeniedAttr36,
+    /// See [`AttributionVerdict::PartnerRestricted`].
+    PartnerRestricted,
+    /// See [`AttributionVerdict::DirectSendDenied`].
+    DirectSendDenied,
+    /// See [`AttributionVerdict::WrongRegion`].
+    WrongRegion,
+}
+
+impl VerdictKind {
+    /// Every kind.
+    pub const ALL: [Self; 8] = [
+        Self::Attributed,
+        Self::Unattributed,
+        Self::TlsRequired,
+        Self::RelayDenied,
+        Self::RelayDeniedAttr36,
+        Self::PartnerRestricted,
+        Self::DirectSendDenied,
+        Self::WrongRegion,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attributed => "attributed",
+            Self::Unattributed => "unattributed",
+            Self::TlsRequired => "tls_required",
+            Self::RelayDenied => "relay_denied",
+            Self::RelayDeniedAttr36 => "relay_denied_attr36",
+            Self::PartnerRestricted => "partner_restricted",
+            Self::DirectSendDenied => "direct_send_denied",
+            Self::WrongRegion => "wrong_region",
+        }
+    }
+}
+
+impl fmt::Display for VerdictKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VerdictKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown verdict {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl AttributionVerdict {
+    /// The verdict's name.
+    pub fn kind(&self) -> VerdictKind {
+        match self {
+            Self::Attributed { .. } => VerdictKind::Attributed,
+            Self::Unattributed { .. } => VerdictKind::Unattributed,
+            Self::TlsRequired { .. } => VerdictKind::TlsRequired,
+            Self::RelayDenied { .. } => VerdictKind::RelayDenied,
+            Self::RelayDeniedAttr36 => VerdictKind::RelayDeniedAttr36,
+            Self::PartnerRestricted { .. } => VerdictKind::PartnerRestricted,
+            Self::DirectSendDenied { .. } => VerdictKind::DirectSendDenied,
+            Self::WrongRegion { .. } => VerdictKind::WrongRegion,
+        }
+    }
+
+    /// The tenant concerned, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::Attributed { tenant, .. }
+            | Self::TlsRequired { tenant, .. }
+            | Self::PartnerRestricted { tenant, .. }
+            | Self::DirectSendDenied { tenant }
+            | Self::WrongRegion { tenant, .. } => Some(tenant),
+            Self::Unattributed { tenant } | Self::RelayDenied { tenant } => tenant.as_deref(),
+            Self::RelayDeniedAttr36 => None,
+        }
+    }
+
+    /// The connector concerned, if any.
+    pub fn connector(&self) -> Option<&str> {
+        match self {
+            Self::Attributed { connector, .. }
+            | Self::TlsRequired { connector, .. }
+            | Self::PartnerRestricted { connector, .. } => Some(connector),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttributionVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Attributed {
+                tenant,
+                connector,
+                by,
+            } => write!(f, "attributed to {connector:?} of {tenant} by {by}"),
+            Self::Unattributed { tenant: Some(t) } => {
+                write!(f, "unattributed (anonymous Internet mail for {t})")
+            }
+            Self::Unattributed { tenant: None } => f.write_str("unattributed"),
+            Self::TlsRequired { tenant, connector } => {
+                write!(f, "tls_required by {connector:?} of {tenant}")
+            }
+            Self::RelayDenied { tenant: Some(t) } => write!(f, "relay_denied (sender in {t})"),
+            Self::RelayDenied { tenant: None } => f.write_str("relay_denied"),
+            Self::RelayDeniedAttr36 => f.write_str("relay_denied_attr36"),
+            Self::PartnerRestricted { tenant, connector } => {
+                write!(f, "partner_restricted by {connector:?} of {tenant}")
+            }
+            Self::DirectSendDenied { tenant } => write!(f, "direct_send_denied by {tenant}"),
+            Self::WrongRegion {
+                tenant,
+                tenant_region,
+                endpoint_region,
+            } => write!(
+                f,
+                "wrong_region: {tenant} is in {tenant_region}, endpoint in {endpoint_region}"
+            ),
+        }
+    }
+}
+
+/// What attribution needs to know about the session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFacts<'a> {
+    /// The client's address.
+    pub peer: IpAddr,
+    /// Whether STARTTLS completed.
+    pub tls: bool,
+    /// The client certificate, if one was presented.
+    pub client_certificate: Option<&'a ClientCertificate>,
+}
+
+/// The verdict and, when the command is refused, the reply to send instead of the 250.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: AttributionVerdict,
+    /// `Some` when the command is refused.
+    pub reject: Option<Reply>,
+    /// Whether the matched connector honours cross-premises headers.
+    pub cross_premises: bool,
+}
+
+/// The domain part of an address (`None` for the null sender or no `@`).
+pub fn domain_of(address: &str) -> Option<&str> {
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let (_, d) = address.rsplit_once('@')?;
+    (!d.is_empty()).then_some(d)
+}
+
+fn cert_matches(
+    cfg: &EopConfig,
+    connector: &InboundConnector,
+    cert: Option<&ClientCertificate>,
+) -> bool {
+    let (Some(pattern), Some(cert)) = (&connector.tls_sender_certificate_name, cert) else {
+        return false;
+    };
+    if !cert.verdict.is_valid() {
+        return false;
+    }
+    cert.leaf
+        .names()
+        .into_iter()
+        .any(|n| name_match(pattern, n, cfg.attribution.wildcard))
+}
+
+fn name_match(configured: &str, cert_name: &str, mode: WildcardMatching) -> bool {
+    if name_matches(configured, cert_name) || name_matches(cert_name, configured) {
+        return true;
+    }
+    if mode == WildcardMatching::AnyDepth {
+        let deep = |pattern: &str, name: &str| -> bool {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            match pattern.to_ascii_lowercase().strip_prefix("*.") {
+                Some(suffix) => name.ends_with(&format!(".{suffix}")),
+                None => false,
+            }
+        };
+        return deep(configured, cert_name) || deep(cert_name, configured);
+    }
+    false
+}
+
+/// The connector found for the session, with how.
+#[derive(Debug, Clone, Copy)]
+struct Found<'a> {
+    tenant: &'a Tenant,
+    connector: &'a InboundConnector,
+    by: AttributedBy,
+}
+
+fn find_connector<'a>(
+    cfg: &'a EopConfig,
+    facts: &SessionFacts<'_>,
+    sender_domain: Option<&str>,
+    rcpt_domain: Option<&str>,
+) -> Option<Found<'a>> {
+    // Step A1: the certificate against OnPremises connectors of every tenant.
+    if facts.client_certificate.is_some() {
+        for t in &cfg.tenants {
+            for c in t
+                .inbound_connectors
+                .iter()
+                .filter(|c| c.enabled && c.connector_type == ConnectorType::OnPremises)
+            {
+                if cert_matches(cfg, c, facts.client_certificate)
+                    && (!cfg.attribution.certificate_domain_must_be_accepted
+                        || c.tls_sender_certificate_name
+                            .as_deref()
+                            .is_some_and(|n| t.covers_name(n.trim_start_matches("*."))))
+                {
+                    return Some(Found {
+                        tenant: t,
+                        connector: c,
+                        by: AttributedBy::Certificate,
+                    });
+                }
+            }
+        }
+    }
+    // Step A2/A3: the tenant by sender domain, then by recipient domain; step B inside it.
+    let by_sender = sender_domain.and_then(|d| cfg.tenant_of_domain(d));
+    let by_rcpt = rcpt_domain.and_then(|d| cfg.tenant_of_domain(d));
+    for t in [by_sender, by_rcpt].into_iter().flatten() {
+        let candidates = || {
+            t.inbound_connectors
+                .iter()
+                .filter(|c| c.enabled && c.covers_sender(sender_domain))
+        };
+        if let Some(c) = candidates().find(|c| cert_matches(cfg, c, facts.client_certificate)) {
+            return Some(Found {
+                tenant: t,
+                connector: c,
+                by: AttributedBy::Certificate,
+            });
+        }
+        if let Some(c) = candidates().find(|c| c.covers_ip(facts.peer)) {
+            return Some(Found {
+                tenant: t,
+                connector: c,
+                by: AttributedBy::Ip,
+            });
+        }
+    }
+    None
+}
+
+fn render(
+    cfg: &EopConfig,
+    over: Option<&crate::config::ReplyTemplate>,
+    peer: IpAddr,
+    dflt: Reply,
+) -> Reply {
+    match over {
+        Some(t) => t.render(&cfg.endpoint.reject_host, &peer.to_string(), 0),
+        None => dflt,
+    }
+}
+
+fn tls_required(cfg: &EopConfig, f: &Found<'_>, peer: IpAddr) -> Decision {
+    Decision {
+        verdict: AttributionVerdict::TlsRequired {
+            tenant: f.tenant.name.clone(),
+            connector: f.connector.name.clone(),
+        },
+        reject: Some(render(
+            cfg,
+            cfg.replies.starttls_required.as_ref(),
+            peer,
+            eop::starttls_required(),
+        )),
+        cross_premises: false,
+    }
+}
+
+fn wrong_region(cfg: &EopConfig, t: &Tenant, peer: IpAddr) -> Option<Decision> {
+    let region = cfg.region_of(t);
+    if region.eq_ignore_ascii_case(&cfg.endpoint.region) {
+        return None;
+    }
+    Some(Decision {
+        verdict: AttributionVerdict::WrongRegion {
+            tenant: t.name.clone(),
+            tenant_region: region.to_string(),
+            endpoint_region: cfg.endpoint.region.clone(),
+        },
+        reject: Some(render(
+            cfg,
+            cfg.replies.wrong_region.as_ref(),
+            peer,
+            eop::wrong_region(),
+        )),
+        cross_premises: false,
+    })
+}
+
+fn attributed(f: &Found<'_>) -> Decision {
+    Decision {
+        verdict: AttributionVerdict::Attributed {
+            tenant: f.tenant.name.clone(),
+            connector: f.connector.name.clone(),
+            by: f.by,
+        },
+        reject: None,
+        cross_premises: f.connector.cloud_services_mail_enabled,
+    }
+}
+
+/// The decision at MAIL FROM: a matched connector that requires TLS refuses a cleartext session
+/// here; everything else is decided per recipient.
+pub fn evaluate_mail(cfg: &EopConfig, facts: &SessionFacts<'_>, sender: &str) -> Decision {
+    let sender_domain = domain_of(sender);
+    match find_connector(cfg, facts, sender_domain, None) {
+        Some(f) if f.connector.require_tls && !facts.tls => tls_required(cfg, &f, facts.peer),
+        Some(f) => attributed(&f),
+        None => Decision {
+            verdict: AttributionVerdict::Unattributed {
+                tenant: sender_domain
+                    .and_then(|d| cfg.tenant_of_domain(d))
+                    .map(|t| t.name.clone()),
+            },
+            reject: None,
+            cross_premises: false,
+        },
+    }
+}
+
+/// The decision for one RCPT TO.
+pub fn evaluate_rcpt(
+    cfg: &EopConfig,
+    facts: &SessionFacts<'_>,
+    sender: &str,
+    recipient: &str,
+) -> Decision {
+    let peer = facts.peer;
+    let sender_domain = domain_of(sender);
+    let rcpt_domain = domain_of(recipient);
+    let rcpt_tenant = rcpt_domain.and_then(|d| cfg.tenant_of_domain(d));
+    if let Some(f) = find_connector(cfg, facts, sender_domain, rcpt_domain) {
+        if f.connector.require_tls && !facts.tls {
+            return tls_required(cfg, &f, peer);
+        }
+        if let Some(d) = wrong_region(cfg, f.tenant, peer) {
+            return d;
+        }
+        let in_tenant = rcpt_tenant.is_some_and(|r| std::ptr::eq(r, f.tenant));
+        if f.connector.connector_type == ConnectorType::Partner && !in_tenant {
+            return Decision {
+                verdict: AttributionVerdict::RelayDenied {
+                    tenant: Some(f.tenant.name.clone()),
+                },
+                reject: Some(render(
+                    cfg,
+                    cfg.replies.relay_denied.as_ref(),
+                    peer,
+                    eop::relay_denied(&cfg.endpoint.reject_host),
+                )),
+                cross_premises: false,
+            };
+        }
+        return attributed(&f);
+    }
+    match rcpt_tenant {
+        Some(r) => {
+            if let Some(d) = wrong_region(cfg, r, peer) {
+                return d;
+            }
+            if let Some(p) = r.inbound_connectors.iter().find(|c| {
+                c.enabled
+                    && c.connector_type == ConnectorType::Partner
+                    && (c.restrict_domains_to_certificate || c.restrict_domains_to_ip_addresses)
+                    && c.sender_domains
+                        .iter()
+                        .any(|s| s.0 != "*" && s.covers(sender_domain))
+            }) {
+                let stamp = format!(
+                    "{}",
+                    crate::fault::mix(peer_hash(peer) ^ name_hash(&p.name)) % 1_000_000_000
+                );
+                return Decision {
+                    verdict: AttributionVerdict::PartnerRestricted {
+                        tenant: r.name.clone(),
+                        connector: p.name.clone(),
+                    },
+                    reject: Some(render(
+                        cfg,
+                        cfg.replies.partner_restricted.as_ref(),
+                        peer,
+                        eop::partner_restriction(&cfg.endpoint.reject_host, &stamp),
+                    )),
+                    cross_premises: false,
+                };
+            }
+            if r.reject_direct_send && sender_domain.is_some_and(|d| r.accepts(d)) {
+                return Decision {
+                    verdict: AttributionVerdict::DirectSendDenied {
+                        tenant: r.name.clone(),
+                    },
+                    reject: Some(render(
+                        cfg,
+                        cfg.replies.direct_send_denied.as_ref(),
+                        peer,
+                        eop::direct_send_denied(&cfg.endpoint.reject_host),
+                    )),
+                    cross_premises: false,
+                };
+            }
+            Decision {
+                verdict: AttributionVerdict::Unattributed {
+                    tenant: Some(r.name.clone()),
+                },
+                reject: None,
+                cross_premises: false,
+            }
+        }
+        None => {
+            let sender_tenant = sender_domain.and_then(|d| cfg.tenant_of_domain(d));
+            match sender_tenant {
+                Some(t) => Decision {
+                    verdict: AttributionVerdict::RelayDenied {
+                        tenant: Some(t.name.clone()),
+                    },
+                    reject: Some(render(
+                        cfg,
+                        cfg.replies.relay_denied.as_ref(),
+                        peer,
+                        eop::relay_denied(&cfg.endpoint.reject_host),
+                    )),
+                    cross_premises: false,
+                },
+                None => Decision {
+                    verdict: AttributionVerdict::RelayDeniedAttr36,
+                    reject: Some(render(
+                        cfg,
+                        cfg.replies.relay_denied_attr36.as_ref(),
+                        peer,
+                        eop::relay_denied_attr36(&cfg.endpoint.reject_host),
+                    )),
+                    cross_premises: false,
+                },
+            }
+        }
+    }
+}
+
+fn peer_hash(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            u64::from_be_bytes([o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15]])
+        }
+    }
+}
+
+fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MockFile, SenderDomain};
+    use crate::pki::{CertAuthority, CertSpec};
+    use crate::record::ChainVerdict;
+
+    fn cfg() -> EopConfig {
+        MockFile::from_toml(
+            r#"
+[[eop.tenants]]
+name = "contoso"
+accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }, { domain = "contoso.mail.onmicrosoft.com" }]
+[[eop.tenants.inbound_connectors]]
+name = "Inbound from contoso"
+connector_type = "on_premises"
+tls_sender_certificate_name = "*.contoso.com"
+require_tls = true
+cloud_services_mail_enabled = true
+[[eop.tenants.inbound_connectors]]
+name = "Contoso by IP"
+connector_type = "on_premises"
+sender_ip_addresses = ["127.0.0.7"]
+
+[[eop.tenants]]
+name = "fabrikam"
+region = "NAM"
+accepted_domains = [{ domain = "fabrikam.com" }]
+
+[[eop.tenants]]
+name = "tailspin"
+accepted_domains = [{ domain = "tailspin.com" }]
+reject_direct_send = true
+[[eop.tenants.inbound_connectors]]
+name = "Partner woodgrove"
+sender_domains = ["woodgrove.com"]
+tls_sender_certificate_name = "mail.woodgrove.com"
+restrict_domains_to_certificate = true
+"#,
+            "t.toml",
+        )
+        .unwrap()
+        .eop
+    }
+
+    fn cert(cn: &str, verdict: ChainVerdict) -> ClientCertificate {
+        let now = time::macros::datetime!(2026-05-02 06:30:00 UTC);
+        let root =
+            CertAuthority::root(&CertSpec::authority("CN=Lab Root".parse().unwrap(), now)).unwrap();
+        let leaf = root.issue(&CertSpec::leaf(cn, now)).unwrap();
+        ClientCertificate {
+            leaf: leaf.facts,
+            chain: Vec::new(),
+            verdict,
+        }
+    }
+
+    fn facts<'a>(ip: &str, tls: bool, c: Option<&'a ClientCertificate>) -> SessionFacts<'a> {
+        SessionFacts {
+            peer: ip.parse().unwrap(),
+            tls,
+            client_certificate: c,
+        }
+    }
+
+    #[test]
+    fn certificate_attribution_and_relay() {
+        let cfg = cfg();
+        let c = cert("mail.contoso.com", ChainVerdict::Valid);
+        let f = facts("127.0.0.5", true, Some(&c));
+        let d = evaluate_mail(&cfg, &f, "alice@contoso.com");
+        assert_eq!(d.reject, None);
+        assert_eq!(d.verdict.kind(), VerdictKind::Attributed);
+        assert!(d.cross_premises);
+        // relay to the Internet is allowed for an OnPremises connector, whatever the sender domain
+        let d = evaluate_rcpt(&cfg, &f, "noreply@unaccepted.example", "x@gmail.example");
+        assert_eq!(
+            d.verdict,
+            AttributionVerdict::Attributed {
+                tenant: "contoso".into(),
+                connector: "Inbound from contoso".into(),
+                by: AttributedBy::Certificate
+            }
+        );
+        // the same certificate without TLS cannot exist; without TLS and no cert the IP decides
+        let d = evaluate_rcpt(
+            &cfg,
+            &facts("127.0.0.5", true, None),
+            "a@contoso.com",
+            "x@gmail.example",
+        );
+        assert_eq!(d.verdict.kind(), VerdictKind::RelayDenied);
+        assert_eq!(
+            d.reject.unwrap().one_line(),
+            "550 5.7.64 TenantAttribution; Relay Access Denied [AM5EUR02FT017.eop-EUR02.prod.protection.outlook.com]"
+        );
+    }
+
+    #[test]
+    fn wrong_name_untrusted_and_deep_wildcards() {
+        let cfg = cfg();
+        for (cn, verdict) in [
+            ("smtp.contoso.net", ChainVerdict::Valid),
+            ("mail.contoso.com", ChainVerdict::UnknownIssuer),
+            ("a.b.contoso.com", ChainVerdict::Valid),
+            ("contoso.com", ChainVerdict::Valid),
+        ] {
+            let c = cert(cn, verdict.clone());
+            let f = facts("127.0.0.5", true, Some(&c));
+            let d = evaluate_rcpt(&cfg, &f, "a@contoso.com", "x@gmail.example");
+            assert_eq!(d.verdict.kind(), VerdictKind::RelayDenied, "{cn} {verdict}");
+        }
+        let mut deep = cfg;
+        deep.attribution.wildcard = WildcardMatching::AnyDepth;
+        let c = cert("a.b.contoso.com", ChainVerdict::Valid);
+        let d = evaluate_rcpt(
+            &deep,
+            &facts("127.0.0.5", true, Some(&c)),
+            "a@contoso.com",
+            "x@gmail.example",
+        );
+        assert_eq!(d.verdict.kind(), VerdictKind::Attributed);
+    }
+
+    #[test]
+    fn require_tls_ip_attribution_and_attr36() {
+        let cfg = cfg();
+        // IP connector without RequireTls: attributed by IP, relay allowed
+        let f = facts("127.0.0.7", false, None);
+        let d = evaluate_rcpt(&cfg, &f, "a@contoso.com", "x@gmail.example");
+        assert_eq!(d.verdict.kind(), VerdictKind::Attributed);
+        assert_eq!(
+            d.verdict,
+            AttributionVerdict::Attributed {
+                tenant: "contoso".into(),
+                connector: "Contoso by IP".into(),
+                by: AttributedBy::Ip
+            }
+        );
+        // a sibling address is not covered
+        let d = evaluate_rcpt(
+            &cfg,
+            &facts("127.0.0.8", false, None),
+            "a@contoso.com",
+            "x@gmail.example",
+        );
+        assert_eq!(d.verdict.kind(), VerdictKind::RelayDenied);
+        // IP connector, but the sender domain is nobody's: ATTR36
+        let d = evaluate_rcpt(&cfg, &f, "a@unaccepted.example", "x@gmail.example");
+        assert_eq!(d.verdict, AttributionVerdict::RelayDeniedAttr36);
+        assert!(d.reject.unwrap().text().contains("ATTR36"));
+        // a RequireTls connector matched by IP in cleartext
+        let mut req = cfg;
+        req.tenants[0].inbound_connectors[1].require_tls = true;
+        let d = evaluate_mail(&req, &f, "a@contoso.com");
+        assert_eq!(d.verdict.kind(), VerdictKind::TlsRequired);
+        assert_eq!(
+            d.reject.unwrap().one_line(),
+            "451 5.7.3 STARTTLS is required to send mail"
+        );
+    }
+
+    #[test]
+    fn inbound_region_partner_and_direct_send() {
+        let cfg = cfg();
+        let f = facts("127.0.0.9", true, None);
+        // anonymous mail into a tenant is accepted
+        let d = evaluate_rcpt(&cfg, &f, "x@gmail.example", "bob@contoso.com");
+        assert_eq!(
+            d.verdict,
+            AttributionVerdict::Unattributed {
+                tenant: Some("contoso".into())
+            }
+        );
+        assert!(d.reject.is_none());
+        // tenant in another region
+        let d = evaluate_rcpt(&cfg, &f, "x@gmail.example", "bob@fabrikam.com");
+        assert_eq!(d.verdict.kind(), VerdictKind::WrongRegion);
+        assert!(
+            d.reject
+                .unwrap()
+                .one_line()
+                .starts_with("451 4.4.62 Mail sent to the wrong Office 365 region. ATTR35.")
+        );
+        // partner restriction
+        let d = evaluate_rcpt(&cfg, &f, "x@woodgrove.com", "bob@tailspin.com");
+        assert_eq!(d.verdict.kind(), VerdictKind::PartnerRestricted);
+        assert!(
+            d.reject
+                .unwrap()
+                .text()
+                .starts_with("5.7.51 TenantInboundAttribution;")
+        );
+        // the partner's certificate satisfies it
+        let c = cert("mail.woodgrove.com", ChainVerdict::Valid);
+        let d = evaluate_rcpt(
+            &cfg,
+            &facts("127.0.0.9", true, Some(&c)),
+            "x@woodgrove.com",
+            "bob@tailspin.com",
+        );
+        assert_eq!(d.verdict.kind(), VerdictKind::Attributed);
+        // ... but a Partner connector cannot relay (and woodgrove.com is nobody's domain: ATTR36)
+        let d = evaluate_rcpt(
+            &cfg,
+            &facts("127.0.0.9", true, Some(&c)),
+            "x@woodgrove.com",
+            "bob@gmail.example",
+        );
+        assert_eq!(d.verdict.kind(), VerdictKind::RelayDeniedAttr36);
+        // direct send
+        let d = evaluate_rcpt(&cfg, &f, "ceo@tailspin.com", "bob@tailspin.com");
+        assert_eq!(d.verdict.kind(), VerdictKind::DirectSendDenied);
+    }
+
+    #[test]
+    fn certificate_name_must_be_an_accepted_domain_by_default() {
+        let mut cfg = cfg();
+        cfg.tenants[0].inbound_connectors[0].tls_sender_certificate_name =
+            Some("mail.contoso.net".into());
+        let c = cert("mail.contoso.net", ChainVerdict::Valid);
+        let f = facts("127.0.0.5", true, Some(&c));
+        let d = evaluate_rcpt(&cfg, &f, "noreply@unaccepted.example", "x@gmail.example");
+        assert_eq!(d.verdict.kind(), VerdictKind::RelayDeniedAttr36);
+        cfg.attribution.certificate_domain_must_be_accepted = false;
+        let d = evaluate_rcpt(&cfg, &f, "noreply@unaccepted.example", "x@gmail.example");
+        assert_eq!(d.verdict.kind(), VerdictKind::Attributed);
+        let _ = SenderDomain("*".into());
+    }
+
+    #[test]
+    fn verdict_serde_forms_are_stable() {
+        let v = AttributionVerdict::Attributed {
+            tenant: "contoso".into(),
+            connector: "Inbound from contoso".into(),
+            by: AttributedBy::Certificate,
+        };
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"verdict":"attributed","tenant":"contoso","connector":"Inbound from contoso","by":"certificate"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&AttributionVerdict::RelayDeniedAttr36).unwrap(),
+            r#"{"verdict":"relay_denied_attr36"}"#
+        );
+        for k in VerdictKind::ALL {
+            assert_eq!(k.as_str().parse::<VerdictKind>().unwrap(), k);
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
+        }
+        assert_eq!(domain_of("<a@Contoso.com>"), Some("Contoso.com"));
+        assert_eq!(domain_of(""), None);
+    }
+}

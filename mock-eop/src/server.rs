@@ -1,0 +1,641 @@
+//! The tokio driver and the embedding API: [`MockEop::builder`] ... [`MockEopBuilder::start`]
+//! gives a [`MockEopHandle`].
+//!
+//! # Contract
+//! - `start()` binds `127.0.0.1:0` unless given a listener ([`MockEopBuilder::listener`]) or told
+//!   to serve in memory only ([`MockEopBuilder::in_memory_only`]).
+//! - The handle gives the address, the lab CA a client should trust
+//!   ([`MockEopHandle::ca_certificate`]), the server chain, snapshots of the records
+//!   ([`MockEopHandle::records`], [`MockEopHandle::messages`]), waits without sleeping
+//!   ([`MockEopHandle::wait_for_sessions`], [`MockEopHandle::wait_for_messages`]) and a draining
+//!   [`MockEopHandle::shutdown`].
+//! - The driver is generic over `AsyncRead + AsyncWrite + Unpin` streams:
+//!   [`MockEopHandle::connect_in_memory`] gives a `DuplexStream` whose session believes the
+//!   client is at `peer` (so IP attribution works in memory), [`MockEopHandle::serve_stream`]
+//!   takes any stream. STARTTLS moves the stream into `TlsStream<S>`.
+//! - All time comes from the [`LabClock`] and tokio timers (idle timeout, stall faults,
+//!   handshake timeout), so the mock runs under `tokio::time::pause()`.
+//! - Session counts include only finished sessions; messages are counted when answered 250.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::clock::LabClock;
+use crate::config::{EopConfig, Invalid};
+use crate::fault::{Fault, FaultBook};
+use crate::record::{MessageRecord, SessionRecord};
+use crate::session::{Action, HandshakeFault, Session, SessionContext};
+use crate::tls::{ClientVerifier, ServerIdentity, TlsError, server_config, tls_facts};
+use crate::x509::CertFacts;
+
+/// Errors starting the mock.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockEopError {
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(Invalid),
+    /// A fault makes no sense.
+    #[error("invalid fault {index}: {message}")]
+    Fault {
+        /// Index in the list.
+        index: usize,
+        /// Why.
+        message: String,
+    },
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Binding or reading the listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Called with each finished session's record (before it is stored).
+pub type SessionHook = Arc<dyn Fn(&SessionRecord) + Send + Sync>;
+
+/// Entry point of the embedding API.
+#[derive(Debug, Clone, Copy)]
+pub struct MockEop;
+
+impl MockEop {
+    /// A builder with an empty configuration (no tenant), no faults, seed 0, the system clock,
+    /// no client-certificate trust roots, and a listener on `127.0.0.1:0`.
+    pub fn builder() -> MockEopBuilder {
+        MockEopBuilder::default()
+    }
+}
+
+/// Configures and starts a mock.
+#[derive(Default)]
+pub struct MockEopBuilder {
+    config: EopConfig,
+    faults: Vec<Fault>,
+    seed: u64,
+    clock: Option<LabClock>,
+    trust_roots: Vec<CertificateDer<'static>>,
+    listener: Option<TcpListener>,
+    in_memory_only: bool,
+    identity: Option<ServerIdentity>,
+    retain: Option<usize>,
+    hook: Option<SessionHook>,
+}
+
+impl std::fmt::Debug for MockEopBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockEopBuilder")
+            .field("tenants", &self.config.tenants.len())
+            .field("faults", &self.faults.len())
+            .field("seed", &self.seed)
+            .field("trust_roots", &self.trust_roots.len())
+            .field("in_memory_only", &self.in_memory_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockEopBuilder {
+    /// The `[eop]` configuration.
+    pub fn config(mut self, config: EopConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Scripted faults.
+    pub fn faults(mut self, faults: Vec<Fault>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Seed for probabilistic faults and ids.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The lab clock (default: [`LabClock::system`] at start).
+    pub fn clock(mut self, clock: LabClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Roots client certificates must chain to (the harness's lab CAs).
+    pub fn trust_roots(mut self, roots: Vec<CertificateDer<'static>>) -> Self {
+        self.trust_roots = roots;
+        self
+    }
+
+    /// Serve on this listener instead of binding `127.0.0.1:0`.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Bind nothing: sessions come only through [`MockEopHandle::connect_in_memory`] and
+    /// [`MockEopHandle::serve_stream`].
+    pub fn in_memory_only(mut self) -> Self {
+        self.in_memory_only = true;
+        self
+    }
+
+    /// Use this certificate and key instead of generating one from the configuration.
+    pub fn server_identity(mut self, identity: ServerIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Keep at most `n` finished sessions (and `n` messages) in memory, dropping the oldest
+    /// (for long-running `serve`; the hook still sees every session). Default: keep all.
+    pub fn retain_sessions(mut self, n: usize) -> Self {
+        self.retain = Some(n);
+        self
+    }
+
+    /// Call `hook` with every finished session's record.
+    pub fn on_session(mut self, hook: impl Fn(&SessionRecord) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Validates, builds TLS, binds, and starts accepting.
+    pub async fn start(self) -> Result<MockEopHandle, MockEopError> {
+        self.config.validate().map_err(MockEopError::Config)?;
+        for (index, f) in self.faults.iter().enumerate() {
+            f.validate()
+                .map_err(|message| MockEopError::Fault { index, message })?;
+        }
+        let clock = self.clock.unwrap_or_else(LabClock::system);
+        let identity = match self.identity {
+            Some(i) => i,
+            None => ServerIdentity::from_spec(&self.config.tls.server_certificate, clock.epoch())?,
+        };
+        let verifier = Arc::new(ClientVerifier::new(
+            &self.trust_roots,
+            self.config.tls.invalid_client_certificate,
+            clock,
+        )?);
+        let tls = server_config(&self.config.tls, &identity, Arc::clone(&verifier))?;
+        let listener = match (self.listener, self.in_memory_only) {
+            (Some(l), _) => Some(l),
+            (None, true) => None,
+            (None, false) => Some(TcpListener::bind(("127.0.0.1", 0)).await?),
+        };
+        let local_addr = match &listener {
+            Some(l) => l.local_addr()?,
+            None => SocketAddr::from(([127, 0, 0, 1], 25)),
+        };
+        let (counts, _) = watch::channel(Counts::default());
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config: Arc::new(self.config),
+            faults: Arc::new(FaultBook::new(self.faults, self.seed)),
+            seed: self.seed,
+            clock,
+            acceptor: TlsAcceptor::from(tls),
+            verifier,
+            identity,
+            next_index: AtomicU64::new(0),
+            store: Mutex::new(Store::default()),
+            counts,
+            shutdown,
+            retain: self.retain,
+            hook: self.hook,
+            local_addr,
+        });
+        let accept = listener.map(|l| tokio::spawn(accept_loop(Arc::clone(&shared), l)));
+        Ok(MockEopHandle { shared, accept })
+    }
+}
+
+/// Live counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Finished sessions.
+    pub sessions: u64,
+    /// Messages answered 250.
+    pub messages: u64,
+    /// Sessions in progress.
+    pub active: u64,
+}
+
+#[derive(Default)]
+struct Store {
+    sessions: VecDeque<SessionRecord>,
+    messages: VecDeque<MessageRecord>,
+}
+
+struct Shared {
+    config: Arc<EopConfig>,
+    faults: Arc<FaultBook>,
+    seed: u64,
+    clock: LabClock,
+    acceptor: TlsAcceptor,
+    verifier: Arc<ClientVerifier>,
+    identity: ServerIdentity,
+    next_index: AtomicU64,
+    store: Mutex<Store>,
+    counts: watch::Sender<Counts>,
+    shutdown: watch::Sender<bool>,
+    retain: Option<usize>,
+    hook: Option<SessionHook>,
+    local_addr: SocketAddr,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish_message(&self, m: MessageRecord) {
+        {
+            let mut s = self.store();
+            s.messages.push_back(m);
+            if let Some(n) = self.retain {
+                while s.messages.len() > n {
+                    s.messages.pop_front();
+                }
+            }
+        }
+        self.counts.send_modify(|c| c.messages += 1);
+    }
+
+    fn finish_session(&self, record: SessionRecord) {
+        tracing::debug!(
+            session = %record.session_id,
+            peer = %record.peer,
+            verdict = record.attribution.as_ref().map(|v| v.kind().as_str()).unwrap_or("none"),
+            close = ?record.close_reason,
+            "session ended"
+        );
+        if let Some(h) = &self.hook {
+            h(&record);
+        }
+        {
+            let mut s = self.store();
+            s.sessions.push_back(record);
+            if let Some(n) = self.retain {
+                while s.sessions.len() > n {
+                    s.sessions.pop_front();
+                }
+            }
+        }
+        self.counts.send_modify(|c| c.sessions += 1);
+    }
+}
+
+/// Decrements the active count when a session task ends, however it ends.
+struct ActiveGuard(Arc<Shared>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0
+            .counts
+            .send_modify(|c| c.active = c.active.saturating_sub(1));
+    }
+}
+
+/// A running mock.
+pub struct MockEopHandle {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MockEopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockEopHandle")
+            .field("local_addr", &self.shared.local_addr)
+            .field("counts", &*self.shared.counts.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockEopHandle {
+    /// The listening address (`127.0.0.1:25` stands in when serving in memory only).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The lab root a client should trust (DER).
+    pub fn ca_certificate(&self) -> &CertificateDer<'static> {
+        &self.shared.identity.trust_anchor
+    }
+
+    /// The lab root as PEM.
+    pub fn ca_pem(&self) -> String {
+        self.shared.identity.trust_anchor_pem()
+    }
+
+    /// The chain the endpoint sends, leaf first.
+    pub fn server_chain(&self) -> &[CertificateDer<'static>] {
+        &self.shared.identity.chain
+    }
+
+    /// The endpoint certificate's facts (subject, SANs, thumbprint...).
+    pub fn server_certificate(&self) -> &CertFacts {
+        &self.shared.identity.leaf
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EopConfig {
+        &self.shared.config
+    }
+
+    /// The lab clock.
+    pub fn clock(&self) -> LabClock {
+        self.shared.clock
+    }
+
+    /// Current counters.
+    pub fn counts(&self) -> Counts {
+        *self.shared.counts.borrow()
+    }
+
+    /// Finished sessions in connection order (by `index`), with message headers parsed.
+    pub fn records(&self) -> Vec<SessionRecord> {
+        let mut out: Vec<SessionRecord> = {
+            let mut s = self.shared.store();
+            for r in s.sessions.iter_mut() {
+                r.ensure_parsed();
+            }
+            s.sessions.iter().cloned().collect()
+        };
+        out.sort_by_key(|r| r.index);
+        out
+    }
+
+    /// Messages answered 250, oldest first, headers parsed.
+    pub fn messages(&self) -> Vec<MessageRecord> {
+        let mut s = self.shared.store();
+        for m in s.messages.iter_mut() {
+            m.ensure_parsed();
+        }
+        s.messages.iter().cloned().collect()
+    }
+
+    /// Waits until at least `n` sessions have finished (no polling; bound it with
+    /// `tokio::time::timeout`).
+    pub async fn wait_for_sessions(&self, n: u64) -> Counts {
+        let mut rx = self.shared.counts.subscribe();
+        let c = rx.wait_for(|c| c.sessions >= n).await.map(|c| *c);
+        c.unwrap_or_else(|_| self.counts())
+    }
+
+    /// Waits until at least `n` messages have been answered 250.
+    pub async fn wait_for_messages(&self, n: u64) -> Counts {
+        let mut rx = self.shared.counts.subscribe();
+        let c = rx.wait_for(|c| c.messages >= n).await.map(|c| *c);
+        c.unwrap_or_else(|_| self.counts())
+    }
+
+    /// A new in-memory connection; the session believes the client is at `peer`.
+    pub fn connect_in_memory(&self, peer: SocketAddr) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        self.serve_stream(server, peer, self.local_addr());
+        client
+    }
+
+    /// Serves one SMTP session on `stream` (any async byte stream).
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr, local: SocketAddr) -> JoinHandle<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        spawn_session(Arc::clone(&self.shared), stream, peer, local)
+    }
+
+    /// Stops accepting, tells open sessions `421 4.3.2 Service not available`, waits for them to
+    /// end, and returns the records.
+    pub async fn shutdown(mut self) -> Vec<SessionRecord> {
+        let _ = self.shared.shutdown.send(true);
+        if let Some(a) = self.accept.take() {
+            let _ = a.await;
+        }
+        let mut rx = self.shared.counts.subscribe();
+        let _ = rx.wait_for(|c| c.active == 0).await;
+        self.records()
+    }
+}
+
+impl Drop for MockEopHandle {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown.send(true);
+    }
+}
+
+/// Resolves once the shutdown flag is set (drops the watch guard before returning).
+async fn signalled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            () = signalled(&mut shutdown) => break,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let local = stream.local_addr().unwrap_or(shared.local_addr);
+                    spawn_session(Arc::clone(&shared), stream, peer, local);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+fn spawn_session<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.counts.send_modify(|c| c.active += 1);
+    let guard = ActiveGuard(Arc::clone(&shared));
+    tokio::spawn(async move {
+        let _guard = guard;
+        run_session(shared, stream, peer, local).await;
+    })
+}
+
+enum Outcome<S> {
+    Done,
+    StartTls(S, Option<HandshakeFault>),
+}
+
+async fn run_session<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, local: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
+    let ctx = SessionContext {
+        config: Arc::clone(&shared.config),
+        faults: Arc::clone(&shared.faults),
+        index,
+        seed: shared.seed,
+        peer,
+        local,
+    };
+    let clock = shared.clock;
+    let mut session = Session::new(ctx, clock.now());
+    let mut shutdown = shared.shutdown.subscribe();
+    if let Outcome::StartTls(mut stream, fault) =
+        drive(&shared, &mut session, stream, &mut shutdown).await
+    {
+        let hs_timeout = shared.config.tls.handshake_timeout.0;
+        match fault {
+            None => {
+                let accept = tokio::time::timeout(hs_timeout, shared.acceptor.accept(stream));
+                let result = tokio::select! {
+                    r = accept => Some(r),
+                    () = signalled(&mut shutdown) => None,
+                };
+                match result {
+                    Some(Ok(Ok(tls))) => {
+                        let facts = tls_facts(tls.get_ref().1, &shared.verifier);
+                        session.handle_tls_established(facts, clock.now());
+                        if let Outcome::StartTls(..) =
+                            drive(&shared, &mut session, tls, &mut shutdown).await
+                        {
+                            session.handle_io_error("STARTTLS inside TLS", clock.now());
+                        }
+                    }
+                    Some(Ok(Err(e))) => session.handle_tls_failed(&e.to_string(), clock.now()),
+                    Some(Err(_)) => session.handle_tls_failed("handshake timed out", clock.now()),
+                    None => session.handle_shutdown(clock.now()),
+                }
+            }
+            Some(f) => {
+                // Read (part of) the ClientHello first, as a real peer would.
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(hs_timeout, stream.read(&mut buf)).await;
+                let what = match f {
+                    HandshakeFault::Drop => {
+                        "fault: connection dropped during the handshake".to_string()
+                    }
+                    HandshakeFault::Garbage(g) => {
+                        let _ = stream.write_all(&g).await;
+                        format!(
+                            "fault: {} bytes of garbage instead of a ServerHello",
+                            g.len()
+                        )
+                    }
+                    HandshakeFault::Alert(a) => {
+                        let _ = stream.write_all(&a.record()).await;
+                        format!("fault: TLS alert {} instead of a ServerHello", a.code())
+                    }
+                };
+                let _ = stream.flush().await;
+                let _ = stream.shutdown().await;
+                session.handle_tls_failed(&what, clock.now());
+            }
+        }
+    }
+    while let Some(a) = session.poll_action() {
+        if let Action::Message(m) = a {
+            shared.publish_message(*m);
+        }
+    }
+    let record = session.finish(clock.now());
+    shared.finish_session(record);
+}
+
+/// Runs the session over `stream` until it closes or asks for TLS.
+async fn drive<S>(
+    shared: &Shared,
+    session: &mut Session,
+    mut stream: S,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Outcome<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let clock = shared.clock;
+    let write_timeout = shared.config.limits.idle_timeout.0;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let mut wrote = false;
+        while let Some(action) = session.poll_action() {
+            match action {
+                Action::Write(bytes) => {
+                    match tokio::time::timeout(write_timeout, stream.write_all(&bytes)).await {
+                        Ok(Ok(())) => wrote = true,
+                        Ok(Err(e)) => session.handle_io_error(&e.to_string(), clock.now()),
+                        Err(_) => session.handle_io_error("write timed out", clock.now()),
+                    }
+                }
+                Action::Stall(until) => {
+                    let at = clock.instant_at(until);
+                    if wrote {
+                        let _ = stream.flush().await;
+                        wrote = false;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        () = signalled(shutdown) => session.handle_shutdown(clock.now()),
+                    }
+                }
+                Action::ArmTimer(t) => deadline = Some(clock.instant_at(t)),
+                Action::StartTls(f) => {
+                    let _ = stream.flush().await;
+                    return Outcome::StartTls(stream, f);
+                }
+                Action::Message(m) => {
+                    if wrote {
+                        let _ = stream.flush().await;
+                        wrote = false;
+                    }
+                    shared.publish_message(*m)
+                }
+                Action::Close => {
+                    let _ = tokio::time::timeout(write_timeout, async {
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
+                    return Outcome::Done;
+                }
+            }
+        }
+        if wrote {
+            let _ = stream.flush().await;
+        }
+        if session.is_closed() {
+            return Outcome::Done;
+        }
+        let timer = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = signalled(shutdown) => session.handle_shutdown(clock.now()),
+            r = stream.read(&mut buf) => match r {
+                Ok(0) => session.handle_eof(clock.now()),
+                Ok(n) => session.handle_input(&buf[..n], clock.now()),
+                Err(e) => session.handle_io_error(&e.to_string(), clock.now()),
+            },
+            () = timer => {
+                deadline = None;
+                session.handle_timeout(clock.now());
+            }
+        }
+    }
+}

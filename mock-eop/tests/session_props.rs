@@ -1,0 +1,233 @@
+//! Property tests of the sans-IO session (no tokio, fixed virtual time):
+//! - arbitrary byte streams never panic and every byte written is a well-formed reply;
+//! - the same input split at any chunk boundaries gives the same record and the same bytes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mock_eop::config::{EopConfig, MockFile};
+use mock_eop::fault::FaultBook;
+use mock_eop::record::{SessionRecord, TlsFacts};
+use mock_eop::session::{Action, Session, SessionContext};
+use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, RngSeed};
+use time::OffsetDateTime;
+
+fn now() -> OffsetDateTime {
+    time::macros::datetime!(2026-05-02 06:30:00 UTC)
+}
+
+fn config(small: bool) -> EopConfig {
+    let mut cfg = MockFile::from_toml(
+        r#"
+[[eop.tenants]]
+name = "contoso"
+accepted_domains = [{ domain = "contoso.com" }]
+[[eop.tenants.inbound_connectors]]
+name = "by ip"
+connector_type = "on_premises"
+sender_ip_addresses = ["127.0.0.5"]
+"#,
+        "p.toml",
+    )
+    .unwrap()
+    .eop;
+    if small {
+        cfg.limits.max_line_length = 64;
+        cfg.limits.max_message_size = 100;
+        cfg.limits.max_recipients = 2;
+        cfg.limits.max_protocol_errors = 50;
+    }
+    cfg
+}
+
+struct Run {
+    wire: Vec<u8>,
+    record: SessionRecord,
+}
+
+/// Feeds `chunks` in order; with `tls`, answers StartTls with a completed handshake.
+fn run(cfg: &Arc<EopConfig>, chunks: &[&[u8]], tls: bool) -> Run {
+    let peer: SocketAddr = "127.0.0.5:40001".parse().unwrap();
+    let ctx = SessionContext {
+        config: Arc::clone(cfg),
+        faults: Arc::new(FaultBook::new(Vec::new(), 1)),
+        index: 0,
+        seed: 1,
+        peer,
+        local: "127.0.0.1:25".parse().unwrap(),
+    };
+    let mut s = Session::new(ctx, now());
+    let mut wire = Vec::new();
+    let mut closed = false;
+    let drain = |s: &mut Session, wire: &mut Vec<u8>, closed: &mut bool| {
+        let mut start_tls = false;
+        while let Some(a) = s.poll_action() {
+            assert!(!*closed, "action after Close: {a:?}");
+            match a {
+                Action::Write(b) => wire.extend_from_slice(&b),
+                Action::Close => *closed = true,
+                Action::StartTls(_) => start_tls = true,
+                Action::Stall(_) | Action::ArmTimer(_) | Action::Message(_) => {}
+            }
+        }
+        start_tls
+    };
+    drain(&mut s, &mut wire, &mut closed);
+    for c in chunks {
+        s.handle_input(c, now());
+        if drain(&mut s, &mut wire, &mut closed) && tls {
+            s.handle_tls_established(
+                TlsFacts {
+                    version: "TLSv1_3".into(),
+                    cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+                    sni: None,
+                    resumed: false,
+                    client_certificate: None,
+                },
+                now(),
+            );
+            drain(&mut s, &mut wire, &mut closed);
+        }
+    }
+    s.handle_eof(now());
+    drain(&mut s, &mut wire, &mut closed);
+    assert!(closed, "the session must close at EOF");
+    Run {
+        wire,
+        record: s.finish(now()),
+    }
+}
+
+/// Every line is `ddd-text` or `ddd text`, CRLF-terminated, multi-line replies keep one code.
+fn assert_well_formed(wire: &[u8]) {
+    assert!(
+        wire.is_empty() || wire.ends_with(b"\r\n"),
+        "unterminated output"
+    );
+    let text = String::from_utf8(wire.to_vec()).expect("replies are UTF-8");
+    let mut open: Option<&str> = None;
+    for line in text.split_terminator("\r\n") {
+        assert!(line.len() >= 4, "short reply line {line:?}");
+        let (code, rest) = line.split_at(3);
+        assert!(
+            code.bytes().all(|b| b.is_ascii_digit()),
+            "bad code in {line:?}"
+        );
+        let n: u16 = code.parse().unwrap();
+        assert!((200..=599).contains(&n), "code out of range in {line:?}");
+        assert!(
+            !rest[1..].contains('\n') && !rest.contains('\r'),
+            "{line:?}"
+        );
+        if let Some(c) = open {
+            assert_eq!(c, code, "multi-line reply changed code");
+        }
+        open = match rest.as_bytes()[0] {
+            b'-' => Some(code),
+            b' ' => None,
+            _ => panic!("bad separator in {line:?}"),
+        };
+    }
+    assert!(open.is_none(), "multi-line reply not finished");
+}
+
+fn smtpish() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just(b"EHLO edge01.contoso.com\r\n".to_vec()),
+        Just(b"HELO x\r\n".to_vec()),
+        Just(b"MAIL FROM:<alice@contoso.com>\r\n".to_vec()),
+        Just(b"MAIL FROM:<> SIZE=99999999999\r\n".to_vec()),
+        Just(b"MAIL FROM:<a@gmail.example> BODY=8BITMIME SMTPUTF8\r\n".to_vec()),
+        Just(b"RCPT TO:<bob@contoso.com>\r\n".to_vec()),
+        Just(b"RCPT TO:<x@gmail.example> NOTIFY=NEVER\r\n".to_vec()),
+        Just(b"DATA\r\n".to_vec()),
+        Just(b"BDAT 5\r\n".to_vec()),
+        Just(b"BDAT 3 LAST\r\n".to_vec()),
+        Just(b"BDAT 0 LAST\r\n".to_vec()),
+        Just(b"Subject: hi\r\n\r\nbody\r\n".to_vec()),
+        Just(b"\r\n.\r\n".to_vec()),
+        Just(b".\r\n".to_vec()),
+        Just(b"..x\r\n".to_vec()),
+        Just(b"\n.\n".to_vec()),
+        Just(b"RSET\r\n".to_vec()),
+        Just(b"NOOP\r\n".to_vec()),
+        Just(b"VRFY bob\r\n".to_vec()),
+        Just(b"STARTTLS\r\n".to_vec()),
+        Just(b"QUIT\r\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(vec![b'A'; 70]),
+        proptest::collection::vec(any::<u8>(), 0..24),
+    ];
+    proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
+}
+
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![proptest::collection::vec(any::<u8>(), 0..2048), smtpish()]
+}
+
+/// Splits `bytes` at the (sorted, deduplicated) cut points.
+fn split<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for c in cuts {
+        out.push(&bytes[at..c]);
+        at = c;
+    }
+    out.push(&bytes[at..]);
+    out
+}
+
+/// Deterministic by default (fixed seed, 384 cases); `PROPTEST_RNG_SEED` / `PROPTEST_CASES` in
+/// the environment explore further.
+fn prop_config() -> ProptestConfig {
+    let base = ProptestConfig::default();
+    ProptestConfig {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            base.cases
+        } else {
+            384
+        },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            base.rng_seed
+        } else {
+            RngSeed::Fixed(0x4859_4252_4944)
+        },
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..base
+    }
+}
+
+proptest! {
+    #![proptest_config(prop_config())]
+
+    #[test]
+    fn never_panics_and_replies_are_well_formed(bytes in input(), small in any::<bool>(), tls in any::<bool>(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let cfg = Arc::new(config(small));
+        let r = run(&cfg, &split(&bytes, &cuts), tls);
+        assert_well_formed(&r.wire);
+        prop_assert!(r.wire.starts_with(b"220 "));
+        prop_assert!(r.record.ended_at.is_some());
+        let replies = r.record.replies().count();
+        let lines = String::from_utf8(r.wire).unwrap().split_terminator("\r\n").filter(|l| l.as_bytes().get(3) == Some(&b' ')).count();
+        prop_assert_eq!(replies, lines, "every reply written is in the record");
+    }
+
+    #[test]
+    fn chunking_does_not_change_the_record(bytes in input(), small in any::<bool>(), cuts in proptest::collection::vec(any::<usize>(), 1..12)) {
+        let cfg = Arc::new(config(small));
+        let whole = run(&cfg, &[&bytes], false);
+        let pieces = run(&cfg, &split(&bytes, &cuts), false);
+        prop_assert_eq!(&whole.wire, &pieces.wire);
+        prop_assert_eq!(&whole.record, &pieces.record);
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        let bytewise = run(&cfg, &singles, false);
+        prop_assert_eq!(&whole.record, &bytewise.record);
+    }
+}
