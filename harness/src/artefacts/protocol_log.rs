@@ -1177,8 +1177,7 @@ pub fn parse_log_reply(text: &str) -> Option<Reply> {
             !cur.is_empty() && is_known_keyword(tok)
         } else {
             is_known_keyword(tok)
-                || (looks_like_keyword(tok)
-                    && !matches!(cur_keyword, Some("AUTH" | "X-EXPS" | "XXXXXXXA")))
+                || (looks_like_keyword(tok) && !matches!(cur_keyword, Some("AUTH" | "X-EXPS")))
         };
         if starts_line {
             lines.push(cur.join(" "));
@@ -1337,5 +1336,74 @@ fn build_session(lines: Vec<RawLine>, files: &mut [LogFileInfo]) -> ParsedSessio
             events,
         },
         sources,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn one_line_certificate_data_splits_from_the_right() {
+        let data = "CN=mail.contoso.com, O=Contoso Ltd, L=Redmond, S=Washington, C=US CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US 0C5A1F0E8B7D6C5B4A39281706F5E4D3 78E1BE82F683EE6D8CB9B9266FC1185AE0890C41 2024-01-01T00:00:00.000Z 2025-01-31T23:59:59.000Z mail.contoso.com;autodiscover.contoso.com";
+        let c = parse_one_line_cert(data).unwrap();
+        assert_eq!(
+            c.subject,
+            "CN=mail.contoso.com, O=Contoso Ltd, L=Redmond, S=Washington, C=US"
+        );
+        assert_eq!(
+            c.issuer,
+            "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US"
+        );
+        assert_eq!(c.serial, "0C5A1F0E8B7D6C5B4A39281706F5E4D3");
+        assert_eq!(c.thumbprint, "78E1BE82F683EE6D8CB9B9266FC1185AE0890C41");
+        assert_eq!(c.not_after, datetime!(2025-01-31 23:59:59 UTC));
+        assert_eq!(
+            c.dns_names,
+            ["mail.contoso.com", "autodiscover.contoso.com"]
+        );
+        assert_eq!(c.common_names, ["mail.contoso.com"]);
+        // No alternate names, en-US dates.
+        let c = parse_one_line_cert("CN=EXCH01 CN=EXCH01 1A2B 78E1BE82F683EE6D8CB9B9266FC1185AE0890C41 1/1/2024 12:00:00 AM 1/1/2029 12:00:00 AM").unwrap();
+        assert!(c.is_self_signed);
+        assert!(c.dns_names.is_empty());
+        assert_eq!(c.not_after, datetime!(2029-01-01 00:00:00 UTC));
+        assert!(parse_one_line_cert("nonsense").is_none());
+        assert!(parse_one_line_cert("").is_none());
+    }
+
+    #[test]
+    fn collapsed_ehlo_replies_split_back_into_keywords() {
+        let r = parse_log_reply("250  AM5EUR02FT017.mail.protection.outlook.com Hello [198.51.100.10] SIZE 157286400 PIPELINING DSN ENHANCEDSTATUSCODES STARTTLS 8BITMIME BINARYMIME CHUNKING SMTPUTF8").unwrap();
+        assert_eq!(r.code, 250);
+        assert_eq!(
+            r.lines[0],
+            "AM5EUR02FT017.mail.protection.outlook.com Hello [198.51.100.10]"
+        );
+        assert_eq!(r.lines[1], "SIZE 157286400");
+        assert!(r.lines.iter().any(|l| l == "STARTTLS"));
+        let r = parse_log_reply("250  mail.contoso.com Hello [40.107.22.55] SIZE 37748736 PIPELINING DSN ENHANCEDSTATUSCODES STARTTLS X-ANONYMOUSTLS AUTH NTLM X-EXPS GSSAPI NTLM 8BITMIME BINARYMIME CHUNKING XRDST XXXXXXXA XFOO").unwrap();
+        assert!(r.lines.contains(&"AUTH NTLM".to_string()));
+        assert!(r.lines.contains(&"X-EXPS GSSAPI NTLM".to_string()));
+        assert_eq!(r.lines.last().unwrap(), "XFOO");
+        assert_eq!(
+            parse_log_reply("421 4.4.1 Connection timed out").unwrap(),
+            Reply::new(421, "4.4.1 Connection timed out")
+        );
+        assert!(parse_log_reply("EHLO x").is_none());
+    }
+
+    #[test]
+    fn headerless_fragment_with_unknown_lines() {
+        let text = "2019-05-02T06:32:13.900Z,Outbound to Office 365,08D6CEB1A2F3C4D5,1,10.0.0.5:27436,104.47.10.36:25,+,,\r\ngarbage\r\n2019-05-02T06:32:13.800Z,Outbound to Office 365,08D6CEB1A2F3C4D5,0,,104.47.10.36:25,*,,attempting to connect\r\n2019-05-02T06:32:14.123Z,Outbound to Office 365,08D6CEB1A2F3C4D5,2,10.0.0.5:27436,104.47.10.36:25,-,,Whatever\r\n";
+        let logs = read_log("frag", text);
+        assert_eq!(logs.files[0].skipped.count, 2);
+        assert_eq!(logs.files[0].kind, Some(LogKind::Send));
+        let s = &logs.sessions[0];
+        assert_eq!(s.session.events[0].event, SessionEvent::AttemptingConnect);
+        assert_eq!(s.session.events[1].event, SessionEvent::Connected);
+        assert_eq!(s.sources[1].first().line, 1);
+        assert_eq!(s.session.local, Some("10.0.0.5:27436".parse().unwrap()));
     }
 }
