@@ -849,13 +849,21 @@ impl FieldIndex {
 
 fn parse_record(raw: &str, idx: &FieldIndex) -> Option<RawLine> {
     let f = crate::artefacts::csv::split_record(raw);
-    if f.len() < idx.required() || f.len() > 9.max(idx.required()) + 2 {
+    if f.len() < idx.required() || f.len() > 9.max(idx.required()) + 8 {
         return None;
     }
     let get = |i: Option<usize>| -> String {
         i.and_then(|i| f.get(i))
             .map(|c| c.to_string())
             .unwrap_or_default()
+    };
+    // An unquoted comma in the data column (a hand-edited or re-exported file) splits it: with
+    // the standard layout, everything between `event` and the last field is the data.
+    let (data, context) = match (idx.data, idx.context) {
+        (Some(d), Some(c)) if c == d + 1 && c + 1 == 9 && f.len() > 9 => {
+            (f[d..f.len() - 1].join(","), f[f.len() - 1].to_string())
+        }
+        _ => (get(idx.data), get(idx.context)),
     };
     let at = crate::artefacts::ps::parse_iso(f[idx.at].trim())?;
     let session = f[idx.session].trim();
@@ -879,8 +887,8 @@ fn parse_record(raw: &str, idx: &FieldIndex) -> Option<RawLine> {
         local: get(idx.local),
         remote: get(idx.remote),
         event,
-        data: get(idx.data),
-        context: get(idx.context),
+        data,
+        context,
     })
 }
 
