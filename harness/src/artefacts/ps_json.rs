@@ -111,7 +111,14 @@ fn value_text(v: &Value) -> Option<String> {
                 .join(", "),
         ),
         Value::Object(map) => {
+            // EnhancedKeyUsageList entries: {"FriendlyName": "Server Authentication", "ObjectId": "1.3.6.1.5.5.7.3.1"}
+            if let (Some(Value::String(f)), Some(Value::String(o))) =
+                (map.get("FriendlyName"), map.get("ObjectId"))
+            {
+                return Some(format!("{f} ({o})"));
+            }
             for k in [
+                "Unicode",
                 "value",
                 "Value",
                 "DisplayName",
