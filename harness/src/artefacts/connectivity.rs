@@ -402,13 +402,20 @@ pub fn read_log(file: &str, text: &str) -> ConnectivityLog {
             }
             continue;
         }
-        let f = csv::split_record(raw);
+        let mut f = csv::split_record(raw);
+        // An unquoted comma in the description (a re-exported file) splits it: with the
+        // standard layout everything after `direction` is the description.
+        if f.len() > 6 && idx == [0, 1, 2, 3, 4, 5] {
+            let rest = f[5..].join(",");
+            f.truncate(5);
+            f.push(std::borrow::Cow::Owned(rest));
+        }
         let get = |k: usize| f.get(idx[k]).map(|c| c.to_string());
         let parsed = (|| {
             let at = parse_iso(get(0)?.trim())?;
             let session = get(1)?.trim().to_string();
             let direction = ConnectivityDirection::from_field(&get(4)?)?;
-            if session.is_empty() || f.len() > 8 {
+            if session.is_empty() {
                 return None;
             }
             Some(ConnectivityEvent {
