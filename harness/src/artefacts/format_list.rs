@@ -14,16 +14,18 @@
 //! - each line is `Name : Value`, names padded to the longest name of that object;
 //! - collections print as `{a, b}`, cut after `$FormatEnumerationLimit` (4) items as `{a, b, c, d...}`;
 //! - a value longer than the line wraps onto continuation lines indented to the value column:
-//!   at word boundaries (the space at the break is dropped), and a word longer than the line is
-//!   cut at the line width. `Out-File` uses 80 columns in Windows PowerShell unless `-Width`, and
-//!   a line holds at most width - 1 characters;
+//!   at word boundaries (the wrapped line keeps the space that followed its last word), and a
+//!   word longer than a whole line is cut character by character, filling the current line
+//!   first. `Out-File` uses 80 columns in Windows PowerShell unless `-Width`, and a line holds at
+//!   most width - 1 characters;
 //! - objects are separated by a blank line; the output starts with two blank lines and ends with
 //!   two.
 //!
-//! The reader joins wrapped values back (with a space, except after a line that is exactly at the
-//! file's widest width and holds a single cut word), starts a new object when a property name
-//! repeats (so blank lines pasted between properties do no harm), and counts lines it cannot place
-//! (prompts, table output, garbage) as skipped.
+//! The reader joins wrapped values back: directly after a line that kept its trailing space (a
+//! word break) or that is exactly as wide as the listing's widest line (a word cut), with one
+//! space otherwise (a word break whose trailing space a copy or an editor trimmed). It starts a
+//! new object when a property name repeats (so blank lines pasted between properties do no harm),
+//! and counts lines it cannot place (prompts, table output, garbage) as skipped.
 
 use super::ps::{PsObject, PsProperty, PsValue};
 use super::text::{Evidence, LineEnding, Skipped, split_lines};
@@ -111,47 +113,52 @@ pub fn render(objects: &[FlRecord], opts: &FlOptions) -> String {
     out
 }
 
-/// Word-wraps `text` into lines of at most `avail` characters (PowerShell's list-view wrapping:
-/// break at spaces, the space at a break is dropped, a word longer than a line is cut into
-/// full-width pieces starting on a line of its own).
+/// Word-wraps `text` into lines of at most `avail` characters, the way PowerShell's list view
+/// does (our reading of `GenerateLinesWithWordWrap`): each word is placed together with the space
+/// that follows it, so a wrapped line keeps that trailing space; a word that cannot fit on a line
+/// of its own with its space is added character by character, filling the current line first.
+/// (If such a word ends exactly at the end of a line, its space starts the next line, so the
+/// reader can still tell the word ended.)
 fn wrap(text: &str, avail: usize) -> Vec<String> {
     if text.chars().count() <= avail {
         return vec![text.to_string()];
     }
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
-    let mut cur_len = 0usize;
-    let mut started = false;
-    for word in text.split(' ') {
-        let wlen = word.chars().count();
-        if started && cur_len + 1 + wlen <= avail {
-            cur.push(' ');
+    let mut left = avail;
+    let words: Vec<&str> = text.split(' ').collect();
+    for (i, word) in words.iter().enumerate() {
+        let delim = if i + 1 < words.len() { " " } else { "" };
+        let need = word.chars().count() + delim.len();
+        if need <= left {
             cur.push_str(word);
-            cur_len += 1 + wlen;
-            continue;
-        }
-        if started {
+            cur.push_str(delim);
+            left -= need;
+        } else if need <= avail {
             lines.push(std::mem::take(&mut cur));
-        }
-        if wlen <= avail {
-            cur = word.to_string();
-            cur_len = wlen;
+            cur.push_str(word);
+            cur.push_str(delim);
+            left = avail - need;
         } else {
-            let chars: Vec<char> = word.chars().collect();
-            let mut chunks = chars.chunks(avail).peekable();
-            while let Some(chunk) = chunks.next() {
-                let s: String = chunk.iter().collect();
-                if chunks.peek().is_some() {
-                    lines.push(s);
-                } else {
-                    cur_len = chunk.len();
-                    cur = s;
+            for c in word.chars() {
+                if left == 0 {
+                    lines.push(std::mem::take(&mut cur));
+                    left = avail;
                 }
+                cur.push(c);
+                left -= 1;
+            }
+            if !delim.is_empty() {
+                if left == 0 {
+                    lines.push(std::mem::take(&mut cur));
+                    left = avail;
+                }
+                cur.push_str(delim);
+                left -= 1;
             }
         }
-        started = true;
     }
-    if started {
+    if !cur.is_empty() {
         lines.push(cur);
     }
     lines
@@ -168,6 +175,8 @@ pub struct FlDocument {
 
 struct PendingProp {
     name: String,
+    /// Byte index of the value on the first line (continuations are indented to it).
+    value_col: usize,
     first_line: usize,
     first_text: String,
     /// (segment text, physical line length)
@@ -184,9 +193,12 @@ struct PendingObj {
 /// Parses `Format-List` text. `file` names the source in evidence.
 pub fn parse(file: &str, text: &str) -> FlDocument {
     let lines: Vec<&str> = split_lines(text).collect();
+    // The listing's line width: the longest property or continuation line (prompts and other
+    // text around the listing do not count).
     let width = lines
         .iter()
-        .map(|l| l.trim_end().chars().count())
+        .filter(|l| l.starts_with([' ', '\t']) || property_line(l.trim_end()).is_some())
+        .map(|l| l.chars().count())
         .max()
         .unwrap_or(0);
     let mut doc = FlDocument::default();
@@ -197,6 +209,16 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
     for (idx, raw) in lines.iter().enumerate() {
         let line_no = idx + 1;
         let line = raw.trim_end();
+        // A line of spaces reaching past the value column is the space between two words whose
+        // first one was cut exactly at the end of a line (see `wrap`), not a blank line.
+        if let Some(p) = prop.as_mut()
+            && line.is_empty()
+            && raw.len() > p.value_col
+            && raw.bytes().all(|b| b == b' ')
+        {
+            p.segments.push((" ".to_string(), raw.chars().count()));
+            continue;
+        }
         if line.trim().is_empty() {
             saw_blank = true;
             if let Some(p) = prop.take() {
@@ -204,7 +226,7 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
             }
             continue;
         }
-        if let Some((name, colon_col, value)) = property_line(line) {
+        if let Some((name, colon_col, value_start)) = property_line(line) {
             if let Some(p) = prop.take() {
                 finish_prop(file, p, width, &mut obj);
             }
@@ -223,11 +245,13 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
             } else if obj.colon_col != Some(colon_col) {
                 obj.consistent = false;
             }
+            let value = raw.get(value_start..).unwrap_or("");
             prop = Some(PendingProp {
                 name: name.to_string(),
+                value_col: value_start,
                 first_line: line_no,
                 first_text: raw.to_string(),
-                segments: vec![(value.to_string(), line.chars().count())],
+                segments: vec![(value.to_string(), raw.chars().count())],
             });
             saw_blank = false;
             continue;
@@ -235,8 +259,14 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
         if raw.starts_with([' ', '\t'])
             && let Some(p) = prop.as_mut()
         {
-            p.segments
-                .push((line.trim_start().to_string(), line.chars().count()));
+            // Continuations are indented to the value column; a space beyond it is content.
+            let indent = p.value_col;
+            let seg = if raw.len() > indent && raw.as_bytes()[..indent].iter().all(|b| *b == b' ') {
+                &raw[indent..]
+            } else {
+                raw.trim_start()
+            };
+            p.segments.push((seg.to_string(), raw.chars().count()));
             saw_blank = false;
             continue;
         }
@@ -260,14 +290,14 @@ fn flush_obj(obj: &mut PendingObj, doc: &mut FlDocument) {
 fn finish_prop(file: &str, p: PendingProp, width: usize, obj: &mut PendingObj) {
     let mut value = String::new();
     for (i, (seg, _)) in p.segments.iter().enumerate() {
-        if i == 0 {
-            value.push_str(seg);
-            continue;
-        }
-        let (prev_seg, prev_len) = &p.segments[i - 1];
-        let hard_cut = *prev_len >= width && !prev_seg.contains(' ');
-        if !hard_cut && !value.is_empty() {
-            value.push(' ');
+        if i > 0 {
+            // A wrapped line that kept its trailing space broke at a word; a full-width line
+            // without one was cut inside a word; anything else is a word break whose trailing
+            // space was trimmed (a console copy, an editor).
+            let prev_len = p.segments[i - 1].1;
+            if !value.ends_with(' ') && !seg.starts_with(' ') && prev_len < width {
+                value.push(' ');
+            }
         }
         value.push_str(seg);
     }
@@ -284,9 +314,10 @@ fn finish_prop(file: &str, p: PendingProp, width: usize, obj: &mut PendingObj) {
     });
 }
 
-/// `Name   : value` → (name, column of the colon, value). Names are identifiers; the colon must
-/// be followed by a space or the end of the line.
-fn property_line(line: &str) -> Option<(&str, usize, &str)> {
+/// `Name   : value` → (name, column of the colon, byte index where the value starts). Names are
+/// identifiers; the colon must follow at least one space and be followed by a space or the end
+/// of the line.
+fn property_line(line: &str) -> Option<(&str, usize, usize)> {
     let b = line.as_bytes();
     let first = *b.first()?;
     if !(first.is_ascii_alphabetic() || first == b'_') {
@@ -300,20 +331,16 @@ fn property_line(line: &str) -> Option<(&str, usize, &str)> {
     while b.get(i) == Some(&b' ') {
         i += 1;
     }
-    if b.get(i) != Some(&b':') {
+    if b.get(i) != Some(&b':') || i == name_end {
         return None;
     }
-    // `Name:value` without a space before the colon is not Format-List.
-    if i == name_end {
-        return None;
-    }
-    let value = match b.get(i + 1) {
-        None => "",
-        Some(b' ') => &line[i + 2..],
+    let value_start = match b.get(i + 1) {
+        None => i + 1,
+        Some(b' ') => i + 2,
         Some(_) => return None,
     };
     // Byte index equals char index here: everything up to the colon is ASCII.
-    Some((&line[..name_end], i, value))
+    Some((&line[..name_end], i, value_start))
 }
 
 #[cfg(test)]
@@ -390,7 +417,35 @@ mod tests {
     #[test]
     fn wrap_cuts_long_words() {
         assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
-        assert_eq!(wrap("ab cd ef", 5), ["ab cd", "ef"]);
-        assert_eq!(wrap("ab cdefgh", 3), ["ab", "cde", "fgh"]);
+        assert_eq!(wrap("ab cd ef", 6), ["ab cd ", "ef"]);
+        assert_eq!(wrap("ab cd ef", 5), ["ab ", "cd ef"]);
+        assert_eq!(wrap("ab cdefgh", 4), ["ab c", "defg", "h"]);
+        assert_eq!(wrap("abcd efgh", 4), ["abcd", " ", "efgh"]);
+        assert_eq!(wrap("abcd ef", 4), ["abcd", " ef"]);
+        for (text, avail) in [
+            ("abcd efgh ij", 4),
+            ("x abcdefgh y", 3),
+            ("aa bb cc dd ee ff", 5),
+        ] {
+            let lines = wrap(text, avail);
+            assert!(
+                lines.iter().all(|l| l.chars().count() <= avail),
+                "{lines:?}"
+            );
+            let obj: FlRecord = vec![("V".to_string(), PsValue::text(text))];
+            let rendered = render(
+                &[obj],
+                &FlOptions {
+                    width: avail + 5,
+                    ..FlOptions::default()
+                },
+            );
+            let doc = parse("w", &rendered);
+            assert_eq!(
+                doc.objects[0].text("V").as_deref(),
+                Some(text),
+                "{rendered:?}"
+            );
+        }
     }
 }
