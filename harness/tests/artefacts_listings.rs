@@ -534,3 +534,69 @@ fn reads_hand_written_queue_message_and_connector_exports() {
         ["contoso.com", "fabrikam.com"]
     );
 }
+
+#[test]
+fn generated_certificates_survive_the_listings_structurally() {
+    use mock_eop::pki::{CertAuthority, CertSpec};
+    let now = datetime!(2019-05-02 06:00:00 UTC);
+    let ca = CertAuthority::root(&CertSpec::authority(DIGICERT.parse().unwrap(), now)).unwrap();
+    let mut spec = CertSpec::leaf("mail.contoso.com", now);
+    spec.subject = SUBJECT.parse().unwrap();
+    spec.dns_names = vec!["mail.contoso.com".into(), "autodiscover.contoso.com".into()];
+    let keyed = ca.issue(&spec).unwrap();
+    let twin = ca.issue(&spec).unwrap();
+    assert_ne!(keyed.facts.thumbprint, twin.facts.thumbprint);
+    let rows = vec![
+        CertListingRow::from_facts(&twin.facts, false),
+        CertListingRow::from_facts(&keyed.facts, true),
+    ];
+    let a = read_one(
+        "store.txt",
+        &utf16(&certs::write_cert_provider_list(
+            &rows,
+            &FlOptions::default(),
+        )),
+    );
+    let got: Vec<(String, String, String, Option<bool>)> = a
+        .certificates
+        .iter()
+        .map(|c| {
+            (
+                c.parsed.row.thumbprint.clone(),
+                c.parsed.row.subject.clone(),
+                c.parsed.row.issuer.clone(),
+                c.parsed.row.has_private_key,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                twin.facts.thumbprint,
+                SUBJECT.to_string(),
+                DIGICERT.to_string(),
+                Some(false)
+            ),
+            (
+                keyed.facts.thumbprint.clone(),
+                SUBJECT.to_string(),
+                DIGICERT.to_string(),
+                Some(true)
+            ),
+        ]
+    );
+    let a = read_one(
+        "gec.txt",
+        certs::write_exchange_certificate_list(&rows, &FlOptions::default()).as_bytes(),
+    );
+    assert_eq!(a.certificates.len(), 1);
+    assert_eq!(
+        a.certificates[0].parsed.row.thumbprint,
+        keyed.facts.thumbprint
+    );
+    assert_eq!(
+        a.certificates[0].parsed.row.x509_identifier(),
+        keyed.facts.x509_identifier()
+    );
+}

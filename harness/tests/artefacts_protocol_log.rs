@@ -283,3 +283,83 @@ fn crlf_lf_and_utf16_give_the_same_sessions() {
         assert_eq!(a, b, "{ending:?} {enc:?}");
     }
 }
+
+#[test]
+fn reads_a_hand_written_receive_log() {
+    let d = text::decode(&input("RECV20190502-1.LOG"));
+    let logs = read_log("RECV20190502-1.LOG", &d.text);
+    assert_golden("read_recv_log.json", &json(&logs));
+    assert_eq!(logs.files[0].kind, Some(LogKind::Receive));
+    assert_eq!(logs.files[0].skipped.count, 0);
+    let s = &logs.sessions[0];
+    assert_eq!(s.kind, Some(LogKind::Receive));
+    assert!(
+        matches!(&s.session.events[3].event, SessionEvent::ReceivedLine { line } if line.starts_with("EHLO "))
+    );
+    let received: Vec<_> = s
+        .events()
+        .filter_map(|(e, src)| match &e.event {
+            SessionEvent::Certificate {
+                role: harness::artefacts::protocol_log::CertRole::Received,
+                cert,
+            } => Some((cert, src)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].0.thumbprint,
+        "A0C1E2F3849566778899AABBCCDDEEFF00112233"
+    );
+    assert!(received[0].1.cert_validity_logged);
+    let v6 = &logs.sessions[1];
+    assert_eq!(v6.session.remote, "[2001:db8::77]:51234".parse().unwrap());
+    assert_eq!(
+        v6.session.events.last().unwrap().event,
+        SessionEvent::Disconnected {
+            reason: harness::exchange::DisconnectReason::Remote("ConnectionReset".into())
+        }
+    );
+}
+
+#[test]
+fn generated_certificates_survive_the_log_structurally() {
+    use mock_eop::pki::{CertAuthority, CertSpec};
+    let now = time::macros::datetime!(2019-05-02 06:00:00 UTC);
+    let ca = CertAuthority::root(&CertSpec::authority(
+        "CN=Lab Issuing CA 1, O=\"Contoso, Ltd\", C=US"
+            .parse()
+            .unwrap(),
+        now,
+    ))
+    .unwrap();
+    let mut spec = CertSpec::leaf("mail.contoso.com", now);
+    spec.subject = SUBJECT.parse().unwrap();
+    spec.dns_names = vec!["mail.contoso.com".into(), "autodiscover.contoso.com".into()];
+    let leaf = ca.issue(&spec).unwrap();
+    let mut session = classic_session();
+    for e in &mut session.events {
+        if let SessionEvent::Certificate { cert, .. } = &mut e.event {
+            *cert = leaf.facts.clone();
+        }
+    }
+    for style in [CertBlockStyle::MultiLine, CertBlockStyle::OneLine] {
+        let text = write_log(
+            &[session.clone()],
+            &LogWriterOptions::send().with_cert_style(style),
+        );
+        let logs = read_log("gen", &text);
+        let cert = logs.sessions[0]
+            .session
+            .events
+            .iter()
+            .find_map(|e| match &e.event {
+                SessionEvent::Certificate { cert, .. } => Some(cert.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(cert, logged_view(&leaf.facts, style), "{style:?}");
+        assert_eq!(cert.issuer, "CN=Lab Issuing CA 1, O=\"Contoso, Ltd\", C=US");
+        assert_eq!(cert.subject, SUBJECT);
+    }
+}
