@@ -226,7 +226,7 @@ fn hybridlab_send_against_postfix_with_starttls() {
     );
     assert!(text.contains("SP_PROT_TLS1_2_CLIENT"), "{text}");
     assert!(text.contains("result: delivered (250 2.0.0 Ok"), "{text}");
-    assert!(out_dir.join("sessions.json").exists());
+    assert!(out_dir.join("Get-Queue.txt").exists());
     let plog = std::fs::read_to_string(&pf.log).unwrap_or_default();
     assert!(plog.contains("TLS connection established from"), "{plog}");
 
