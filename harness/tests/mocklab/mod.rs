@@ -112,6 +112,12 @@ impl MockLab {
         LabResolver::new().with_host(SMART_HOST, self.mock.local_addr())
     }
 
+    /// The smart host resolves to `addr` (in memory the address only shows in the logs and the
+    /// LastError, e.g. an EOP address such as 104.47.10.36:25).
+    pub fn resolver_as(&self, addr: SocketAddr) -> LabResolver {
+        LabResolver::new().with_host(SMART_HOST, addr)
+    }
+
     /// In-memory connections whose sessions believe the client is at `peer`.
     pub fn memory(
         &self,
