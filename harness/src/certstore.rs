@@ -360,7 +360,7 @@ impl StoreEntry {
     /// `Get-ExchangeCertificate` (whose writer keeps only rows with a private key, as the cmdlet)
     /// and `Get-ChildItem Cert:\LocalMachine\My` (every row).
     ///
-    /// The Windows-only values are derived, and some of the derivations are guesses [U]:
+    /// The Windows-only values are derived, and some of the derivations are guesses \[U\]:
     /// - `HasPrivateKey`, `Services`, `FriendlyName` come from the store flags;
     /// - `Status`: `DateInvalid` outside NotBefore..NotAfter, else `Valid` when the chain builds to
     ///   a root of `LocalMachine\Root` (with `LocalMachine\CA`), else `Untrusted`; a self-signed

@@ -456,7 +456,7 @@ impl Transport {
 
     /// `Get-Message` rows in the listing's shape.
     ///
-    /// The lab has no previous hop, so two values are stand-ins [U]: MessageSourceName is what an
+    /// The lab has no previous hop, so two values are stand-ins \[U\]: MessageSourceName is what an
     /// Edge shows for mail from the Mailbox servers (`SMTP:Default internal receive connector
     /// <server>`) or what a Mailbox server shows for mailbox submissions (`FromLocal`), and SourceIP
     /// is `127.0.0.1`. SCL is -1 (authenticated mail).
