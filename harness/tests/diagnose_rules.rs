@@ -79,7 +79,7 @@ impl Session {
     }
 
     /// Banner, EHLO (STARTTLS offered, `Hello [ip]`), STARTTLS, 220.
-    fn to_starttls(&mut self, ip: &str) -> &mut Self {
+    fn through_starttls(&mut self, ip: &str) -> &mut Self {
         self.recv(
             220,
             "AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready",
@@ -275,7 +275,7 @@ fn classic(keyless_first: bool) -> (Bundle, String, String) {
     let mut sessions = Vec::new();
     for k in 0..3u32 {
         let mut s = Session::new(k, T0 + Duration::minutes(10 * i64::from(k)));
-        s.to_starttls("198.51.100.10").sending(&chosen.facts);
+        s.through_starttls("198.51.100.10").sending(&chosen.facts);
         if keyless_first {
             s.ev(SessionEvent::TlsFailed {
                 status: SecurityStatus::NoCredentials,
@@ -411,7 +411,7 @@ fn self_signed() -> CertFacts {
 #[test]
 fn a_self_signed_certificate_to_a_certificate_attributed_tenant_is_no_client_certificate() {
     let mut s = Session::new(1, T0);
-    s.to_starttls("198.51.100.10")
+    s.through_starttls("198.51.100.10")
         .sending(&self_signed())
         .tls_ok(&eop_cert())
         .mail((550, "5.7.64 TenantAttribution; Relay Access Denied [AM4PEPF00027A6C.eop-EUR04.prod.protection.outlook.com]"));
@@ -444,7 +444,7 @@ fn a_certificate_without_the_expected_name_is_an_inbound_connector_mismatch() {
     let store = CertStore::build(&fixtures::classic_twins(false), T0).unwrap();
     let keyed = store.entry("keyed").unwrap();
     let mut s = Session::new(1, T0);
-    s.to_starttls("198.51.100.10")
+    s.through_starttls("198.51.100.10")
         .sending(&keyed.facts)
         .tls_ok(&eop_cert())
         .mail((550, "5.7.64 TenantAttribution; Relay Access Denied [AM4PEPF00027A6C.eop-EUR04.prod.protection.outlook.com]"));
@@ -487,7 +487,7 @@ fn a_wrong_tls_domain_is_a_remote_name_mismatch_not_an_untrusted_chain() {
     let store = CertStore::build(&fixtures::classic_twins(false), T0).unwrap();
     let keyed = store.entry("keyed").unwrap();
     let mut s = Session::new(1, T0);
-    s.to_starttls("198.51.100.10")
+    s.through_starttls("198.51.100.10")
         .sending(&keyed.facts)
         .tls_ok(&eop_cert())
         .ev(SessionEvent::Info {
@@ -529,7 +529,7 @@ fn an_expired_certificate_in_a_one_line_block_is_cert_expired() {
     cert.issuer = "CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US".into();
     cert.not_after = T0 - Duration::days(3);
     let mut s = Session::new(1, T0);
-    s.to_starttls("198.51.100.10")
+    s.through_starttls("198.51.100.10")
         .sending(&cert)
         .tls_ok(&eop_cert())
         .mail((250, "2.1.5 Recipient OK"));
@@ -593,7 +593,7 @@ fn a_tls_failure_explains_the_timeout_wording_and_a_silent_session_does_not_hide
     let store = CertStore::build(&fixtures::classic_twins(true), T0).unwrap();
     let keyed = store.entry("keyed").unwrap();
     let mut s = Session::new(20, T0 + Duration::hours(3));
-    s.to_starttls("198.51.100.10")
+    s.through_starttls("198.51.100.10")
         .sending(&keyed.facts)
         .tls_ok(&eop_cert())
         .send("EHLO mail.contoso.com")
