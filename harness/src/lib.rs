@@ -14,6 +14,8 @@
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 //! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
 //! - [`transport`]: the delivery queue, retries on the virtual clock, DSN/NDR, the LastError wrapper.
+//! - [`diagnose`]: artefacts to ranked findings (correlated model, one rule per finding id of
+//!   docs/findings.md, root cause first), rendered for an admin or as JSON.
 //!
 //! # The classic case in a few lines
 //! A key-less twin enumerated first, the HCW connector pinned to the certificate's issuer and
@@ -42,6 +44,7 @@
 pub mod artefacts;
 pub mod certstore;
 pub mod connector;
+pub mod diagnose;
 pub mod exchange;
 pub mod message;
 pub mod resolver;

@@ -1,0 +1,207 @@
+//! The finding catalogue (docs/findings.md): every id with its severity, rank and title.
+//!
+//! Ids are a contract: their spelling never changes once released. The rank is the
+//! "root cause first" order of docs/findings.md (errors 1..=20, then the warnings in their listed
+//! order); findings are sorted by severity, then rank, then the time of their newest evidence.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Mail fails because of it.
+    Error,
+    /// Mail flows, but the configuration is fragile or about to break.
+    Warning,
+    /// Worth knowing.
+    Info,
+}
+
+impl Severity {
+    /// `error`, `warning`, `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! findings {
+    ($($(#[$m:meta])* $variant:ident => $id:literal, $sev:ident, $rank:literal, $title:literal;)+) => {
+        /// A finding id of docs/findings.md.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum FindingId {
+            $($(#[$m])* #[serde(rename = $id)] $variant,)+
+        }
+
+        impl FindingId {
+            /// Every id, in catalogue order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The kebab-case id (`cert-keyless-duplicate`).
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $id),+ }
+            }
+
+            /// Its severity.
+            pub fn severity(self) -> Severity {
+                match self { $(Self::$variant => Severity::$sev),+ }
+            }
+
+            /// Its rank within its severity (1 = reported first).
+            pub fn rank(self) -> u8 {
+                match self { $(Self::$variant => $rank),+ }
+            }
+
+            /// The one-line title.
+            pub fn title(self) -> &'static str {
+                match self { $(Self::$variant => $title),+ }
+            }
+        }
+    };
+}
+
+findings! {
+    /// FM-06: the connector's certificate has expired.
+    CertExpired => "cert-expired", Error, 1,
+        "The connector's certificate has expired";
+    /// FM-04: TlsCertificateName resolves to nothing.
+    TlsCertNameNotFound => "tls-cert-name-not-found", Error, 2,
+        "TlsCertificateName matches no certificate in the store";
+    /// FM-01: the classic case, a key-less twin is chosen.
+    CertKeylessDuplicate => "cert-keyless-duplicate", Error, 3,
+        "The transport presents a copy of the hybrid certificate that has no private key";
+    /// FM-02: the only matching certificate has no key.
+    CertMissingPrivateKey => "cert-missing-private-key", Error, 4,
+        "The only certificate matching TlsCertificateName has no private key";
+    /// FM-03: UnknownCredentials.
+    CertKeyInaccessible => "cert-key-inaccessible", Error, 5,
+        "The certificate has a private key but the transport cannot read it (UnknownCredentials)";
+    /// FM-15/16: no common protocol or cipher.
+    TlsVersionMismatch => "tls-version-mismatch", Error, 6,
+        "No TLS version or cipher in common with EOP";
+    /// FM-11: EOP's chain is not trusted.
+    RemoteCertUntrusted => "remote-cert-untrusted", Error, 7,
+        "The server does not trust the chain of EOP's certificate";
+    /// FM-35/14: DomainValidation name check fails.
+    RemoteCertNameMismatch => "remote-cert-name-mismatch", Error, 8,
+        "DomainValidation fails: EOP's certificate does not match TlsDomain";
+    /// FM-17: STARTTLS removed on the path.
+    StarttlsStripped => "starttls-stripped", Error, 9,
+        "A firewall removes STARTTLS from EOP's EHLO reply";
+    /// FM-21: EOP refuses a cleartext session.
+    TlsRequiredCleartext => "tls-required-cleartext", Error, 10,
+        "EOP requires TLS but the session is in clear text";
+    /// FM-07: certificate names vs TlsSenderCertificateName.
+    InboundConnectorCertMismatch => "inbound-connector-cert-mismatch", Error, 11,
+        "The certificate's names do not match the Exchange Online connector's TlsSenderCertificateName";
+    /// FM-08: no or a self-signed client certificate.
+    NoClientCertificate => "no-client-certificate", Error, 12,
+        "No certificate, or a self-signed one, is presented to EOP";
+    /// FM-30: 550 5.7.51.
+    PartnerConnectorRestriction => "partner-connector-restriction", Error, 13,
+        "A Partner connector's restriction catches the on-premises mail (5.7.51)";
+    /// FM-23/24: 550 5.7.64.
+    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 14,
+        "EOP does not recognise the server and refuses to relay (5.7.64)";
+    /// FM-22: 451 4.4.62 ATTR35.
+    WrongRegionEndpoint => "wrong-region-endpoint", Error, 15,
+        "Mail is sent to an EOP endpoint in the wrong region (ATTR35)";
+    /// FM-29: EOP reputation verdicts.
+    EopThrottled => "eop-throttled", Error, 16,
+        "EOP throttles or blocks the sending IP";
+    /// FM-25: DNS failure.
+    DnsResolutionFailed => "dns-resolution-failed", Error, 17,
+        "The next hop cannot be resolved in DNS";
+    /// FM-19: no TCP connection.
+    ConnectFailed => "connect-failed", Error, 18,
+        "The server cannot open a TCP connection to EOP";
+    /// FM-27: a size limit.
+    MessageTooLarge => "message-too-large", Error, 19,
+        "A message exceeds a size limit on the path";
+    /// FM-20: a real timeout.
+    ConnectionTimeout => "connection-timeout", Error, 20,
+        "A real timeout: the session went silent, no TLS failure";
+    /// FM-01/02 rule R2: the presented certificate is invisible to Get-ExchangeCertificate.
+    CertInvisibleToEms => "cert-invisible-to-ems", Warning, 1,
+        "The certificate the transport presents is not listed by Get-ExchangeCertificate";
+    /// TlsCertificateName syntax.
+    LintTlsCertificateNameSyntax => "lint-tls-certificate-name-syntax", Warning, 2,
+        "TlsCertificateName is not of the form <I>issuer<S>subject";
+    /// FM-06 early warning.
+    CertExpiringSoon => "cert-expiring-soon", Warning, 3,
+        "A certificate the transport uses expires within 30 days";
+    /// FM-01 latent, FM-34.
+    LintTlsCertificateNameAmbiguous => "lint-tls-certificate-name-ambiguous", Warning, 4,
+        "TlsCertificateName matches several valid certificates";
+    /// FM-35 latent.
+    LintDomainValidationWithoutTlsDomain => "lint-domainvalidation-without-tlsdomain", Warning, 5,
+        "DomainValidation without a TlsDomain";
+    /// FM-21 latent.
+    LintHybridConnectorWithoutRequireTls => "lint-hybrid-connector-without-requiretls", Warning, 6,
+        "A hybrid connector does not require TLS";
+    /// DNSRoutingEnabled with smart hosts.
+    LintDnsRoutingWithSmarthosts => "lint-dns-routing-with-smarthosts", Warning, 7,
+        "DNS routing enabled while smart hosts are set";
+    /// FM-22 latent.
+    LintSmarthostNotTenantMx => "lint-smarthost-not-tenant-mx", Warning, 8,
+        "A hybrid connector's smart host is not a tenant MX host";
+}
+
+impl fmt::Display for FindingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An id that is not in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown finding id {0:?}")]
+pub struct UnknownFindingId(pub String);
+
+impl FromStr for FindingId {
+    type Err = UnknownFindingId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|id| id.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| UnknownFindingId(t.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_ranks_are_unique_per_severity() {
+        for id in FindingId::ALL {
+            assert_eq!(id.as_str().parse::<FindingId>(), Ok(*id));
+            assert_eq!(
+                serde_json::to_string(id).unwrap(),
+                format!("\"{}\"", id.as_str())
+            );
+            let same = FindingId::ALL
+                .iter()
+                .filter(|o| o.severity() == id.severity() && o.rank() == id.rank())
+                .count();
+            assert_eq!(same, 1, "{id}");
+        }
+        assert!("nope".parse::<FindingId>().is_err());
+        assert_eq!(FindingId::ALL.len(), 28);
+    }
+}
