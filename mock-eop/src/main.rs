@@ -158,14 +158,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         let handle = builder.start().await?;
         let addr = handle.local_addr();
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "mock-eop listening on {addr}")?;
+        let mut lines = vec![format!("mock-eop listening on {addr}")];
         if let Some(cert) = &args.cert {
-            writeln!(
-                out,
+            lines.push(format!(
                 "lab CA: none (serving {}; clients trust its issuer)",
                 cert.display()
-            )?;
+            ));
         } else {
             let ca_path = args.ca_out.clone().unwrap_or_else(|| {
                 std::env::temp_dir()
@@ -177,24 +175,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             std::fs::write(&ca_path, handle.ca_pem())
                 .with_context(|| format!("{}: cannot write", ca_path.display()))?;
-            writeln!(out, "lab CA: {}", ca_path.display())?;
+            lines.push(format!("lab CA: {}", ca_path.display()));
         }
-        writeln!(
-            out,
+        lines.push(format!(
             "server certificate: {} (thumbprint {})",
             handle.server_certificate().subject,
             handle.server_certificate().thumbprint
-        )?;
+        ));
         if let Some(p) = &args.records {
-            writeln!(out, "records: {}", p.display())?;
+            lines.push(format!("records: {}", p.display()));
         }
-        out.flush()?;
-        drop(out);
+        announce(&lines);
         // Serve until the process is killed.
         std::future::pending::<()>().await;
         drop(handle);
         anyhow::Ok(())
     })
+}
+
+/// Prints the start-up lines on stdout. A reader that has gone away (a closed pipe: a test that read
+/// the address and stopped reading, `mock-eop serve | head -1`) must not stop the server, so write
+/// errors are logged, not returned.
+fn announce(lines: &[String]) {
+    let mut out = std::io::stdout().lock();
+    let result = lines
+        .iter()
+        .try_for_each(|l| writeln!(out, "{l}"))
+        .and_then(|()| out.flush());
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot write the start-up lines to stdout; serving anyway");
+    }
 }
 
 /// One line per session on stderr: peer, TLS, client certificate, verdict, messages, close.
