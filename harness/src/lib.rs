@@ -11,6 +11,9 @@
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 //! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
 //! - [`transport`]: the delivery queue, retries on the virtual clock, DSN/NDR, the LastError wrapper.
+//! - [`scenario`]: scenario files (model, loader with file/line/column errors and `extend`), the
+//!   replay runner (paused virtual clock or real loopback sockets) and the expectation checks.
+//! - [`report`]: verdict table, JSON, JUnit XML, the narrated replay and the SVG sequence diagram.
 //!
 //! # The classic case in a few lines
 //! A key-less twin enumerated first, the HCW connector pinned to the certificate's issuer and
@@ -41,7 +44,9 @@ pub mod certstore;
 pub mod connector;
 pub mod exchange;
 pub mod message;
+pub mod report;
 pub mod resolver;
+pub mod scenario;
 pub mod selection;
 pub mod sender;
 pub mod transport;
