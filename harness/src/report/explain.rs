@@ -144,39 +144,55 @@ pub enum Step {
 /// pulls the sender's events up to the matching `>` or `<` line, and the mock's notes land where
 /// they happened in its own sequence.
 pub fn interleave(s: &SessionReport, m: Option<&SessionRecord>) -> Vec<Step> {
-    let mut out = Vec::new();
     let events = &s.log.events;
+    let mut out = Vec::new();
     let mut i = 0;
-    let mut emit_until = |pred: &dyn Fn(&SessionEvent) -> bool, out: &mut Vec<Step>| {
-        while i < events.len() {
-            let e = &events[i];
-            i += 1;
-            out.push(Step::Sender {
-                at: e.at,
-                event: Box::new(e.event.clone()),
-            });
-            if pred(&e.event) {
-                break;
-            }
-        }
+    let push = |out: &mut Vec<Step>, i: usize| {
+        out.push(Step::Sender {
+            at: events[i].at,
+            event: Box::new(events[i].event.clone()),
+        })
     };
-    if let Some(m) = m {
-        for entry in &m.transcript {
-            match entry {
-                TranscriptEntry::Command { .. } => {
-                    emit_until(&|e| matches!(e, SessionEvent::Sent { .. }), &mut out)
+    for entry in m.map(|m| m.transcript.as_slice()).unwrap_or(&[]) {
+        match entry {
+            TranscriptEntry::Command { .. } | TranscriptEntry::Reply { .. } => {
+                let want_sent = matches!(entry, TranscriptEntry::Command { .. });
+                while i < events.len() {
+                    push(&mut out, i);
+                    i += 1;
+                    let hit = match events[i - 1].event {
+                        SessionEvent::Sent { .. } => want_sent,
+                        SessionEvent::Received { .. } => !want_sent,
+                        _ => false,
+                    };
+                    if hit {
+                        break;
+                    }
                 }
-                TranscriptEntry::Reply { .. } => {
-                    emit_until(&|e| matches!(e, SessionEvent::Received { .. }), &mut out)
+            }
+            TranscriptEntry::Info { at, text } => {
+                // the sender's own (local) events up to that time come first
+                while i < events.len()
+                    && events[i].at <= *at
+                    && !matches!(
+                        events[i].event,
+                        SessionEvent::Sent { .. } | SessionEvent::Received { .. }
+                    )
+                {
+                    push(&mut out, i);
+                    i += 1;
                 }
-                TranscriptEntry::Info { at, text } => out.push(Step::Mock {
+                out.push(Step::Mock {
                     at: *at,
                     text: text.clone(),
-                }),
+                });
             }
         }
     }
-    emit_until(&|_| false, &mut out);
+    while i < events.len() {
+        push(&mut out, i);
+        i += 1;
+    }
     out
 }
 
