@@ -3,7 +3,8 @@
 //!
 //! How `extend` works: each file of the chain is parsed on its own into a spanned tree; the spans
 //! are shifted so that they index one virtual text made of all the files one after the other; the
-//! trees are merged (base first: tables merge key by key, arrays and scalars replace); serde reads
+//! trees are merged (base first: tables merge key by key, arrays and scalars replace, an empty
+//! string removes the key the base set); serde reads
 //! the merged tree. A span in any error therefore maps back to exactly one file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -289,9 +290,14 @@ fn shift_value(v: Spanned<DeValue<'_>>, off: usize) -> Spanned<DeValue<'_>> {
     Spanned::new(s.start + off..s.end + off, inner)
 }
 
-/// Tables merge key by key; anything else replaces.
+/// Tables merge key by key; anything else replaces; an empty string removes what the base set
+/// (`tls_auth_level = ""` unsets an inherited TlsAuthLevel).
 fn merge_tables<'a>(base: &mut DeTable<'a>, overlay: DeTable<'a>) {
     for (k, v) in overlay {
+        if matches!(v.get_ref(), DeValue::String(s) if s.is_empty()) && base.contains_key(&k) {
+            base.remove(&k);
+            continue;
+        }
         let both_tables = matches!(v.get_ref(), DeValue::Table(_))
             && matches!(base.get(&k).map(|b| b.get_ref()), Some(DeValue::Table(_)));
         if both_tables && let Some(mut existing) = base.remove(&k) {
