@@ -65,18 +65,61 @@ fn whole_catalogue(files: &[PathBuf]) -> Result<(), Failed> {
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} of {} not reproduced:\n{}", bad.len(), results.len(), bad.join("\n")).into())
+        Err(format!(
+            "{} of {} not reproduced:\n{}",
+            bad.len(),
+            results.len(),
+            bad.join("\n")
+        )
+        .into())
     }
+}
+
+fn over_tcp(files: &[PathBuf]) -> Result<(), Failed> {
+    let results = run_parallel(files, default_threads(), |_, p| {
+        run_file(p, Some(harness::scenario::TransportKind::Tcp))
+    });
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|r| !matches!(r.outcome, Outcome::Reproduced | Outcome::Skipped))
+        .map(describe)
+        .collect();
+    let ran = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Reproduced)
+        .count();
+    if !bad.is_empty() {
+        return Err(format!("over tcp:\n{}", bad.join("\n")).into());
+    }
+    if ran * 2 < results.len() {
+        return Err(format!("only {ran} of {} scenarios ran over tcp", results.len()).into());
+    }
+    Ok(())
 }
 
 fn coverage(files: &[PathBuf]) -> Result<(), Failed> {
     if files.len() < 30 {
-        return Err(format!("only {} scenario files; the catalogue needs 30", files.len()).into());
+        return Err(format!(
+            "only {} scenario files; the catalogue needs 30",
+            files.len()
+        )
+        .into());
     }
-    for topic in ["certificates", "tls", "attribution", "network", "queue", "baseline"] {
+    for topic in [
+        "certificates",
+        "tls",
+        "attribution",
+        "network",
+        "queue",
+        "baseline",
+    ] {
         let n = files
             .iter()
-            .filter(|f| f.parent().and_then(|p| p.file_name()).is_some_and(|n| n == topic))
+            .filter(|f| {
+                f.parent()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|n| n == topic)
+            })
             .count();
         if n == 0 {
             return Err(format!("no scenario in scenarios/{topic}/").into());
@@ -86,7 +129,11 @@ fn coverage(files: &[PathBuf]) -> Result<(), Failed> {
     for f in files {
         let s = load(f).map_err(|e| e.to_string())?;
         if s.scenario.description.trim().is_empty() || s.scenario.title.trim().is_empty() {
-            return Err(format!("{}: title and description are required in the catalogue", f.display()).into());
+            return Err(format!(
+                "{}: title and description are required in the catalogue",
+                f.display()
+            )
+            .into());
         }
         if !ids.insert(s.scenario.id.clone()) {
             return Err(format!("duplicate scenario id {}", s.scenario.id).into());
@@ -158,7 +205,11 @@ fn expect_error(
     let e = load_err(name)?;
     let text = e.to_string();
     if !e.file.ends_with(file) {
-        return Err(format!("{name}: error in {}, expected {file}: {text}", e.file.display()).into());
+        return Err(format!(
+            "{name}: error in {}, expected {file}: {text}",
+            e.file.display()
+        )
+        .into());
     }
     if e.line != Some(line) {
         return Err(format!("{name}: line {:?}, expected {line}: {text}", e.line).into());
@@ -193,35 +244,49 @@ fn main() {
         })
         .collect();
     let all = files.clone();
-    trials.push(Trial::test("catalogue::whole_catalogue_is_reproduced", move || {
-        whole_catalogue(&all)
-    }));
+    trials.push(Trial::test(
+        "catalogue::whole_catalogue_is_reproduced",
+        move || whole_catalogue(&all),
+    ));
+    let all = files.clone();
+    trials.push(Trial::test(
+        "catalogue::reproduced_over_loopback_tcp",
+        move || over_tcp(&all),
+    ));
     let all = files.clone();
     trials.push(Trial::test("catalogue::covers_the_topics", move || {
         coverage(&all)
     }));
-    let all = files.clone();
-    trials.push(Trial::test("catalogue::same_seed_same_results", move || {
-        deterministic(&all)
-    }));
+    let all = files;
+    trials.push(Trial::test(
+        "catalogue::same_seed_same_results",
+        move || deterministic(&all),
+    ));
     trials.push(Trial::test("errors::typo_points_at_the_line", || {
         expect_error(
             "typo-key.toml",
             "typo-key.toml",
             8,
             Some(1),
-            &["unknown field `requre_tls`", "expected one of", "require_tls"],
+            &[
+                "unknown field `requre_tls`",
+                "expected one of",
+                "require_tls",
+            ],
         )
     }));
-    trials.push(Trial::test("errors::typo_in_a_base_points_at_the_base", || {
-        expect_error(
-            "extends-typo.toml",
-            "base-with-typo.toml",
-            6,
-            Some(1),
-            &["unknown field `requiretls`"],
-        )
-    }));
+    trials.push(Trial::test(
+        "errors::typo_in_a_base_points_at_the_base",
+        || {
+            expect_error(
+                "extends-typo.toml",
+                "base-with-typo.toml",
+                6,
+                Some(1),
+                &["unknown field `requiretls`"],
+            )
+        },
+    ));
     trials.push(Trial::test("errors::unknown_certificate_name", || {
         expect_error(
             "unknown-cert.toml",
@@ -231,15 +296,18 @@ fn main() {
             &["no certificate named \"goood\"", "\"good\""],
         )
     }));
-    trials.push(Trial::test("errors::source_address_outside_loopback", || {
-        expect_error(
-            "bad-source.toml",
-            "bad-source.toml",
-            4,
-            Some(1),
-            &["10.0.0.5", "127.0.0.0/8"],
-        )
-    }));
+    trials.push(Trial::test(
+        "errors::source_address_outside_loopback",
+        || {
+            expect_error(
+                "bad-source.toml",
+                "bad-source.toml",
+                4,
+                Some(1),
+                &["10.0.0.5", "127.0.0.0/8"],
+            )
+        },
+    ));
     trials.push(Trial::test("errors::toml_syntax", || {
         expect_error("syntax.toml", "syntax.toml", 2, None, &[])
     }));

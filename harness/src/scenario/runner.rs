@@ -512,15 +512,18 @@ async fn drive<D: Deliver>(
                     )));
                 }
                 let reached_mock = target.unreachable.is_none();
+                let before = mock.counts().sessions;
                 let cfg = transport.session_config(target, &domain);
                 let fallback = cfg.skip_starttls;
                 let report = deliver.deliver(cfg, due, clock).await;
                 transport.on_session(report, fallback, clock.now());
                 if kind == TransportKind::Tcp && reached_mock {
                     // let the mock finish its record before time jumps
-                    let n = mock.counts().sessions + 1;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), mock.wait_for_sessions(n))
-                        .await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        mock.wait_for_sessions(before + 1),
+                    )
+                    .await;
                 }
             }
         }
