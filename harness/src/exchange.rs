@@ -189,6 +189,8 @@ token_enum! {
 token_enum! {
     /// `Get-Queue` Status.
     QueueStatus {
+        /// No status (shown for some special queues).
+        None => "None",
         /// Delivering now.
         Active => "Active",
         /// Connecting.
@@ -219,6 +221,24 @@ token_enum! {
         Unreachable => "Unreachable",
         /// Unknown.
         Undefined => "Undefined",
+        /// Shadow redundancy queue.
+        ShadowRedundancy => "ShadowRedundancy",
+        /// Mailbox server to a DAG.
+        SmtpRelayToDag => "SmtpRelayToDag",
+        /// Mailbox server to a mailbox delivery group.
+        SmtpRelayToMailboxDeliveryGroup => "SmtpRelayToMailboxDeliveryGroup",
+        /// To the source servers of a connector.
+        SmtpRelayToConnectorSourceServers => "SmtpRelayToConnectorSourceServers",
+        /// To specific servers.
+        SmtpRelayToServers => "SmtpRelayToServers",
+        /// Within the AD site.
+        SmtpRelayWithinAdSite => "SmtpRelayWithinAdSite",
+        /// Delivery agent connector.
+        DeliveryAgent => "DeliveryAgent",
+        /// Foreign connector.
+        NonSmtpGatewayDelivery => "NonSmtpGatewayDelivery",
+        /// Mailbox transport delivery.
+        MapiDelivery => "MapiDelivery",
     }
 }
 

@@ -72,12 +72,14 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that parses but is inconsistent with the rest (duplicate names, no TLS version...).
-    #[error("{file}{}: {path}: {message}", line_suffix(.line))]
+    #[error("{file}{}: {path}: {message}", line_suffix(.line, .column))]
     Invalid {
         /// The file (or origin label).
         file: String,
         /// Best-effort 1-based line of the key, when it could be located.
         line: Option<usize>,
+        /// Best-effort 1-based column of the key, with `line`.
+        column: Option<usize>,
         /// Dotted path of the offending key, e.g. `tenants[0].inbound_connectors[1].name`.
         path: String,
         /// What is wrong.
@@ -100,10 +102,11 @@ fn field_prefix(field: &Option<String>) -> String {
     }
 }
 
-fn line_suffix(line: &Option<usize>) -> String {
-    match line {
-        Some(l) => format!(":{l}"),
-        None => String::new(),
+fn line_suffix(line: &Option<usize>, column: &Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
     }
 }
 
@@ -153,17 +156,18 @@ fn backticked(message: &str) -> Option<String> {
     Some(message[start..start + len].to_string())
 }
 
-/// Best-effort line of the last segment of a dotted path (`tls.tls13` -> the `tls13 =` line).
-fn locate(src: &str, path: &str) -> Option<usize> {
+/// Best-effort line and column of the last segment of a dotted path (`tls.tls13` -> the
+/// `tls13 =` line).
+fn locate(src: &str, path: &str) -> Option<(usize, usize)> {
     let last = path.rsplit('.').next()?;
     let key = last.split('[').next()?;
-    src.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            l.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|i| i + 1)
+    src.lines().enumerate().find_map(|(i, l)| {
+        let trimmed = l.trim_start();
+        let found = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        found.then(|| (i + 1, l.chars().count() - trimmed.chars().count() + 1))
+    })
 }
 
 /// The file `mock-eop serve --config` reads: the `[eop]` tables and the `[[faults]]` of a scenario.
@@ -187,9 +191,16 @@ impl MockFile {
         for (i, f) in parsed.faults.iter().enumerate() {
             f.validate().map_err(|message| {
                 let path = format!("faults[{i}]");
+                let line = src
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.trim_start().starts_with("[[faults]]"))
+                    .nth(i)
+                    .map(|(n, _)| n + 1);
                 ConfigError::Invalid {
                     file: file.to_string(),
-                    line: None,
+                    line,
+                    column: line.map(|_| 1),
                     path,
                     message,
                 }
@@ -230,9 +241,11 @@ impl Invalid {
     /// (`"eop."` when the config sits under `[eop]`).
     pub fn into_error(self, src: &str, file: &str, prefix: &str) -> ConfigError {
         let path = format!("{prefix}{}", self.path);
+        let at = locate(src, &path);
         ConfigError::Invalid {
             file: file.to_string(),
-            line: locate(src, &path),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
             path,
             message: self.message,
         }
@@ -1300,7 +1313,7 @@ require_tls = true
             .to_string();
         assert_eq!(
             err,
-            "v.toml:3: eop.tls.tls13: at least one of tls12 and tls13 must be enabled"
+            "v.toml:3:1: eop.tls.tls13: at least one of tls12 and tls13 must be enabled"
         );
 
         let err = MockFile::from_toml(

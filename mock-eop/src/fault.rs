@@ -411,7 +411,7 @@ action = { stall = "00:02:00" }
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("faults[0]"), "{err}");
+        assert!(err.starts_with("f.toml:1:1: faults[0]: "), "{err}");
         assert!(err.contains("does not apply"), "{err}");
         let err = MockFile::from_toml(
             "[[faults]]\nstage = \"rcpt\"\naction = \"explode\"\n",

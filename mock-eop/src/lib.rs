@@ -1,5 +1,27 @@
 //! A mock Exchange Online Protection (EOP) endpoint for the hybridlab.
 //!
+//! It speaks EOP's dialogue (banner, EHLO list, STARTTLS, `250 2.6.0 ... Queued mail for
+//! delivery`), asks for an optional client certificate, attributes each transaction to a tenant
+//! and inbound connector (or refuses it with EOP's 5.7.64 / ATTR36 / 5.7.51 / 5.7.68 / 4.4.62 /
+//! 5.7.3 replies), runs scripted faults, and records every session and accepted message.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use mock_eop::{MockEop, config::EopConfig};
+//!
+//! let mock = MockEop::builder().config(EopConfig::contoso()).seed(1).start().await?;
+//! println!("EOP at {}, trust {} bytes of CA", mock.local_addr(), mock.ca_certificate().len());
+//! mock.wait_for_messages(1).await;
+//! for session in mock.shutdown().await {
+//!     println!("{} {:?}", session.session_id, session.attribution);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Contracts other parts rely on are documented on [`config`] (the `[eop]` tables),
+//! [`fault`] (`[[faults]]`), [`attribution::AttributionVerdict`] (the verdict names),
+//! [`record`] (the JSON records) and [`server`] (the embedding API).
+//!
 //! # Layout
 //! - [`clock`]: the lab clock (wall-clock epoch + tokio's possibly paused clock).
 //! - [`reply`]: SMTP replies as data and the canned texts EOP sends.

@@ -8,14 +8,14 @@
 //! Without `--config` it serves an embedded contoso-like tenant (one OnPremises inbound
 //! connector, `Inbound from contoso`, TlsSenderCertificateName `mail.contoso.com`). It prints the
 //! bound address and the path of the lab CA, logs one line per session verdict on stderr, and
-//! with `--records` appends each session record as a JSON line (flushed per session; SIGTERM or
-//! Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
+//! with `--records` appends each session record as a JSON line (flushed per session, before the
+//! session's log line; SIGTERM or Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -68,9 +68,9 @@ struct ServeArgs {
     /// PEM file with roots client certificates must chain to (repeatable).
     #[arg(long = "client-ca", value_name = "FILE")]
     client_ca: Vec<PathBuf>,
-    /// Seed for probabilistic faults and ids.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed for probabilistic faults and ids (default: from the start time).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Finished sessions kept in memory (the records file gets all of them).
     #[arg(long, default_value_t = 10_000)]
     keep: usize,
@@ -124,14 +124,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let records = match &args.records {
-            Some(path) => Some(spawn_writer(path.clone())?),
+            Some(path) => Some(open_records(path)?),
             None => None,
         };
         let clock = LabClock::system();
+        let seed = args.seed.unwrap_or_else(|| {
+            let ns = clock.epoch().unix_timestamp_nanos();
+            (ns as u64) ^ ((ns >> 64) as u64)
+        });
         let mut builder = MockEop::builder()
             .config(config)
             .faults(faults)
-            .seed(args.seed)
+            .seed(seed)
             .clock(clock)
             .trust_roots(roots)
             .listener(listener)
@@ -139,28 +143,42 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
             builder = builder.server_identity(ServerIdentity::from_pem_files(cert, key)?);
         }
-        let tx = records.as_ref().map(|(tx, _)| tx.clone());
         builder = builder.on_session(move |r| {
-            log_session(r);
-            if let Some(tx) = &tx {
-                let _ = tx.send(r.clone());
+            // The record is written (and its headers parsed) after the session has ended, before
+            // its log line, so a reader that has seen the log line finds the record in the file.
+            if let Some(w) = &records {
+                let mut r = r.clone();
+                r.ensure_parsed();
+                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = writeln!(w, "{}", r.to_json_line()).and_then(|()| w.flush()) {
+                    tracing::error!(error = %e, "cannot write the session record");
+                }
             }
+            log_session(r);
         });
         let handle = builder.start().await?;
         let addr = handle.local_addr();
-        let ca_path = args.ca_out.clone().unwrap_or_else(|| {
-            std::env::temp_dir()
-                .join(format!("mock-eop-{}", addr.port()))
-                .join("lab-ca.pem")
-        });
-        if let Some(dir) = ca_path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-        }
-        std::fs::write(&ca_path, handle.ca_pem())
-            .with_context(|| format!("{}: cannot write", ca_path.display()))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "mock-eop listening on {addr}")?;
-        writeln!(out, "lab CA: {}", ca_path.display())?;
+        if let Some(cert) = &args.cert {
+            writeln!(
+                out,
+                "lab CA: none (serving {}; clients trust its issuer)",
+                cert.display()
+            )?;
+        } else {
+            let ca_path = args.ca_out.clone().unwrap_or_else(|| {
+                std::env::temp_dir()
+                    .join(format!("mock-eop-{}", addr.port()))
+                    .join("lab-ca.pem")
+            });
+            if let Some(dir) = ca_path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+            }
+            std::fs::write(&ca_path, handle.ca_pem())
+                .with_context(|| format!("{}: cannot write", ca_path.display()))?;
+            writeln!(out, "lab CA: {}", ca_path.display())?;
+        }
         writeln!(
             out,
             "server certificate: {} (thumbprint {})",
@@ -205,23 +223,12 @@ fn log_session(r: &SessionRecord) {
     );
 }
 
-/// A thread that parses and appends records as JSON lines (off the reply path).
-fn spawn_writer(
-    path: PathBuf,
-) -> anyhow::Result<(mpsc::Sender<SessionRecord>, std::thread::JoinHandle<()>)> {
+/// The records file, opened for appending.
+fn open_records(path: &Path) -> anyhow::Result<Mutex<std::io::BufWriter<std::fs::File>>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("{}: cannot open for writing", path.display()))?;
-    let (tx, rx) = mpsc::channel::<SessionRecord>();
-    let join = std::thread::spawn(move || {
-        let mut w = std::io::BufWriter::new(file);
-        for mut r in rx {
-            r.ensure_parsed();
-            let _ = writeln!(w, "{}", r.to_json_line());
-            let _ = w.flush();
-        }
-    });
-    Ok((tx, join))
+    Ok(Mutex::new(std::io::BufWriter::new(file)))
 }

@@ -175,10 +175,15 @@ impl Reply {
     /// Appends the wire form (`250-a\r\n250 b\r\n`) to `out`.
     pub fn write_wire(&self, out: &mut Vec<u8>) {
         let n = self.lines.len().max(1);
+        let code = self.code.to_string();
+        let code = code.as_bytes();
         for i in 0..n {
-            let sep = if i + 1 < n { '-' } else { ' ' };
+            let sep = if i + 1 < n { b'-' } else { b' ' };
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
-            out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, text).as_bytes());
+            out.extend_from_slice(code);
+            out.push(sep);
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
 

@@ -30,8 +30,16 @@ async fn start_paused(
     faults: Vec<Fault>,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> mock_eop::MockEopHandle {
+    start_paused_with(config(CONTOSO), faults, roots).await
+}
+
+async fn start_paused_with(
+    cfg: mock_eop::config::EopConfig,
+    faults: Vec<Fault>,
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> mock_eop::MockEopHandle {
     MockEop::builder()
-        .config(config(CONTOSO))
+        .config(cfg)
         .faults(faults)
         .seed(11)
         .clock(LabClock::starting_at(epoch()))
@@ -233,4 +241,42 @@ async fn shutdown_tells_open_sessions_421() {
     );
     assert!(c.try_reply().await.is_none());
     assert_eq!(recs[0].close_reason, CloseReason::Shutdown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn version_and_cipher_restrictions() {
+    // TLS 1.3 only on the endpoint, a TLS 1.2-only sender: no common version.
+    let mut cfg = config(CONTOSO);
+    cfg.tls.tls12 = false;
+    let mock = start_paused_with(cfg, vec![], vec![]).await;
+    let connector = tls_connector(&[mock.ca_certificate().clone()], None, true);
+    let c = vclient(&mock, "127.0.0.42:40001");
+    let err = c
+        .starttls_with(connector)
+        .await
+        .err()
+        .expect("no common version");
+    assert!(err.to_string().contains("ProtocolVersion"), "{err}");
+    let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
+    assert_eq!(recs[0].close_reason, CloseReason::TlsFailed);
+    let tls_error = recs[0].tls_error.clone().unwrap();
+    assert!(
+        tls_error.contains("Tls12NotOfferedOrEnabled"),
+        "{tls_error}"
+    );
+
+    // One cipher suite only: it is the one negotiated and recorded.
+    let mut cfg = config(CONTOSO);
+    cfg.tls.cipher_suites = vec!["TLS13_CHACHA20_POLY1305_SHA256".parse().unwrap()];
+    let mock = start_paused_with(cfg, vec![], vec![]).await;
+    let c = vclient(&mock, "127.0.0.42:40002");
+    let mut c = c
+        .starttls(&[mock.ca_certificate().clone()], None)
+        .await
+        .unwrap();
+    c.cmd("QUIT").await;
+    let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
+    let tls = recs[0].tls.as_ref().unwrap();
+    assert_eq!(tls.cipher_suite, "TLS13_CHACHA20_POLY1305_SHA256");
+    assert_eq!(tls.sni.as_deref(), Some("mail.protection.outlook.com"));
 }

@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mock_eop::config::TimeSpan;
 use mock_eop::config::{EopConfig, MockFile};
-use mock_eop::fault::FaultBook;
+use mock_eop::fault::{Fault, FaultAction, FaultBook, ReplyLine, Stage, TlsAlert};
 use mock_eop::record::{SessionRecord, TlsFacts};
+use mock_eop::reply::Reply;
 use mock_eop::session::{Action, Session, SessionContext};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
@@ -46,14 +48,51 @@ struct Run {
     record: SessionRecord,
 }
 
-/// Feeds `chunks` in order; with `tls`, answers StartTls with a completed handshake.
+/// Every kind of fault at some stage, each armed with probability 1/2 (seeded).
+fn faults() -> Vec<Fault> {
+    let f = |stage, action| Fault::new(stage, action).with_probability(0.5);
+    vec![
+        f(Stage::Connect, FaultAction::Stall(TimeSpan::from_secs(3))),
+        f(Stage::Banner, FaultAction::MaskStarttls),
+        f(Stage::Ehlo, FaultAction::OmitStarttls),
+        f(Stage::Starttls, FaultAction::TlsGarbage("garbage".into())),
+        f(
+            Stage::TlsHandshake,
+            FaultAction::TlsAlert(TlsAlert::HandshakeFailure),
+        ),
+        f(Stage::PostTlsEhlo, FaultAction::Close421),
+        f(Stage::Mail, FaultAction::Throttle(Default::default())),
+        f(
+            Stage::Rcpt,
+            FaultAction::Reply(ReplyLine(Reply::new(451, "4.7.0 later"))),
+        ),
+        f(
+            Stage::Data,
+            FaultAction::Reply(ReplyLine(Reply::new(554, "5.6.0 no"))),
+        ),
+        f(Stage::EndOfData, FaultAction::Drop),
+    ]
+}
+
+/// Feeds `chunks` in order; with `tls`, answers StartTls with a completed handshake (or a failed
+/// one when a handshake fault fired).
 fn run(cfg: &Arc<EopConfig>, chunks: &[&[u8]], tls: bool) -> Run {
+    run_with(cfg, chunks, tls, Vec::new(), 1)
+}
+
+fn run_with(
+    cfg: &Arc<EopConfig>,
+    chunks: &[&[u8]],
+    tls: bool,
+    faults: Vec<Fault>,
+    seed: u64,
+) -> Run {
     let peer: SocketAddr = "127.0.0.5:40001".parse().unwrap();
     let ctx = SessionContext {
         config: Arc::clone(cfg),
-        faults: Arc::new(FaultBook::new(Vec::new(), 1)),
+        faults: Arc::new(FaultBook::new(faults, seed)),
         index: 0,
-        seed: 1,
+        seed,
         peer,
         local: "127.0.0.1:25".parse().unwrap(),
     };
@@ -61,22 +100,27 @@ fn run(cfg: &Arc<EopConfig>, chunks: &[&[u8]], tls: bool) -> Run {
     let mut wire = Vec::new();
     let mut closed = false;
     let drain = |s: &mut Session, wire: &mut Vec<u8>, closed: &mut bool| {
-        let mut start_tls = false;
+        let mut start_tls = None;
         while let Some(a) = s.poll_action() {
             assert!(!*closed, "action after Close: {a:?}");
             match a {
                 Action::Write(b) => wire.extend_from_slice(&b),
                 Action::Close => *closed = true,
-                Action::StartTls(_) => start_tls = true,
+                Action::StartTls(f) => start_tls = Some(f.is_none()),
                 Action::Stall(_) | Action::ArmTimer(_) | Action::Message(_) => {}
             }
         }
         start_tls
     };
-    drain(&mut s, &mut wire, &mut closed);
+    let _ = drain(&mut s, &mut wire, &mut closed);
     for c in chunks {
         s.handle_input(c, now());
-        if drain(&mut s, &mut wire, &mut closed) && tls {
+        let started = drain(&mut s, &mut wire, &mut closed);
+        if started == Some(false) && tls {
+            s.handle_tls_failed("handshake fault", now());
+            drain(&mut s, &mut wire, &mut closed);
+        }
+        if started == Some(true) && tls {
             s.handle_tls_established(
                 TlsFacts {
                     version: "TLSv1_3".into(),
@@ -87,11 +131,11 @@ fn run(cfg: &Arc<EopConfig>, chunks: &[&[u8]], tls: bool) -> Run {
                 },
                 now(),
             );
-            drain(&mut s, &mut wire, &mut closed);
+            let _ = drain(&mut s, &mut wire, &mut closed);
         }
     }
     s.handle_eof(now());
-    drain(&mut s, &mut wire, &mut closed);
+    let _ = drain(&mut s, &mut wire, &mut closed);
     assert!(closed, "the session must close at EOF");
     Run {
         wire,
@@ -208,11 +252,12 @@ proptest! {
     #![proptest_config(prop_config())]
 
     #[test]
-    fn never_panics_and_replies_are_well_formed(bytes in input(), small in any::<bool>(), tls in any::<bool>(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+    fn never_panics_and_replies_are_well_formed(bytes in input(), small in any::<bool>(), tls in any::<bool>(), with_faults in any::<bool>(), seed in any::<u64>(), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         let cfg = Arc::new(config(small));
-        let r = run(&cfg, &split(&bytes, &cuts), tls);
+        let list = if with_faults { faults() } else { Vec::new() };
+        let r = run_with(&cfg, &split(&bytes, &cuts), tls, list, seed);
         assert_well_formed(&r.wire);
-        prop_assert!(r.wire.starts_with(b"220 "));
+        prop_assert!(with_faults || r.wire.starts_with(b"220 "));
         prop_assert!(r.record.ended_at.is_some());
         let replies = r.record.replies().count();
         let lines = String::from_utf8(r.wire).unwrap().split_terminator("\r\n").filter(|l| l.as_bytes().get(3) == Some(&b' ')).count();
@@ -224,6 +269,9 @@ proptest! {
         let cfg = Arc::new(config(small));
         let whole = run(&cfg, &[&bytes], false);
         let pieces = run(&cfg, &split(&bytes, &cuts), false);
+        let faulty = run_with(&cfg, &[&bytes], false, faults(), cuts[0] as u64);
+        let faulty_pieces = run_with(&cfg, &split(&bytes, &cuts), false, faults(), cuts[0] as u64);
+        prop_assert_eq!(&faulty.record, &faulty_pieces.record);
         prop_assert_eq!(&whole.wire, &pieces.wire);
         prop_assert_eq!(&whole.record, &pieces.record);
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();

@@ -28,7 +28,10 @@ use time::OffsetDateTime;
 use super::command::{self, Bdat, Data, Ehlo, Helo, MailFrom, Quit, RcptTo, Rset, StartTls};
 use super::reply_reader::{RawReply, ReplyReader};
 use super::tls::{ChainVerdict, ClientCredential, TlsInfo, TlsRequest, TlsResult};
-use crate::artefacts::protocol_log::{CertRole, ProtocolLogSession, SessionEvent, TimedEvent};
+use crate::artefacts::protocol_log::{
+    CertBlockStyle, CertRole, ProtocolLogSession, SessionEvent, TimedEvent, log_time,
+    session_records,
+};
 use crate::certstore::CertStore;
 use crate::connector::{SchannelSettings, SendConnector, ServerIdentity};
 use crate::exchange::{DisconnectReason, SecurityStatus, TlsAuthLevel, synthetic};
@@ -241,52 +244,15 @@ impl SessionReport {
         self.log.events.iter().map(|e| &e.event).collect()
     }
 
-    /// The transcript as text, one line per event in the protocol log's `event,data,context` shape.
+    /// The session as the send protocol log writes it (classic certificate block), one CSV line
+    /// per record.
     pub fn transcript(&self) -> String {
         let mut out = String::new();
-        for e in &self.log.events {
-            let ts = iso_ms(e.at);
-            for line in event_lines(&e.event) {
-                out.push_str(&format!("{ts} {line}\n"));
-            }
+        for r in session_records(&self.log, CertBlockStyle::MultiLine) {
+            out.push_str(&r.to_csv());
+            out.push('\n');
         }
         out
-    }
-}
-
-/// UTC ISO 8601 with milliseconds and `Z`, as Exchange's logs write times.
-pub fn iso_ms(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-fn event_lines(e: &SessionEvent) -> Vec<String> {
-    match e {
-        SessionEvent::AttemptingConnect => vec!["*,,attempting to connect".into()],
-        SessionEvent::Connected => vec!["+,,".into()],
-        SessionEvent::Sent { line } => vec![format!(">,{line},")],
-        SessionEvent::Received { reply } => vec![format!("<,{},", reply.exchange_log_text())],
-        SessionEvent::Certificate { role, cert } => vec![
-            format!("*,,{}", role.log_text()),
-            format!("*,{},Certificate subject", cert.subject),
-            format!("*,{},Certificate issuer name", cert.issuer),
-            format!("*,{},Certificate serial number", cert.serial),
-            format!("*,{},Certificate thumbprint", cert.thumbprint),
-            format!("*,{},Certificate alternate names", cert.dns_names.join(";")),
-        ],
-        SessionEvent::TlsNegotiated { text } => vec![format!("*,,{text}")],
-        SessionEvent::TlsFailed { status } => vec![format!("*,,{}", status.log_text())],
-        SessionEvent::Info { data, context } => vec![format!("*,{data},{context}")],
-        SessionEvent::Disconnected { reason } => vec![format!("-,,{reason}")],
     }
 }
 
@@ -883,7 +849,7 @@ impl SenderMachine {
                 continue;
             }
             let id = msg.internal_id;
-            let arrival = iso_ms(msg.arrival);
+            let arrival = log_time(msg.arrival);
             let from = msg.from.clone();
             let size = (self.ehlo_caps & EXT_SIZE != 0).then_some(wire_len);
             self.event(
@@ -1116,11 +1082,19 @@ mod tests {
         m.on_data(BANNER, t0());
     }
 
+    /// The last `n` log lines as `event,data,context` (CSV-quoted like the log).
     fn tail(r: &SessionReport, n: usize) -> Vec<String> {
-        let lines: Vec<String> = r
-            .transcript()
-            .lines()
-            .map(|l| l.split_once(' ').unwrap().1.to_string())
+        let lines: Vec<String> = session_records(&r.log, CertBlockStyle::MultiLine)
+            .iter()
+            .map(|rec| {
+                let mut line = String::new();
+                let ev = rec.event.to_string();
+                crate::artefacts::csv::write_record(
+                    &mut line,
+                    [ev.as_str(), rec.data.as_str(), rec.context.as_str()],
+                );
+                line
+            })
             .collect();
         lines[lines.len().saturating_sub(n)..].to_vec()
     }
@@ -1158,7 +1132,9 @@ mod tests {
         assert!(!f.is_communication_error());
         let t = r.transcript();
         assert!(
-            t.starts_with("2026-05-02T06:30:00.000Z *,,attempting to connect\n"),
+            t.starts_with(
+                "2026-05-02T06:30:00.000Z,Outbound to Office 365,08D6CEB1A2F3C4D5,0,,127.0.0.1:25,*,,attempting to connect\n"
+            ),
             "{t}"
         );
     }
@@ -1243,7 +1219,7 @@ mod tests {
             matches!(r.outcome(), Outcome::Delivered(ref rep) if rep.text().starts_with("2.6.0"))
         );
         let t = r.transcript();
-        assert!(t.contains("*,,TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption algorithm CALG_AES_256"));
+        assert!(t.contains("*,,\"TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption algorithm CALG_AES_256"));
         assert!(t.contains("*,,Remote certificate\n"));
         assert!(t.contains("*,12884901890;2026-05-02T06:30:00.000Z;1,sending message"));
         assert!(t.contains("<,250  AM5EUR02FT017.mail.protection.outlook.com Hello [127.0.0.1] SIZE 157286400 PIPELINING STARTTLS CHUNKING,"));

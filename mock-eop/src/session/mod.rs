@@ -103,6 +103,7 @@ impl Transfer {
 #[derive(Debug)]
 struct Txn {
     mail_from: String,
+    declared_size: usize,
     rcpts: Vec<String>,
     verdict: AttributionVerdict,
     cross_premises: bool,
@@ -939,6 +940,7 @@ impl Session {
         }
         self.txn = Some(Txn {
             mail_from: from,
+            declared_size: size,
             rcpts: Vec::new(),
             verdict: decision.verdict,
             cross_premises: decision.cross_premises,
@@ -1008,6 +1010,7 @@ impl Session {
             // Prime the receiver with the CRLF that precedes the data (so a message that starts
             // with "." or is empty is read right); removed when the message is complete.
             t.body.clear();
+            t.body.reserve(t.declared_size.clamp(4096, 1 << 20) + 8);
             recv.ingest(&mut b"\r\n".iter(), &mut t.body);
         }
         self.reply(eop::start_mail_input());

@@ -1,0 +1,136 @@
+//! The `mock-eop serve` binary: config errors name file, line, column and field; the embedded
+//! contoso tenant answers with EOP's banner and EHLO; one log line per session; JSON records.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mock-eop");
+
+/// Kills the child when the test ends, however it ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    write_file(
+        &path,
+        "[eop.endpoint]\nregion = \"EUR\"\n\n[[eop.tenants]]\nname = \"contoso\"\nacepted_domains = []\n",
+        false,
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expect = format!(
+        "{}:6:1: field `acepted_domains`: unknown field",
+        path.display()
+    );
+    assert!(err.contains(&expect), "{err}");
+}
+
+/// Reads lines from `r` (in a blocking thread, bounded) until one satisfies `pred`.
+async fn read_until<R: BufRead + Send + 'static>(
+    mut r: R,
+    pred: impl Fn(&str) -> bool + Send + 'static,
+) -> (R, String) {
+    let h = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        for _ in 0..1000 {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if pred(&line) {
+                return (r, line);
+            }
+        }
+        panic!("stream ended without the expected line");
+    });
+    tokio::time::timeout(BOUND, h)
+        .await
+        .expect("line within the bound")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serve_answers_with_eop_banner_logs_the_verdict_and_writes_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.jsonl");
+    let ca = dir.path().join("ca.pem");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "5",
+            "--records",
+        ])
+        .arg(&records)
+        .arg("--ca-out")
+        .arg(&ca)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let _kill = Kill(child);
+    let (stdout, line) = read_until(stdout, |l| l.starts_with("mock-eop listening on ")).await;
+    let addr: std::net::SocketAddr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback());
+    let (_, line) = read_until(stdout, |l| l.starts_with("lab CA: ")).await;
+    assert_eq!(line.trim(), format!("lab CA: {}", ca.display()));
+    let ca_der = rustls::pki_types::CertificateDer::from(
+        mock_eop::pki::pem_decode_first("CERTIFICATE", &std::fs::read_to_string(&ca).unwrap())
+            .unwrap(),
+    );
+
+    let c = connect_from(addr, "127.0.0.50").await;
+    let mut c = c.starttls(&[ca_der], None).await.unwrap();
+    let (_, rcpts, end) = c
+        .message(
+            "alice@contoso.com",
+            &["someone@gmail.example"],
+            "Subject: cli\r\n\r\nx",
+        )
+        .await;
+    assert_eq!(rcpts[0].code, 550);
+    assert!(end.is_none());
+    c.cmd("QUIT").await;
+    let banner = c.transcript[0].clone();
+    assert!(
+        banner.starts_with("S: 220 AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at "),
+        "{banner}"
+    );
+
+    let (_, log) = read_until(stderr, |l| l.contains(" session ")).await;
+    assert!(log.contains("from 127.0.0.50:"), "{log}");
+    assert!(log.contains("tls=TLSv1_3"), "{log}");
+    assert!(log.contains("verdict=relay_denied"), "{log}");
+    let text = std::fs::read_to_string(&records).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1);
+    let rec: mock_eop::record::SessionRecord = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(rec.peer.ip().to_string(), "127.0.0.50");
+    assert_eq!(
+        rec.attribution.map(|v| v.kind()),
+        Some(mock_eop::attribution::VerdictKind::RelayDenied)
+    );
+}
