@@ -188,6 +188,66 @@ fn deterministic(files: &[PathBuf]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--out` writes Exchange's formats: the artefact readers (what `diagnose` uses) read them back.
+fn artefacts_read_back() -> Result<(), Failed> {
+    let path = root().join("certificates/fm01-keyless-twin-first.toml");
+    let r = run_file(&path, None);
+    let (Some(s), Some(rep)) = (&r.scenario, &r.replay) else {
+        return Err(describe(&r).into());
+    };
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let svg = harness::report::svg::sequence_svg(s, rep);
+    harness::scenario::artefacts::write(dir.path(), s, rep, &svg).map_err(|e| e.to_string())?;
+    let a = harness::artefacts::read_dir(dir.path()).map_err(|e| e.to_string())?;
+    let sessions = a.protocol.sessions.len();
+    if sessions != rep.sessions.len() {
+        return Err(format!(
+            "{sessions} sessions read back, {} written",
+            rep.sessions.len()
+        )
+        .into());
+    }
+    let keyless = rep
+        .certificates
+        .iter()
+        .find(|c| c.name == "twin-nokey")
+        .map(|c| c.facts.thumbprint.clone())
+        .unwrap_or_default();
+    let listed: Vec<_> = a
+        .certificates
+        .iter()
+        .map(|c| (c.source, c.parsed.row.thumbprint.clone()))
+        .collect();
+    use harness::artefacts::certs::CertListingSource as Src;
+    if !listed.contains(&(Src::CertProvider, keyless.clone())) {
+        return Err(
+            format!("the key-less twin is missing from the store listing: {listed:?}").into(),
+        );
+    }
+    if listed.contains(&(Src::ExchangeCertificate, keyless)) {
+        return Err("Get-ExchangeCertificate must not list the key-less twin".into());
+    }
+    if a.queues.len() != 1 || a.send_connectors.len() != 1 || a.messages.len() != 1 {
+        return Err(format!(
+            "queues {} send connectors {} messages {}",
+            a.queues.len(),
+            a.send_connectors.len(),
+            a.messages.len()
+        )
+        .into());
+    }
+    let le = a.queues[0]
+        .row
+        .last_error
+        .clone()
+        .map(|l| l.led)
+        .unwrap_or_default();
+    if le != "451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out" {
+        return Err(format!("LastError read back as {le:?}").into());
+    }
+    Ok(())
+}
+
 fn load_err(name: &str) -> Result<ScenarioError, Failed> {
     match load(&fixtures().join(name)) {
         Ok(_) => Err(format!("{name} loaded, but it is broken").into()),
@@ -261,6 +321,10 @@ fn main() {
     trials.push(Trial::test(
         "catalogue::same_seed_same_results",
         move || deterministic(&all),
+    ));
+    trials.push(Trial::test(
+        "artefacts::written_and_read_back",
+        artefacts_read_back,
     ));
     trials.push(Trial::test("errors::typo_points_at_the_line", || {
         expect_error(

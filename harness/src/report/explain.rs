@@ -248,6 +248,7 @@ fn step_line(st: &Style, who: &str, start: time::OffsetDateTime, step: &Step) ->
                 SessionEvent::Connected => ("  ", "TCP connected".to_string()),
                 SessionEvent::Sent { line } => ("->", line.clone()),
                 SessionEvent::Received { reply } => ("<-", reply.exchange_log_text()),
+                SessionEvent::ReceivedLine { line } => ("<-", line.clone()),
                 SessionEvent::Certificate { role, cert } => (
                     "  ",
                     format!(

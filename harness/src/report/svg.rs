@@ -135,6 +135,7 @@ fn session(c: &mut Canvas, s: &SessionReport, masked: bool) {
                     c.arrow(r, l, &text, if bad { RED } else { INK });
                 }
             }
+            SessionEvent::ReceivedLine { line } => c.arrow(r, l, line, RED),
             SessionEvent::Certificate { role, cert } => {
                 let who = match role {
                     CertRole::Sending => l + 140,
