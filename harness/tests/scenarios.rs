@@ -248,6 +248,25 @@ fn artefacts_read_back() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The full example in scenarios/README.md loads and is reproduced.
+fn readme_example() -> Result<(), Failed> {
+    let readme = std::fs::read_to_string(root().join("README.md")).map_err(|e| e.to_string())?;
+    let start = readme
+        .find("## A full example")
+        .and_then(|i| readme[i..].find("```toml").map(|j| i + j + "```toml".len()))
+        .ok_or("no full example in scenarios/README.md")?;
+    let end = readme[start..].find("```").ok_or("unterminated example")? + start;
+    let base = root().join("base/hybrid-cert.toml");
+    let text = readme[start..end].replace(
+        "extend = \"../base/hybrid-cert.toml\"",
+        &format!("extend = {:?}", base.display().to_string()),
+    );
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("readme-example.toml");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    one(&path)
+}
+
 fn load_err(name: &str) -> Result<ScenarioError, Failed> {
     match load(&fixtures().join(name)) {
         Ok(_) => Err(format!("{name} loaded, but it is broken").into()),
@@ -325,6 +344,10 @@ fn main() {
     trials.push(Trial::test(
         "artefacts::written_and_read_back",
         artefacts_read_back,
+    ));
+    trials.push(Trial::test(
+        "docs::readme_example_is_reproduced",
+        readme_example,
     ));
     trials.push(Trial::test("errors::typo_points_at_the_line", || {
         expect_error(
