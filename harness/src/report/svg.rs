@@ -71,7 +71,8 @@ impl Canvas {
             if color == RED { "headred" } else { "head" }
         );
         let x = (from + to) / 2;
-        self.text(x, y - 5, "middle", color, 12, &clip(label, 90));
+        let room = ((from - to).unsigned_abs() / 7).max(12) as usize;
+        self.text(x, y - 5, "middle", color, 12, &clip(label, room));
         self.y += ROW;
     }
 
@@ -105,7 +106,7 @@ impl Canvas {
     }
 }
 
-fn session(c: &mut Canvas, s: &SessionReport, masked: bool) {
+fn session(c: &mut Canvas, rep: &Replay, s: &SessionReport, masked: bool) {
     let (l, r) = (c.left, c.right);
     let mut in_handshake = false;
     for e in &s.log.events {
@@ -128,9 +129,15 @@ fn session(c: &mut Canvas, s: &SessionReport, masked: bool) {
                 let bad = reply.code >= 400;
                 let rewritten = masked && (text.contains("XXXXXXX") || text.contains("****"));
                 if rewritten && let Some(m) = c.mid {
-                    c.arrow(r, m, &text, INK);
-                    c.y -= ROW;
-                    c.arrow(m, l, "rewritten by ESMTP inspection: no STARTTLS", RED);
+                    c.arrow(r, m, "EOP's reply", INK);
+                    let what = if text.contains("XXXXXXX") {
+                        "rewritten: EHLO reply with XXXXXXXA where STARTTLS was".to_string()
+                    } else if text.contains("****") {
+                        "rewritten: banner masked (220 ****...)".to_string()
+                    } else {
+                        format!("rewritten: {text}")
+                    };
+                    c.arrow(m, l, &what, RED);
                 } else {
                     c.arrow(r, l, &text, if bad { RED } else { INK });
                 }
@@ -138,20 +145,42 @@ fn session(c: &mut Canvas, s: &SessionReport, masked: bool) {
             SessionEvent::ReceivedLine { line } => c.arrow(r, l, line, RED),
             SessionEvent::Certificate { role, cert } => {
                 let who = match role {
-                    CertRole::Sending => l + 140,
-                    _ => r - 140,
+                    CertRole::Sending => l + 170,
+                    _ => r - 170,
                 };
+                let short = &cert.thumbprint[..8.min(cert.thumbprint.len())];
+                let known = rep
+                    .certificates
+                    .iter()
+                    .find(|x| x.facts.thumbprint == cert.thumbprint);
+                let label = match (role, known) {
+                    (CertRole::Sending, Some(x)) => format!(
+                        "Sending certificate '{}' {short}… ({})",
+                        x.name,
+                        if !x.has_private_key {
+                            "NO private key"
+                        } else if !x.key_readable {
+                            "key not readable"
+                        } else {
+                            "with key"
+                        }
+                    ),
+                    _ => format!(
+                        "{}: {} {short}…",
+                        role.log_text(),
+                        cert.common_names
+                            .first()
+                            .map(String::as_str)
+                            .unwrap_or(&cert.subject)
+                    ),
+                };
+                let bad = label.contains("NO private key") || label.contains("not readable");
                 c.note(
                     who,
-                    270,
-                    &format!(
-                        "{}: {} {}",
-                        role.log_text(),
-                        cert.subject,
-                        &cert.thumbprint[..8.min(cert.thumbprint.len())]
-                    ),
-                    "#5d4037",
-                    "#efebe9",
+                    330,
+                    &label,
+                    if bad { RED } else { "#5d4037" },
+                    if bad { "#ffebee" } else { "#efebe9" },
                 );
             }
             SessionEvent::TlsNegotiated { text } => {
@@ -245,7 +274,7 @@ pub fn sequence_svg(s: &Scenario, r: &Replay) -> String {
             sess.target.host,
             sess.log.remote
         ));
-        session(&mut c, sess, masked);
+        session(&mut c, r, sess, masked);
     }
     if n == 0 {
         c.band("no delivery attempt");
@@ -295,7 +324,7 @@ pub fn sequence_svg(s: &Scenario, r: &Replay) -> String {
     let _ = writeln!(
         out,
         r#"<text x="20" y="24" font-size="15" font-weight="bold" fill="{INK}">{}</text>"#,
-        xml_escape(&clip(&title, 120))
+        xml_escape(&clip(&title, 105))
     );
     let mut lanes = vec![(
         c.left,

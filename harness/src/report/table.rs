@@ -15,6 +15,13 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// The LastError wrappers' fixed words take the table's room: keep the codes and the inner reply.
+fn compact(s: &str) -> String {
+    s.replace("Target host responded with error. ", "")
+        .replace("Error communicating with target host. ", "")
+        .replace(" (queue ", " (")
+}
+
 fn pad(s: &str, n: usize) -> String {
     let len = s.chars().count();
     if len >= n {
@@ -77,7 +84,7 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
             "{}  {}  {}  {}",
             pad("scenario", idw),
             pad("outcome", 14),
-            pad("what the admin sees", 70),
+            pad("what the admin sees", 78),
             "finding"
         ))
     );
@@ -90,14 +97,14 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
         };
         let sees = match r.outcome {
             Outcome::Error | Outcome::Skipped => r.error.clone().unwrap_or_default(),
-            _ => r.admin_sees.clone(),
+            _ => compact(&r.admin_sees),
         };
         let _ = writeln!(
             o,
             "{}  {}  {}  {}",
             pad(&clip(&r.id, idw), idw),
             outcome,
-            pad(&clip(&sees, 70), 70),
+            pad(&clip(&sees, 78), 78),
             r.finding
         );
     }

@@ -152,16 +152,19 @@ pub fn admin_sees(r: &Replay) -> String {
             Some(mock_eop::attribution::AttributionVerdict::Attributed {
                 connector, by, ..
             }) => {
-                format!("attributed to {connector:?} by {by}")
+                format!(", attributed to {connector:?} by {by}")
             }
-            Some(v) => format!("but EOP verdict {}", v.kind()),
+            Some(mock_eop::attribution::AttributionVerdict::Unattributed { .. }) => {
+                ", but EOP treated it as anonymous Internet mail (unattributed)".to_string()
+            }
+            Some(v) => format!(", but EOP verdict {}", v.kind()),
             None => String::new(),
         };
         let retried = r
             .last_error()
             .map(|l| format!(" after retries (LastError {})", l.led))
             .unwrap_or_default();
-        return format!("delivered {how}{retried}").trim().to_string();
+        return format!("delivered{how}{retried}");
     }
     "nothing happened".into()
 }
