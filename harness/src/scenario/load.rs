@@ -226,7 +226,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 
     let tree_for_lookup = merged.clone();
     let mut scenario: Scenario = Scenario::deserialize(toml::de::Deserializer::from(merged))
-        .map_err(|e| sources.error_span(e.span(), e.message().trim().to_string()))?;
+        .map_err(|e| sources.error_span(e.span(), with_suggestion(e.message().trim())))?;
     scenario.source.path = path.to_path_buf();
     scenario.source.chain = chain.iter().map(|(p, _)| p.clone()).collect();
     scenario.source.tls_certificate_ref = pre.cert_ref.as_ref().map(|(n, _)| n.clone());
@@ -242,6 +242,49 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     };
     v.validate(&mut scenario, &pre)?;
     Ok(scenario)
+}
+
+/// `unknown field `requre_tls`, expected one of ...` gets `; did you mean `require_tls`?`.
+fn with_suggestion(message: &str) -> String {
+    let (Some(rest), Some(list)) = (
+        message
+            .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("unknown variant `")),
+        message.split_once("expected one of ").map(|(_, l)| l),
+    ) else {
+        return message.to_string();
+    };
+    let Some(bad) = rest.split('`').next() else {
+        return message.to_string();
+    };
+    let best = list
+        .split(", ")
+        .map(|o| o.trim_matches('`'))
+        .map(|o| {
+            (
+                edit_distance(&bad.to_ascii_lowercase(), &o.to_ascii_lowercase()),
+                o,
+            )
+        })
+        .min();
+    match best {
+        Some((d, o)) if d <= 3 && d < bad.len() => format!("{message}; did you mean `{o}`?"),
+        _ => message.to_string(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Parses file `id` of `sources` into a tree whose spans index the virtual text.
@@ -734,4 +777,61 @@ pub fn discover(path: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let m = "unknown field `requre_tls`, expected one of `require_tls`, `port`";
+        assert!(with_suggestion(m).ends_with("did you mean `require_tls`?"));
+        let m = "unknown variant `atributed`, expected one of `attributed`, `unattributed`";
+        assert!(with_suggestion(m).ends_with("did you mean `attributed`?"));
+        let m = "unknown field `zzz`, expected one of `require_tls`, `port`";
+        assert_eq!(with_suggestion(m), m);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn key_paths() {
+        let p = parse_path("eop.tenants[0].inbound_connectors[1].name");
+        assert_eq!(p.len(), 6);
+        assert!(matches!(&p[2], Seg::Index(0)));
+        assert!(matches!(&p[5], Seg::Key(k) if k == "name"));
+    }
+
+    #[test]
+    fn merge_replaces_arrays_merges_tables_and_unsets_with_empty_strings() {
+        let mut src = Sources::default();
+        let a = src.push(
+            "base.toml".into(),
+            "[t]\nx = 1\ny = \"keep\"\nz = \"drop\"\nlist = [1, 2]\n",
+        );
+        let b = src.push("top.toml".into(), "[t]\nx = 2\nz = \"\"\nlist = [3]\n");
+        let mut base = parse(&src, a).unwrap();
+        let top = parse(&src, b).unwrap();
+        merge_tables(base.get_mut(), top.into_inner());
+        #[derive(Deserialize)]
+        struct T {
+            x: i64,
+            y: String,
+            z: Option<String>,
+            list: Vec<i64>,
+        }
+        #[derive(Deserialize)]
+        struct Root {
+            t: T,
+        }
+        let r = Root::deserialize(toml::de::Deserializer::from(base)).unwrap();
+        assert_eq!(
+            (r.t.x, r.t.y.as_str(), r.t.z, r.t.list),
+            (2, "keep", None, vec![3])
+        );
+        // a span in the second file maps to that file
+        let e = src.error_at(src.files[1].offset + 4, "x");
+        assert_eq!(e.file, Path::new("top.toml"));
+        assert_eq!((e.line, e.column), (Some(2), Some(1)));
+    }
 }
