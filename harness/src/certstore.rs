@@ -21,6 +21,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTi
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::artefacts::certs::{
+    CertListingRow, CertificateStatus, ExchangeService as ListedService, RootCaType,
+};
+
 /// Errors building or reading a certificate store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -367,9 +371,60 @@ impl StoreEntry {
         self.facts.x509_identifier()
     }
 
+    /// The certificate as PEM (what `Export-Certificate` / a Base-64 `.cer` holds).
+    pub fn cert_pem(&self) -> String {
+        mock_eop::pki::pem_encode("CERTIFICATE", &self.der)
+    }
+
+    /// The private key as PKCS#8 PEM, when the entry has one. Whoever writes it to disk must
+    /// make the file readable by its owner only (mode 0600).
+    pub fn key_pem(&self) -> Option<String> {
+        self.key_pkcs8
+            .as_ref()
+            .map(|k| mock_eop::pki::pem_encode("PRIVATE KEY", k))
+    }
+
     /// Enabled for SMTP.
     pub fn smtp_enabled(&self) -> bool {
         self.services.contains(&ExchangeService::Smtp)
+    }
+
+    /// The certificate as the listings show it at `now`: one row serves both
+    /// `Get-ExchangeCertificate` (whose writer keeps only rows with a private key, as the cmdlet)
+    /// and `Get-ChildItem Cert:\LocalMachine\My` (every row).
+    ///
+    /// The Windows-only values are derived, and some of the derivations are guesses \[U\]:
+    /// - `HasPrivateKey`, `Services`, `FriendlyName` come from the store flags;
+    /// - `Status`: `DateInvalid` outside NotBefore..NotAfter, else `Valid` when the chain builds to
+    ///   a root of `LocalMachine\Root` (with `LocalMachine\CA`), else `Untrusted`; a self-signed
+    ///   certificate is `Valid` (Exchange's own self-signed certificates are also placed in Root);
+    /// - `RootCAType`: `Registry` for a self-signed certificate (Exchange's), `ThirdParty` when the
+    ///   chain builds, `Unknown` otherwise.
+    pub fn listing_row(&self, store: &CertStore, now: OffsetDateTime) -> CertListingRow {
+        let mut row = CertListingRow::from_facts(&self.facts, self.has_private_key);
+        let chains = !self.facts.is_self_signed && store.chains_to_trusted_root(self, now);
+        row.status = Some(if !self.facts.is_time_valid(now) {
+            CertificateStatus::DateInvalid
+        } else if self.facts.is_self_signed || chains {
+            CertificateStatus::Valid
+        } else {
+            CertificateStatus::Untrusted
+        });
+        row.root_ca_type = Some(if self.facts.is_self_signed {
+            RootCaType::Registry
+        } else if chains {
+            RootCaType::ThirdParty
+        } else {
+            RootCaType::Unknown
+        });
+        row.services = Some(
+            self.services
+                .iter()
+                .filter_map(|s| s.as_str().parse::<ListedService>().ok())
+                .collect(),
+        );
+        row.friendly_name = Some(self.friendly_name.clone()).filter(|n| !n.is_empty());
+        row
     }
 }
 
@@ -637,6 +692,14 @@ impl CertStore {
         self.my
             .iter()
             .find(|e| e.facts.thumbprint.eq_ignore_ascii_case(thumbprint))
+    }
+
+    /// Every certificate of `LocalMachine\My` as listing rows at `now`, in enumeration order
+    /// (see [`StoreEntry::listing_row`]). Hand them to
+    /// [`crate::artefacts::certs::write_exchange_certificate_list`] (which keeps the keyed ones) and
+    /// [`crate::artefacts::certs::write_cert_provider_list`] (all).
+    pub fn listing_rows(&self, now: OffsetDateTime) -> Vec<CertListingRow> {
+        self.my.iter().map(|e| e.listing_row(self, now)).collect()
     }
 
     /// What `Get-ExchangeCertificate` lists: only entries with a private key.
@@ -936,6 +999,79 @@ mod tests {
         assert!(store.remove(&thumb.to_lowercase()).is_some());
         assert_eq!(store.my()[0].name, "twin-nokey");
         assert_eq!(store.my()[0].enumeration_index, 0);
+    }
+
+    #[test]
+    fn listing_rows_carry_the_windows_flags() {
+        use crate::artefacts::certs::{CertificateStatus as St, ExchangeService as Sv, RootCaType};
+        let mut desc = fixtures::classic_twins(true);
+        let mut expired = fixtures::contoso("expired");
+        expired.not_before = Some(TimeSpec::Days(-400));
+        expired.not_after = Some(TimeSpec::Days(-1));
+        desc.certificates.push(expired);
+        desc.certificates.push(fixtures::exchange_self_signed(
+            "EDGE01",
+            "edge01.contoso.com",
+        ));
+        desc.authorities.push(AuthorityDescription {
+            name: "rogue".into(),
+            subject: "CN=Rogue Root, O=Elsewhere".parse().unwrap(),
+            issuer: None,
+            installed: false,
+            not_before: None,
+            not_after: None,
+            key: KeyKind::default(),
+        });
+        let mut untrusted =
+            CertDescription::new("untrusted", "CN=mail.contoso.com", Some("rogue")).unwrap();
+        untrusted.services = vec![ExchangeService::Smtp, ExchangeService::Imap];
+        desc.certificates.push(untrusted);
+        let store = CertStore::build(&desc, now()).unwrap();
+        let rows = store.listing_rows(now());
+        let by = |n: &str| {
+            let t = &store.entry(n).unwrap().facts.thumbprint;
+            rows.iter().find(|r| &r.thumbprint == t).unwrap().clone()
+        };
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].thumbprint, store.my()[0].facts.thumbprint);
+        let nokey = by("twin-nokey");
+        assert_eq!(nokey.has_private_key, Some(false));
+        assert_eq!(nokey.services.as_deref(), Some(&[][..]));
+        assert_eq!(nokey.status, Some(St::Valid));
+        assert_eq!(nokey.root_ca_type, Some(RootCaType::ThirdParty));
+        assert_eq!(
+            nokey.friendly_name.as_deref(),
+            Some("twin-nokey (mail.contoso.com)")
+        );
+        let keyed = by("keyed");
+        assert_eq!(keyed.has_private_key, Some(true));
+        assert_eq!(keyed.services.as_deref(), Some(&[Sv::Iis, Sv::Smtp][..]));
+        assert_eq!(
+            keyed.x509_identifier(),
+            store.entry("keyed").unwrap().x509_identifier()
+        );
+        assert_eq!(
+            keyed.certificate_domains,
+            ["mail.contoso.com", "autodiscover.contoso.com"]
+        );
+        assert_eq!(by("expired").status, Some(St::DateInvalid));
+        let ss = by("self-signed");
+        assert_eq!(ss.is_self_signed, Some(true));
+        assert_eq!(ss.status, Some(St::Valid));
+        assert_eq!(ss.root_ca_type, Some(RootCaType::Registry));
+        let u = by("untrusted");
+        assert_eq!(u.status, Some(St::Untrusted));
+        assert_eq!(u.root_ca_type, Some(RootCaType::Unknown));
+        assert_eq!(u.services.as_deref(), Some(&[Sv::Smtp, Sv::Imap][..]));
+        // the PEM exports
+        let k = store.entry("keyed").unwrap();
+        assert!(k.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(
+            k.key_pem()
+                .unwrap()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+        assert!(store.entry("twin-nokey").unwrap().key_pem().is_none());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   versions, the transport's synthetic replies), shared by the lab and the diagnosis.
 //! - [`artefacts`]: protocol logs, connectivity log, certificate/queue/connector listings in
 //!   Exchange's formats: writers for the lab, readers (kind detected from content) for the
-//!   diagnosis; docs/formats.md.
+//!   diagnosis; [`artefacts::bundle`] writes everything a lab run knows into one folder;
+//!   docs/formats.md.
 //! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
 //! - [`resolver`]: the lab resolver (smart host / MX names to the mock; never real DNS).

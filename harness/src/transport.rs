@@ -17,10 +17,13 @@ use mock_eop::reply::Reply;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::artefacts::queue::{LastError, QueueSnapshot, en_us_datetime};
+use crate::artefacts::bundle::{ArtefactBundle, ExportedCertificate};
+use crate::artefacts::connectivity::ConnectivityEvent;
+use crate::artefacts::queue::{self, LastError, QueueSnapshot, en_us_datetime};
 use crate::certstore::CertStore;
 use crate::connector::{
-    RetryInterleaving, SchannelSettings, SendConnector, ServerIdentity, TransportSettings,
+    ProtocolLoggingLevel, RetryInterleaving, SchannelSettings, SendConnector, ServerIdentity,
+    ServerRole, TransportSettings,
 };
 use crate::exchange::{DeliveryType, ExchangeVersion, QueueStatus, synthetic};
 use crate::message::OutboundMessage;
@@ -277,6 +280,7 @@ pub struct Transport {
     sessions: Vec<SessionReport>,
     records: Vec<TimedRecord>,
     done: Vec<(u64, TransportRecord)>,
+    connectivity: Vec<ConnectivityEvent>,
 }
 
 impl Transport {
@@ -299,6 +303,7 @@ impl Transport {
             sessions: Vec::new(),
             records: Vec::new(),
             done: Vec::new(),
+            connectivity: Vec::new(),
         }
     }
 
@@ -377,6 +382,13 @@ impl Transport {
         &self.done
     }
 
+    /// The connectivity log lines the queue produced so far, in time order (one `+` per
+    /// connection attempt, the DNS answer or failure, `Established connection` or
+    /// `Failed connection`, and the `-` summary `Messages: 0 Bytes: 0 (Retry : <ack>)`).
+    pub fn connectivity(&self) -> &[ConnectivityEvent] {
+        &self.connectivity
+    }
+
     fn identity(&self) -> String {
         format!("{}\\{}", self.cfg.server.name, self.cfg.queue_number)
     }
@@ -438,6 +450,87 @@ impl Transport {
                 retry_count: m.retry_count,
                 queue: self.identity(),
                 recipients: m.message.to.clone(),
+            })
+            .collect()
+    }
+
+    /// `Get-Message` rows in the listing's shape.
+    ///
+    /// The lab has no previous hop, so two values are stand-ins \[U\]: MessageSourceName is what an
+    /// Edge shows for mail from the Mailbox servers (`SMTP:Default internal receive connector
+    /// <server>`) or what a Mailbox server shows for mailbox submissions (`FromLocal`), and SourceIP
+    /// is `127.0.0.1`. SCL is -1 (authenticated mail).
+    pub fn message_rows(&self) -> Vec<queue::MessageSnapshot> {
+        let source = match self.cfg.server.role {
+            ServerRole::Edge => format!(
+                "SMTP:Default internal receive connector {}",
+                self.cfg.server.name
+            ),
+            ServerRole::Mailbox => "FromLocal".to_string(),
+        };
+        self.message_snapshots()
+            .into_iter()
+            .zip(&self.messages)
+            .map(|(s, m)| queue::MessageSnapshot {
+                identity: s.identity,
+                queue: s.queue,
+                subject: s.subject,
+                from_address: s.from_address,
+                status: match s.status {
+                    MessageQueueStatus::Active => queue::MessageStatus::Active,
+                    MessageQueueStatus::Ready => queue::MessageStatus::Ready,
+                    MessageQueueStatus::Retry => queue::MessageStatus::Retry,
+                    MessageQueueStatus::Suspended => queue::MessageStatus::Suspended,
+                },
+                size_bytes: Some(s.size),
+                message_source_name: source.clone(),
+                source_ip: "127.0.0.1".to_string(),
+                scl: Some(-1),
+                date_received: Some(s.date_received),
+                expiration_time: Some(s.expiration_time),
+                last_error: s.last_error,
+                retry_count: s.retry_count,
+                recipients: s.recipients,
+                internet_message_id: format!("<{}>", m.message.message_id),
+            })
+            .collect()
+    }
+
+    /// Everything the transport knows, as the files a real server gives at `now`: the send
+    /// protocol log (only when the connector's ProtocolLoggingLevel is Verbose, as on a real
+    /// server), the connectivity log, `Get-Queue`, `Get-Message`, both certificate listings (Status
+    /// judged at `now`) and `Get-SendConnector`. Add the mock's records with
+    /// [`ArtefactBundle::with_mock_records`] and certificates with [`Self::exported_certificates`];
+    /// write it with [`ArtefactBundle::write_to`].
+    pub fn artefact_bundle(&self, now: OffsetDateTime) -> ArtefactBundle {
+        let verbose = self.cfg.connector.protocol_logging_level == ProtocolLoggingLevel::Verbose;
+        ArtefactBundle {
+            server: self.cfg.server.name.clone(),
+            send_sessions: if verbose {
+                self.sessions.iter().map(|r| r.log.clone()).collect()
+            } else {
+                Vec::new()
+            },
+            connectivity: self.connectivity.clone(),
+            queues: vec![self.snapshot()],
+            messages: self.message_rows(),
+            certificates: self.store.listing_rows(now),
+            send_connectors: vec![self.cfg.connector.listing_row(&self.cfg.server)],
+            mock_records: None,
+            exported_certificates: Vec::new(),
+        }
+    }
+
+    /// The store's certificates as PEM, with their private keys when `with_keys` (the bundle
+    /// writes key files mode 0600).
+    pub fn exported_certificates(&self, with_keys: bool) -> Vec<ExportedCertificate> {
+        self.store
+            .my()
+            .iter()
+            .map(|e| ExportedCertificate {
+                thumbprint: e.facts.thumbprint.clone(),
+                cert_pem: e.cert_pem(),
+                key_pem: if with_keys { e.key_pem() } else { None },
             })
             .collect()
     }
@@ -604,6 +697,25 @@ impl Transport {
     /// The next hop did not resolve.
     pub fn on_dns_failure(&mut self, failure: &DnsFailure, now: OffsetDateTime) {
         let reply = failure.reply();
+        // the queue opens a connection attempt that ends at the lookup [U: lines reconstructed]
+        let id = self.next_session;
+        self.next_session = self.next_session.wrapping_add(1);
+        let sid = mock_eop::x509::hex_upper(&id.to_be_bytes());
+        let dest = self.next_hop_domain();
+        let n = self.messages.len() as u32;
+        let name = self.cfg.connector.name.clone();
+        // the text without the status codes: `DNS query failed. The error was: ...`
+        let text = reply
+            .text()
+            .split_once(' ')
+            .filter(|(code, _)| code.contains('.'))
+            .map_or(reply.text(), |(_, t)| t)
+            .to_string();
+        self.connectivity.extend([
+            ConnectivityEvent::queue_start(now, &sid, &dest, &name, n),
+            ConnectivityEvent::dns_failed(now, &sid, &dest, &text),
+            ConnectivityEvent::summary(now, &sid, &dest, 0, 0, Some(&text)),
+        ]);
         let led = wrap_led(
             self.cfg.server.version,
             &ErrorSource::Dns(&reply),
@@ -614,6 +726,84 @@ impl Transport {
         self.queue_failed(le, now);
     }
 
+    /// The connectivity log lines of a finished session (before the queue changes).
+    fn log_connectivity(&mut self, report: &SessionReport, now: OffsetDateTime) {
+        use crate::artefacts::protocol_log::SessionEvent;
+        let sid = report.log.session_id.clone();
+        let dest = self.next_hop_domain();
+        let start = report.log.events.first().map_or(now, |e| e.at);
+        let connected = report
+            .log
+            .events
+            .iter()
+            .find(|e| matches!(e.event, SessionEvent::Connected))
+            .map(|e| e.at);
+        let end = report.log.events.last().map_or(now, |e| e.at).max(start);
+        let cross = self.cfg.connector.cloud_services_mail_enabled;
+        let (mut sent, mut bytes) = (0u64, 0u64);
+        let mut deferred: Option<&Reply> = None;
+        for r in &report.messages {
+            match &r.status {
+                MessageStatus::Delivered { .. } => {
+                    sent += 1;
+                    bytes += self
+                        .messages
+                        .iter()
+                        .find(|m| m.message.internal_id == r.internal_id)
+                        .map_or(0, |m| m.message.wire(cross).len() as u64);
+                }
+                MessageStatus::Deferred { reply } => {
+                    deferred.get_or_insert(reply);
+                }
+                _ => {}
+            }
+        }
+        let detail = match (&report.failure, deferred) {
+            _ if sent > 0 => None,
+            (Some(f), _) => Some(format!("Retry : {}", f.ack.one_line())),
+            (None, Some(r)) => Some(format!("Retry : {}", r.one_line())),
+            (None, None) => None,
+        };
+        let n = self.messages.len() as u32;
+        let name = &self.cfg.connector.name;
+        let mut lines = vec![
+            ConnectivityEvent::queue_start(start, &sid, &dest, name, n),
+            ConnectivityEvent::dns_resolved(start, &sid, &dest, &[report.target.addr.ip()]),
+        ];
+        match (connected, &report.failure) {
+            (Some(at), _) => lines.push(ConnectivityEvent::established(
+                at,
+                &sid,
+                &dest,
+                report.log.remote,
+            )),
+            (
+                None,
+                Some(SessionFailure {
+                    kind: crate::sender::FailureKind::ConnectFailed { failure },
+                    ..
+                }),
+            ) => lines.push(ConnectivityEvent::failed_connection(
+                now,
+                &sid,
+                &dest,
+                report.log.remote,
+                &format!("{}:{}", failure.as_str(), failure.winsock_code()),
+            )),
+            _ => {}
+        }
+        let end = if connected.is_some() { end } else { now };
+        lines.push(ConnectivityEvent::summary(
+            end,
+            &sid,
+            &dest,
+            sent,
+            bytes,
+            detail.as_deref(),
+        ));
+        self.connectivity.extend(lines);
+    }
+
     /// A session finished.
     pub fn on_session(
         &mut self,
@@ -622,6 +812,7 @@ impl Transport {
         now: OffsetDateTime,
     ) {
         let target = report.target.clone();
+        self.log_connectivity(&report, now);
         let index = self.sessions.len();
         self.record(
             now,

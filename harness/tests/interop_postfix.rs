@@ -1,6 +1,7 @@
 //! Interop: `hybridlab send` delivers to a real receiving MTA (a private Postfix instance with
 //! STARTTLS on loopback), and the TLS verification levels behave against Postfix's certificate
-//! (trusted, untrusted, wrong name); the classic key-less twin fails before the handshake.
+//! (trusted, untrusted, wrong name); the classic key-less twin fails before the handshake. The
+//! artefacts `--out` writes are read back through the readers each time.
 //!
 //! Needs Postfix and root (the instance's daemons run as the `postfix` user). Without them the test
 //! prints a notice and passes, except when `CI` is set, where it fails.
@@ -10,6 +11,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use harness::artefacts::certs::CertListingSource;
+use harness::artefacts::connectivity::ConnectivityNote;
+use harness::artefacts::protocol_log::{CertRole, SessionEvent};
+use harness::artefacts::read_dir;
+use harness::exchange::{DisconnectReason, QueueStatus, SecurityStatus};
 use mock_eop::pki::{CertAuthority, CertSpec};
 
 fn is_root() -> bool {
@@ -226,17 +232,66 @@ fn hybridlab_send_against_postfix_with_starttls() {
     );
     assert!(text.contains("SP_PROT_TLS1_2_CLIENT"), "{text}");
     assert!(text.contains("result: delivered (250 2.0.0 Ok"), "{text}");
-    assert!(out_dir.join("sessions.json").exists());
     let plog = std::fs::read_to_string(&pf.log).unwrap_or_default();
     assert!(plog.contains("TLS connection established from"), "{plog}");
+    // the artefacts, read back: Postfix's certificate in the send log, the queue empty, one
+    // message in the connectivity log, the connector and the store listed
+    let a = read_dir(&out_dir).unwrap();
+    assert_eq!(a.skipped_total(), 0, "{:?}", a.files);
+    let s = &a.protocol.sessions[0].session;
+    assert_eq!(s.remote.port(), pf.port);
+    let remote = s
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            SessionEvent::Certificate {
+                role: CertRole::Remote,
+                cert,
+            } => Some(cert.clone()),
+            _ => None,
+        })
+        .expect("the remote certificate block");
+    assert_eq!(remote.subject, "CN=mx.lab.test");
+    assert_eq!(remote.issuer, "CN=Lab Postfix CA, O=hybridlab");
+    assert!(
+        s.events.iter().any(|e| matches!(
+            &e.event,
+            SessionEvent::Received { reply } if reply.code == 250 && reply.text().starts_with("2.0.0 Ok: ") && reply.text().contains(" queued as ")
+        )),
+        "{:#?}",
+        s.events
+    );
+    let q = &a.queues[0].row;
+    assert_eq!((q.status, q.message_count), (QueueStatus::Ready, 0));
+    assert!(q.last_error.is_none());
+    assert!(matches!(
+        a.connectivity.last().map(|(e, _)| e.note()),
+        Some(ConnectivityNote::Summary {
+            messages: 1,
+            detail: None,
+            ..
+        })
+    ));
+    let sc = &a.send_connectors[0].row;
+    assert_eq!(sc.tls_domain.as_deref(), Some("mx.lab.test"));
+    assert_eq!(sc.smart_hosts, ["127.0.0.1"]);
+    assert_eq!(sc.port, Some(pf.port));
+    assert_eq!(
+        a.certificates_from(CertListingSource::ExchangeCertificate)
+            .count(),
+        1
+    );
 
     // not trusted: CertificateValidation fails with UntrustedRoot, EncryptionOnly delivers
+    let untrusted_dir = work.path().join("untrusted");
     let (code, text) = hybridlab(&[
         "--smarthost",
         &host,
         "--require-tls",
         "--tls-auth-level",
         "CertificateValidation",
+        "--out",
+        untrusted_dir.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{text}");
     assert!(
@@ -244,6 +299,21 @@ fn hybridlab_send_against_postfix_with_starttls() {
         "{text}"
     );
     assert!(text.contains("LED=451 4.4.395 Target host responded with error. -> 454 4.7.5 Certificate validation failure"), "{text}");
+    let a = read_dir(&untrusted_dir).unwrap();
+    assert_eq!(
+        a.queues[0].row.last_error.as_ref().unwrap().led,
+        "451 4.4.395 Target host responded with error. -> 454 4.7.5 Certificate validation failure"
+    );
+    assert!(
+        a.protocol.sessions[0]
+            .session
+            .events
+            .iter()
+            .any(|e| matches!(
+                &e.event,
+                SessionEvent::Info { context, .. } if context.contains("status UntrustedRoot")
+            ))
+    );
     let (code, text) = hybridlab(&[
         "--smarthost",
         &host,
@@ -269,6 +339,7 @@ fn hybridlab_send_against_postfix_with_starttls() {
     assert!(text.contains("status SubjectMismatch"), "{text}");
 
     // the classic case against a real MTA: NoCredentials before the handshake
+    let classic_dir = work.path().join("classic");
     let (code, text) = hybridlab(&[
         "--smarthost",
         &host,
@@ -277,6 +348,8 @@ fn hybridlab_send_against_postfix_with_starttls() {
         "first",
         "--tls-certificate-name",
         "@lab-cert",
+        "--out",
+        classic_dir.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{text}");
     assert!(
@@ -288,5 +361,48 @@ fn hybridlab_send_against_postfix_with_starttls() {
             "LED=451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out"
         ),
         "{text}"
+    );
+    // the artefacts: the twin in the send log and the Cert: listing, not in Get-ExchangeCertificate
+    let a = read_dir(&classic_dir).unwrap();
+    assert_eq!(a.skipped_total(), 0, "{:?}", a.files);
+    let twin = a
+        .certificates_from(CertListingSource::CertProvider)
+        .find(|c| c.row.has_private_key == Some(false))
+        .expect("the key-less twin in the Cert: listing")
+        .row
+        .thumbprint
+        .clone();
+    assert!(
+        a.certificates_from(CertListingSource::ExchangeCertificate)
+            .all(|c| c.row.thumbprint != twin)
+    );
+    let events: Vec<&SessionEvent> = a.protocol.sessions[0]
+        .session
+        .events
+        .iter()
+        .map(|e| &e.event)
+        .collect();
+    let n = events.len();
+    assert!(matches!(
+        events[n - 3],
+        SessionEvent::Certificate { role: CertRole::Sending, cert } if cert.thumbprint == twin
+    ));
+    assert_eq!(
+        events[n - 2],
+        &SessionEvent::TlsFailed {
+            status: SecurityStatus::NoCredentials
+        }
+    );
+    assert_eq!(
+        events[n - 1],
+        &SessionEvent::Disconnected {
+            reason: DisconnectReason::Local
+        }
+    );
+    let q = &a.queues[0].row;
+    assert_eq!(q.status, QueueStatus::Retry);
+    assert_eq!(
+        q.last_error.as_ref().unwrap().led,
+        "451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out"
     );
 }

@@ -1,92 +1,45 @@
-//! Queue timelines on the virtual clock (paused tokio time, in-memory streams): quick retries, long
-//! retries, delay DSN, expiry NDR, recovery after N failed attempts, opportunistic fallback,
-//! message-level 4xx, DNS failure, and the classic case end to end.
+//! Queue timelines on the virtual clock against the mock EOP (paused tokio time, in-memory
+//! streams): quick retries, long retries, delay DSN, expiry NDR, recovery after N failed attempts,
+//! opportunistic fallback, message-level 4xx, DNS failure, and the classic case end to end.
 
-mod common;
+mod mocklab;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
-use common::{AfterStartTls, ServerOpts, Sink};
-use harness::certstore::{CertStore, fixtures};
-use harness::connector::SendConnector;
 use harness::exchange::QueueStatus;
-use harness::message::OutboundMessage;
 use harness::resolver::LabResolver;
-use harness::transport::{MemoryDeliver, Transport, TransportConfig, TransportRecord, run_until};
-use mock_eop::clock::LabClock;
-use mock_eop::pki::{CertAuthority, CertSpec, IssuedCert};
+use harness::transport::{Transport, TransportConfig, TransportRecord, run_until};
+use mock_eop::config::EopConfig;
+use mock_eop::fault::{Fault, FaultAction, Stage};
+use mocklab::{MockLab, Net, SMART_HOST, message, pinned};
 use time::{Duration, OffsetDateTime};
 
-const SMART_HOST: &str = "contoso-com.mail.protection.outlook.com";
-
 fn t0() -> OffsetDateTime {
-    time::macros::datetime!(2019-05-02 06:30:00 UTC)
+    mocklab::t0()
 }
 
-struct Lab {
-    store: CertStore,
-    opts: ServerOpts,
-}
-
-/// The on-prem store (twins) trusting a lab "EOP" root whose leaf the server presents.
-fn make_lab(keyless_first: bool) -> Lab {
-    // everything valid at lab time (the server does not ask for a client certificate here, so no
-    // real-time check happens on its side)
-    let now = t0();
-    let root = CertAuthority::root(&CertSpec::authority(
-        "CN=Lab EOP Root, O=hybridlab".parse().unwrap(),
-        now,
-    ))
-    .unwrap();
-    let mut spec = CertSpec::leaf("mail.protection.outlook.com", now);
-    spec.dns_names.push("*.mail.protection.outlook.com".into());
-    let leaf: IssuedCert = root.issue(&spec).unwrap();
-    let mut store = CertStore::build(&fixtures::classic_twins(keyless_first), now).unwrap();
-    store
-        .add_trusted_root("eop", root.cert.der.clone())
-        .unwrap();
-    let opts = ServerOpts {
-        cert: Some((vec![leaf.der.clone()], leaf.key_pkcs8)),
-        ..Default::default()
-    };
-    Lab { store, opts }
-}
-
-fn pinned() -> SendConnector {
-    let mut c = SendConnector::hybrid(
-        "contoso",
-        Some(format!(
-            "<I>{}<S>{}",
-            fixtures::ISSUING_CA,
-            fixtures::CONTOSO_SUBJECT
-        )),
-    );
-    c.smart_hosts = vec![SMART_HOST.into()];
-    c
-}
-
-fn resolver() -> LabResolver {
-    LabResolver::new().with_host(SMART_HOST, "104.47.10.36:25".parse().unwrap())
-}
-
-fn memory(opts: ServerOpts, sink: Sink) -> MemoryDeliver<impl FnMut() -> tokio::io::DuplexStream> {
-    MemoryDeliver {
-        connect: move || {
-            let (client, server) = tokio::io::duplex(64 * 1024);
-            tokio::spawn(common::serve(server, None, opts.clone(), sink.clone()));
-            client
-        },
-        local: "10.0.0.5:27436".parse().unwrap(),
-    }
-}
-
-fn message(id: u64) -> OutboundMessage {
-    OutboundMessage::simple(
-        id,
-        "alice@contoso.com",
-        "bob@contoso.mail.onmicrosoft.com",
-        t0(),
+/// The on-prem twins against the contoso mock, with `faults`.
+async fn make_lab(keyless_first: bool, faults: Vec<Fault>) -> MockLab {
+    mocklab::start_with(
+        EopConfig::contoso(),
+        faults,
+        &harness::certstore::fixtures::classic_twins(keyless_first),
+        Net::Memory,
+        true,
     )
+    .await
+}
+
+/// The on-prem server's address as the mock sees it.
+fn peer() -> SocketAddr {
+    "10.0.0.5:27436".parse().unwrap()
+}
+
+/// The smart host resolves to an EOP address (shown in the logs and LastError).
+fn resolver(lab: &MockLab) -> LabResolver {
+    lab.resolver_as("104.47.10.36:25".parse().unwrap())
 }
 
 fn attempts(t: &Transport) -> Vec<Duration> {
@@ -97,9 +50,17 @@ fn attempts(t: &Transport) -> Vec<Duration> {
         .collect()
 }
 
+/// The mock's records once `n` sessions have finished.
+async fn mock_records(lab: &MockLab, n: u64) -> Vec<mock_eop::record::SessionRecord> {
+    tokio::time::timeout(StdDuration::from_secs(60), lab.mock.wait_for_sessions(n))
+        .await
+        .expect("the mock finishes its sessions");
+    lab.mock.records()
+}
+
 #[tokio::test(start_paused = true)]
 async fn classic_case_end_to_end_over_two_days() {
-    let lab = make_lab(true);
+    let lab = make_lab(true, vec![]).await;
     let keyless = lab
         .store
         .entry("twin-nokey")
@@ -107,14 +68,13 @@ async fn classic_case_end_to_end_over_two_days() {
         .facts
         .thumbprint
         .clone();
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(12884901890));
-    let sink: Sink = Arc::default();
-    let mut d = memory(lab.opts, sink);
+    let mut d = lab.memory(peer());
 
     // first attempt
-    run_until(&mut t, &resolver(), &mut d, &clock, t0(), 10).await;
+    run_until(&mut t, &resolver(&lab), &mut d, &clock, t0(), 10).await;
     let q = t.snapshot();
     assert_eq!(q.status, QueueStatus::Retry);
     assert_eq!(q.identity, "EDGE01\\3");
@@ -152,7 +112,7 @@ async fn classic_case_end_to_end_over_two_days() {
 
     // two virtual days
     let until = t0() + Duration::days(2) + Duration::minutes(1);
-    run_until(&mut t, &resolver(), &mut d, &clock, until, 10_000).await;
+    run_until(&mut t, &resolver(&lab), &mut d, &clock, until, 10_000).await;
     let a = attempts(&t);
     let m = Duration::minutes;
     assert_eq!(&a[..5], &[m(0), m(1), m(2), m(3), m(4)], "glitch retries");
@@ -192,15 +152,14 @@ async fn classic_case_end_to_end_over_two_days() {
 
 #[tokio::test(start_paused = true)]
 async fn keyed_twin_first_delivers_with_2_6_0() {
-    let lab = make_lab(false);
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let lab = make_lab(false, vec![]).await;
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let sink: Sink = Arc::default();
-    let mut d = memory(lab.opts, sink.clone());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -213,28 +172,31 @@ async fn keyed_twin_first_delivers_with_2_6_0() {
     };
     assert!(reply.one_line().starts_with("250 2.6.0"));
     assert_eq!(t.snapshot().message_count, 0);
-    assert!(sink.wait(0).await.tls);
+    let rec = &mock_records(&lab, 1).await[0];
+    assert!(rec.tls.is_some());
+    assert_eq!(rec.messages.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn recovery_after_three_failed_attempts_and_fix_in_store() {
     // a middlebox resets the first three handshakes
-    let lab = make_lab(false);
-    let mut opts = lab.opts.clone();
-    opts.faulty_connections = 3;
-    opts.after_starttls_fault = AfterStartTls::Reset;
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let lab = make_lab(
+        false,
+        vec![Fault::new(Stage::TlsHandshake, FaultAction::Drop).first(3)],
+    )
+    .await;
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let mut d = memory(opts, Arc::default());
-    run_until(&mut t, &resolver(), &mut d, &clock, t0(), 10).await;
+    let mut d = lab.memory(peer());
+    run_until(&mut t, &resolver(&lab), &mut d, &clock, t0(), 10).await;
     assert_eq!(
         t.snapshot().last_error.unwrap().led,
         "451 4.4.397 Error communicating with target host. -> 421 4.4.2 Connection dropped due to SocketError"
     );
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -259,7 +221,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
     assert!(q.last_error.is_none());
 
     // the classic case fixed by removing the key-less twin after an hour
-    let lab = make_lab(true);
+    let lab = make_lab(true, vec![]).await;
     let keyless = lab
         .store
         .entry("twin-nokey")
@@ -269,13 +231,13 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(2));
-    let mut d = memory(lab.opts, Arc::default());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -286,7 +248,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
     t.set_store(Arc::new(fixed));
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(3),
@@ -301,19 +263,18 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
 
 #[tokio::test(start_paused = true)]
 async fn opportunistic_fallback_only_when_tls_not_required() {
-    let lab = make_lab(true);
+    let lab = make_lab(true, vec![]).await;
     let mut c = pinned();
     c.require_tls = false;
     c.tls_auth_level = None;
     c.tls_domain = None;
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(c), Arc::new(lab.store.clone()));
+    let clock = lab.clock;
+    let mut t = lab.transport(c);
     t.submit(message(1));
-    let sink: Sink = Arc::default();
-    let mut d = memory(lab.opts.clone(), sink.clone());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -335,18 +296,28 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
         t.finished()[0].1,
         TransportRecord::Delivered { .. }
     ));
-    let second = sink.wait(1).await;
-    assert!(!second.tls);
-    assert!(!second.commands.contains(&"STARTTLS".to_string()));
+    // the plain-text session reaches EOP unattributed by certificate (FM-08/FM-21 territory)
+    let second = mock_records(&lab, 2).await[1].clone();
+    assert!(second.tls.is_none());
+    assert!(
+        !second
+            .commands()
+            .any(|c| c.eq_ignore_ascii_case("STARTTLS"))
+    );
+    assert_eq!(
+        second.attribution.as_ref().map(|v| v.kind()),
+        Some(mock_eop::attribution::VerdictKind::Unattributed)
+    );
 
     // RequireTLS: never falls back
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let lab = make_lab(true, vec![]).await;
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let mut d = memory(lab.opts, Arc::default());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -365,16 +336,16 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
 
 #[tokio::test(start_paused = true)]
 async fn message_level_4xx_uses_message_retry_interval() {
-    let lab = make_lab(false);
-    let mut opts = lab.opts.clone();
-    opts.faulty_connections = 2;
-    opts.rcpt_reply =
-        Some("451 4.7.500 Server busy. Please try again later from [10.0.0.5]. (S77714)");
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let lab = make_lab(
+        false,
+        vec![Fault::new(Stage::Rcpt, FaultAction::Throttle(Default::default())).first(2)],
+    )
+    .await;
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let mut d = memory(opts, Arc::default());
-    run_until(&mut t, &resolver(), &mut d, &clock, t0(), 10).await;
+    let mut d = lab.memory(peer());
+    run_until(&mut t, &resolver(&lab), &mut d, &clock, t0(), 10).await;
     let msgs = t.message_snapshots();
     assert_eq!(msgs[0].identity, "EDGE01\\3\\1");
     assert_eq!(msgs[0].retry_count, 1);
@@ -384,7 +355,7 @@ async fn message_level_4xx_uses_message_retry_interval() {
     );
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(1),
@@ -403,14 +374,14 @@ async fn message_level_4xx_uses_message_retry_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn dns_failure_and_mailbox_defaults() {
-    let lab = make_lab(false);
-    let clock = LabClock::starting_at(t0());
+    let lab = make_lab(false, vec![]).await;
+    let clock = lab.clock;
     let mut cfg = TransportConfig::new(pinned());
     cfg.settings = harness::connector::TransportSettings::mailbox();
     cfg.settings.retry_interleaving = harness::connector::RetryInterleaving::TransientOnly;
-    let mut t = Transport::new(cfg, Arc::new(lab.store));
+    let mut t = Transport::new(cfg, Arc::new(lab.store.clone()));
     t.submit(message(1));
-    let mut d = memory(lab.opts, Arc::default());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
         &LabResolver::new(),
@@ -442,7 +413,7 @@ async fn dns_failure_and_mailbox_defaults() {
 
 #[tokio::test(start_paused = true)]
 async fn suspend_resume_and_retry_queue() {
-    let lab = make_lab(true);
+    let lab = make_lab(true, vec![]).await;
     let keyless = lab
         .store
         .entry("twin-nokey")
@@ -452,13 +423,13 @@ async fn suspend_resume_and_retry_queue() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = LabClock::starting_at(t0());
-    let mut t = Transport::new(TransportConfig::new(pinned()), Arc::new(lab.store));
+    let clock = lab.clock;
+    let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let mut d = memory(lab.opts, Arc::default());
+    let mut d = lab.memory(peer());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::minutes(30),
@@ -470,7 +441,7 @@ async fn suspend_resume_and_retry_queue() {
     assert_eq!(t.snapshot().status, QueueStatus::Suspended);
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(5),
@@ -491,7 +462,7 @@ async fn suspend_resume_and_retry_queue() {
     t.retry_now(clock.now());
     run_until(
         &mut t,
-        &resolver(),
+        &resolver(&lab),
         &mut d,
         &clock,
         t0() + Duration::hours(6),

@@ -17,11 +17,14 @@
 //! - [`ps`], [`format_list`], [`ps_json`]: PowerShell objects, `Format-List` text and
 //!   `ConvertTo-Json`, shared by every listing.
 //!
+//! Writing a whole lab run: [`bundle`] (every file above into one folder, keys mode 0600).
+//!
 //! Entry points: [`detect`] names a file's kind from its content (never its name);
 //! [`read_paths`] / [`ArtefactReader`] read files and folders into one [`Artefacts`] set with
 //! per-file skipped-line counts. An unreadable path is an error; a file of no known kind is
 //! reported as [`ArtefactKind::Unknown`], never an error.
 
+pub mod bundle;
 pub mod certs;
 pub mod connectivity;
 pub mod connectors;

@@ -4,7 +4,11 @@
 //! `[[certificates]]`) or is generated (`--cert-subject`, optionally with a key-less twin); the send
 //! connector from a TOML file (`--connector`) or from flags. Host names are never looked up in real
 //! DNS: `--smarthost` takes an IP address, `localhost`, or a name mapped with `--map NAME=IP`.
-//! The transcript goes to stdout; `--out DIR` receives the session, queue and selection as JSON.
+//! The session's send protocol log goes to stdout, followed by the result and the queue; `--out DIR`
+//! receives what a real server would give for the same attempt, in Exchange's formats
+//! (`SENDyyyymmdd-N.LOG`, `CONNECTLOGyyyymmdd-1.LOG`, `Get-Queue.txt`/`.json`, `Get-Message.txt`,
+//! `Get-ExchangeCertificate.txt`, `Get-ChildItem-Cert.txt`, `Get-SendConnector.txt`; see
+//! `harness::artefacts::bundle`), which `hybridlab diagnose DIR` reads.
 //!
 //! Exit codes: 0 delivered, 1 not delivered, 2 usage or input error.
 
@@ -14,6 +18,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use harness::artefacts::bundle::BundleOptions;
+use harness::artefacts::protocol_log::{CertBlockStyle, LogWriterOptions, write_log};
+use harness::artefacts::text::LineEnding;
 use harness::certstore::{CertStore, StoreDescription, fixtures};
 use harness::connector::{SchannelSettings, SendConnector, ServerIdentity};
 use harness::exchange::{ExchangeVersion, TlsAuthLevel};
@@ -84,9 +91,14 @@ pub(crate) struct Args {
     /// Bind this source address (loopback only).
     #[arg(long)]
     source_ip: Option<IpAddr>,
-    /// Write the session, queue and selection as JSON into this folder.
+    /// Write the attempt's artefacts in Exchange's formats into this folder (send protocol log,
+    /// connectivity log, Get-Queue, Get-Message, certificate and send connector listings).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Certificate block of the send protocol log: `multi-line` (classic) or `one-line` (newer
+    /// builds).
+    #[arg(long, value_name = "STYLE", default_value = "multi-line")]
+    cert_block: String,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -184,6 +196,11 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
     c.validate()
         .map_err(|e| anyhow::anyhow!("the send connector is invalid: {e}"))?;
 
+    let cert_style = match args.cert_block.as_str() {
+        "multi-line" => CertBlockStyle::MultiLine,
+        "one-line" => CertBlockStyle::OneLine,
+        other => bail!("--cert-block: expected multi-line or one-line, got {other:?}"),
+    };
     let duplicate_policy = match args.duplicate_policy.as_str() {
         "first_in_store" => DuplicatePolicy::FirstInStore,
         "latest_notafter" => DuplicatePolicy::LatestNotafter,
@@ -238,8 +255,9 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(e) => {
             transport.on_dns_failure(&e, clock.now());
+            println!("result: DNS query failed for {:?}", c.smart_hosts.join(","));
             print_queue(&transport);
-            write_out(&args, &transport)?;
+            write_out(&args, &transport, cert_style, clock.now())?;
             return Ok(ExitCode::from(1));
         }
     };
@@ -253,7 +271,12 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
     };
     let report = deliver.deliver(session_cfg, vec![msg], &clock).await;
     let outcome = report.outcome();
-    print!("{}", report.transcript());
+    let mut log_opts = LogWriterOptions::send().with_cert_style(cert_style);
+    log_opts.line_ending = LineEnding::Lf;
+    print!(
+        "{}",
+        write_log(std::slice::from_ref(&report.log), &log_opts)
+    );
     transport.on_session(report, false, clock.now());
     match &outcome {
         Outcome::Delivered(r) => println!("result: delivered ({r})"),
@@ -262,7 +285,7 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
         Outcome::SessionFailed(f) => println!("result: session failed ({})", f.ack),
     }
     print_queue(&transport);
-    write_out(&args, &transport)?;
+    write_out(&args, &transport, cert_style, clock.now())?;
     Ok(if matches!(outcome, Outcome::Delivered(_)) {
         ExitCode::SUCCESS
     } else {
@@ -281,23 +304,22 @@ fn print_queue(t: &Transport) {
     }
 }
 
-fn write_out(args: &Args, t: &Transport) -> anyhow::Result<()> {
+fn write_out(
+    args: &Args,
+    t: &Transport,
+    cert_style: CertBlockStyle,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
     let Some(dir) = &args.out else {
         return Ok(());
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let write = |name: &str, value: serde_json::Value| -> anyhow::Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, serde_json::to_string_pretty(&value)?)
-            .with_context(|| format!("writing {}", p.display()))
-    };
-    write("sessions.json", serde_json::to_value(t.sessions())?)?;
-    write("queue.json", serde_json::to_value(t.snapshot())?)?;
-    write(
-        "messages.json",
-        serde_json::to_value(t.message_snapshots())?,
-    )?;
-    write("timeline.json", serde_json::to_value(t.records())?)?;
+    let mut opts = BundleOptions::default();
+    opts.send_log = opts.send_log.with_cert_style(cert_style);
+    let written = t
+        .artefact_bundle(now)
+        .write_to(dir, &opts)
+        .context("writing the artefacts")?;
+    println!("artefacts: {} files in {}", written.len(), dir.display());
     Ok(())
 }
 

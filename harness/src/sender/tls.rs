@@ -330,7 +330,9 @@ fn tls_status(e: &TlsError) -> SecurityStatus {
         TlsError::AlertReceived(A::DecryptError | A::BadRecordMac) => {
             SecurityStatus::DecryptFailure
         }
-        TlsError::AlertReceived(_) => SecurityStatus::MessageAltered,
+        // any other fatal alert instead of the server's flight: "the message received was
+        // unexpected or badly formatted" [U]
+        TlsError::AlertReceived(_) => SecurityStatus::IllegalMessage,
         TlsError::InvalidMessage(_)
         | TlsError::InappropriateMessage { .. }
         | TlsError::InappropriateHandshakeMessage { .. }
@@ -373,6 +375,11 @@ mod tests {
             TlsError::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
         );
         assert_eq!(security_status(&garbage), SecurityStatus::IllegalMessage);
+        let internal = io::Error::new(
+            io::ErrorKind::InvalidData,
+            TlsError::AlertReceived(rustls::AlertDescription::InternalError),
+        );
+        assert_eq!(security_status(&internal), SecurityStatus::IllegalMessage);
         assert_eq!(
             chain_verdict(&TlsError::InvalidCertificate(
                 CertificateError::UnknownIssuer

@@ -1,6 +1,8 @@
-//! A minimal in-process SMTP receiver for the sender's tests: smtp-proto for parsing, tokio-rustls
-//! for STARTTLS, behaviours switchable per test (TLS versions, client-certificate request, reset or
-//! garbage after `220 2.0.0 SMTP server ready`). Binds 127.0.0.1:0 or serves any stream.
+//! A deliberately odd in-process SMTP receiver for the sender's TLS tests: smtp-proto for parsing,
+//! tokio-rustls for STARTTLS, behaviours the mock EOP does not have switchable per test (any TLS
+//! version set, any certificate, no STARTTLS, reset or garbage after `220 2.0.0 SMTP server
+//! ready`). Binds 127.0.0.1:0 or serves any stream. Tests that want EOP's behaviour use the mock
+//! (tests/mocklab).
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -34,15 +36,6 @@ pub struct ServerOpts {
     pub chunking: bool,
     pub pipelining: bool,
     pub size: usize,
-    /// The first `faulty_connections` connections use `after_starttls_fault` / `rcpt_reply`; later
-    /// ones behave normally (recovery after a fault).
-    pub faulty_connections: usize,
-    /// The STARTTLS behaviour of a faulty connection.
-    pub after_starttls_fault: AfterStartTls,
-    /// RCPT reply of a faulty connection (e.g. a 451 throttle).
-    pub rcpt_reply: Option<&'static str>,
-    /// Connections seen (shared by clones).
-    pub counter: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for ServerOpts {
@@ -56,10 +49,6 @@ impl Default for ServerOpts {
             chunking: true,
             pipelining: true,
             size: 157_286_400,
-            faulty_connections: 0,
-            after_starttls_fault: AfterStartTls::Handshake,
-            rcpt_reply: None,
-            counter: Arc::default(),
         }
     }
 }
@@ -165,17 +154,6 @@ where
         peer,
         ..Default::default()
     };
-    let n = opts
-        .counter
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let mut opts = opts;
-    if n < opts.faulty_connections {
-        if opts.after_starttls_fault != AfterStartTls::Handshake {
-            opts.after_starttls = opts.after_starttls_fault;
-        }
-    } else {
-        opts.rcpt_reply = None;
-    }
     let mut stream = stream;
     let _ = stream
         .write_all(
@@ -284,13 +262,7 @@ where
                     return Upgrade::StartTls;
                 }
                 Request::Mail { .. } => out.extend_from_slice(b"250 2.1.0 Sender OK\r\n"),
-                Request::Rcpt { .. } => match opts.rcpt_reply {
-                    Some(r) => {
-                        out.extend_from_slice(r.as_bytes());
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    None => out.extend_from_slice(b"250 2.1.5 Recipient OK\r\n"),
-                },
+                Request::Rcpt { .. } => out.extend_from_slice(b"250 2.1.5 Recipient OK\r\n"),
                 Request::Data => {
                     data = Some(DataReceiver::new());
                     out.extend_from_slice(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n");
