@@ -116,6 +116,9 @@ pub struct Replay {
     pub mock_sessions: Vec<SessionRecord>,
     /// The mock's certificate (what EOP presented).
     pub eop_certificate: CertFacts,
+    /// The run as the files a real server gives (send log, connectivity log, listings) plus the
+    /// mock's records.
+    pub bundle: crate::artefacts::bundle::ArtefactBundle,
     /// Real time the replay took.
     pub wall: Duration,
 }
@@ -353,7 +356,11 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
             .await
             .unwrap_or_default(),
     };
+    let bundle = transport
+        .artefact_bundle(end)
+        .with_mock_records(mock_sessions.clone());
     Ok(Replay {
+        bundle,
         id: s.scenario.id.clone(),
         transport: kind,
         start,
