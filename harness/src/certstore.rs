@@ -1018,6 +1018,8 @@ mod tests {
             subject: "CN=Rogue Root, O=Elsewhere".parse().unwrap(),
             issuer: None,
             installed: false,
+            aia_fetchable: false,
+            public: false,
             not_before: None,
             not_after: None,
             key: KeyKind::default(),
