@@ -157,7 +157,8 @@ pub fn interleave(s: &SessionReport, m: Option<&SessionRecord>) -> Vec<Step> {
         match entry {
             TranscriptEntry::Command { .. } | TranscriptEntry::Reply { .. } => {
                 let want_sent = matches!(entry, TranscriptEntry::Command { .. });
-                while i < events.len() {
+                // never pull the sender's later events in front of the mock's earlier ones
+                while i < events.len() && events[i].at <= entry.at() {
                     push(&mut out, i);
                     i += 1;
                     let hit = match events[i - 1].event {
