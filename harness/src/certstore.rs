@@ -128,8 +128,9 @@ pub fn services_text(services: &[ExchangeService]) -> String {
     v.join(", ")
 }
 
-/// A point in time in a description: days relative to the build time (`-30`, `365`) or an
-/// RFC 3339 time (`"2026-01-31T23:59:59Z"`).
+/// A point in time in a description: days relative to the build time (`-30`, `365`), an offset
+/// with a unit (`"-30d"`, `"+335d"`, `"-2h"`, `"+90m"`, `"+30s"`), or an RFC 3339 time
+/// (`"2026-01-31T23:59:59Z"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TimeSpec {
@@ -148,6 +149,9 @@ impl TimeSpec {
     ) -> Result<OffsetDateTime, CertStoreError> {
         match self {
             Self::Days(d) => Ok(now + Duration::days(*d)),
+            Self::At(s) if relative_offset(s).is_some() => {
+                Ok(now + relative_offset(s).unwrap_or_default())
+            }
             Self::At(s) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .map_err(|e| CertStoreError::BadTime {
                     name: name.to_string(),
@@ -156,6 +160,26 @@ impl TimeSpec {
                 }),
         }
     }
+}
+
+/// `[+-]N<unit>` with unit `d`, `h`, `m` or `s` (`"-30d"`, `"+335d"`).
+pub fn relative_offset(s: &str) -> Option<Duration> {
+    let t = s.trim();
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => (1, t),
+    };
+    let unit = rest.chars().last()?;
+    let n: i64 = rest[..rest.len() - unit.len_utf8()].parse().ok()?;
+    let d = match unit {
+        'd' => Duration::days(n),
+        'h' => Duration::hours(n),
+        'm' => Duration::minutes(n),
+        's' => Duration::seconds(n),
+        _ => return None,
+    };
+    Some(d * sign)
 }
 
 fn default_true() -> bool {
@@ -174,7 +198,8 @@ fn default_ekus() -> Vec<Eku> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorityDescription {
-    /// Name other entries use in `issuer`.
+    /// Name other entries use in `issuer` (in a scenario, the key of `[onprem.authorities.<name>]`).
+    #[serde(default)]
     pub name: String,
     /// Subject DN, .NET order (`CN=Lab Issuing CA, O=hybridlab, C=US`).
     pub subject: DnSpec,
@@ -185,6 +210,14 @@ pub struct AuthorityDescription {
     /// sender can present it in its chain. `false` models a missing root or intermediate (FM-10/11).
     #[serde(default = "default_true")]
     pub installed: bool,
+    /// An intermediate that is not installed but that Windows can still fetch through its AIA URL
+    /// to validate certificates locally: the chain the sender *presents* still lacks it (FM-10).
+    #[serde(default)]
+    pub aia_fetchable: bool,
+    /// A root that public trust stores (Exchange Online) trust: the mock EOP is given it to judge
+    /// client certificates. `false` models a private enterprise CA (FM-13).
+    #[serde(default = "default_true")]
+    pub public: bool,
     /// Start of validity (default 5 years before).
     #[serde(default)]
     pub not_before: Option<TimeSpec>,
@@ -412,6 +445,7 @@ pub struct CertStore {
     my: Vec<StoreEntry>,
     roots: Vec<AuthorityEntry>,
     intermediates: Vec<AuthorityEntry>,
+    aia_intermediates: Vec<AuthorityEntry>,
     authorities: Vec<(String, Arc<CertAuthority>)>,
 }
 
@@ -475,17 +509,19 @@ impl CertStore {
                 .intermediate(&spec)
                 .map_err(pki)?,
         };
+        let entry = AuthorityEntry {
+            name: a.name.clone(),
+            der: ca.cert.der.clone(),
+            facts: ca.cert.facts.clone(),
+        };
         if a.installed {
-            let entry = AuthorityEntry {
-                name: a.name.clone(),
-                der: ca.cert.der.clone(),
-                facts: ca.cert.facts.clone(),
-            };
             if a.issuer.is_none() {
                 self.roots.push(entry);
             } else {
                 self.intermediates.push(entry);
             }
+        } else if a.issuer.is_some() && a.aia_fetchable {
+            self.aia_intermediates.push(entry);
         }
         self.authorities.push((a.name.clone(), Arc::new(ca)));
         Ok(())
@@ -739,8 +775,12 @@ impl CertStore {
         if anchors.is_empty() {
             return false;
         }
-        let inter: Vec<CertificateDer<'_>> =
-            self.intermediates.iter().map(|i| i.der.clone()).collect();
+        let inter: Vec<CertificateDer<'_>> = self
+            .intermediates
+            .iter()
+            .chain(&self.aia_intermediates)
+            .map(|i| i.der.clone())
+            .collect();
         let secs = now.unix_timestamp().max(0) as u64;
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -811,6 +851,8 @@ pub mod fixtures {
                 subject: ROOT_CA.parse().unwrap_or_default(),
                 issuer: None,
                 installed: true,
+                aia_fetchable: false,
+                public: true,
                 not_before: None,
                 not_after: None,
                 key: KeyKind::default(),
@@ -820,6 +862,8 @@ pub mod fixtures {
                 subject: ISSUING_CA.parse().unwrap_or_default(),
                 issuer: Some("root".into()),
                 installed: true,
+                aia_fetchable: false,
+                public: true,
                 not_before: None,
                 not_after: None,
                 key: KeyKind::default(),
@@ -899,6 +943,17 @@ mod tests {
     }
 
     #[test]
+    fn relative_times() {
+        assert_eq!(relative_offset("-30d"), Some(Duration::days(-30)));
+        assert_eq!(relative_offset("+335d"), Some(Duration::days(335)));
+        assert_eq!(relative_offset("12h"), Some(Duration::hours(12)));
+        assert_eq!(relative_offset("2026-01-31T23:59:59Z"), None);
+        assert_eq!(relative_offset("-d"), None);
+        let t = TimeSpec::At("-2d".into()).resolve(now(), "x", "not_after");
+        assert_eq!(t.unwrap(), now() - Duration::days(2));
+    }
+
+    #[test]
     fn twins_share_identifier_but_not_thumbprint() {
         let store = CertStore::build(&fixtures::classic_twins(true), now()).unwrap();
         let a = store.entry("twin-nokey").unwrap();
@@ -963,6 +1018,8 @@ mod tests {
             subject: "CN=Rogue Root, O=Elsewhere".parse().unwrap(),
             issuer: None,
             installed: false,
+            aia_fetchable: false,
+            public: false,
             not_before: None,
             not_after: None,
             key: KeyKind::default(),

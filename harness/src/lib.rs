@@ -16,6 +16,9 @@
 //! - [`transport`]: the delivery queue, retries on the virtual clock, DSN/NDR, the LastError wrapper.
 //! - [`diagnose`]: artefacts to ranked findings (correlated model, one rule per finding id of
 //!   docs/findings.md, root cause first), rendered for an admin or as JSON.
+//! - [`scenario`]: scenario files (model, loader with file/line/column errors and `extend`), the
+//!   replay runner (paused virtual clock or real loopback sockets) and the expectation checks.
+//! - [`report`]: verdict table, JSON, JUnit XML, the narrated replay and the SVG sequence diagram.
 //!
 //! # The classic case in a few lines
 //! A key-less twin enumerated first, the HCW connector pinned to the certificate's issuer and
@@ -47,7 +50,9 @@ pub mod connector;
 pub mod diagnose;
 pub mod exchange;
 pub mod message;
+pub mod report;
 pub mod resolver;
+pub mod scenario;
 pub mod selection;
 pub mod sender;
 pub mod transport;

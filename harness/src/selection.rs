@@ -732,6 +732,8 @@ mod tests {
                     .unwrap(),
                 issuer: Some("root".into()),
                 installed: true,
+                aia_fetchable: false,
+                public: true,
                 not_before: None,
                 not_after: None,
                 key: Default::default(),

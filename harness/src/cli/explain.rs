@@ -1,17 +1,101 @@
-//! `hybridlab explain` (not implemented yet).
+//! `hybridlab explain SCENARIO`: replay one scenario (a file path, or the id of a scenario under
+//! `scenarios/`) and narrate it for a demo: the certificate selection and why, each SMTP and TLS
+//! step from both sides, what EOP decided and why, what the admin sees, the diagnosis and the fix.
+//! Colour only when stdout is a terminal and `NO_COLOR` is not set.
+//!
+//! Exit codes: 0 the scenario was reproduced, 1 it was not, 2 usage or input error.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use harness::report::explain::{Style, narrate_with_checks};
+use harness::report::svg::sequence_svg;
+use harness::scenario::{Outcome, TransportKind, discover, load, run_scenario};
 
 /// Arguments of `hybridlab explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Inputs.
-    paths: Vec<std::path::PathBuf>,
+    /// A scenario file, or the id of a scenario under --dir.
+    scenario: String,
+    /// Where to look for a scenario given by id.
+    #[arg(long, value_name = "DIR", default_value = "scenarios")]
+    dir: PathBuf,
+    /// Also write the SVG sequence diagram to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// memory (default) or tcp.
+    #[arg(long, value_name = "memory|tcp")]
+    transport: Option<TransportKind>,
+}
+
+fn find(args: &Args) -> anyhow::Result<PathBuf> {
+    let p = Path::new(&args.scenario);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let files = discover(&args.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let want = args.scenario.trim_end_matches(".toml");
+    let mut by_stem: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.file_stem().is_some_and(|s| s == want))
+        .collect();
+    if by_stem.is_empty() {
+        // the id may differ from the file name
+        by_stem = files
+            .iter()
+            .filter(|f| load(f).is_ok_and(|s| s.scenario.id == want))
+            .collect();
+    }
+    match by_stem.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!(
+            "no scenario {:?}: not a file, and no scenario with that id under {}",
+            args.scenario,
+            args.dir.display()
+        ),
+        many => bail!(
+            "{:?} is ambiguous: {}",
+            args.scenario,
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "`hybridlab explain` is not implemented yet ({} path(s) given)",
-        args.paths.len()
-    )
+    let path = find(&args)?;
+    let scenario = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = run_scenario(scenario, args.transport);
+    let (Some(s), Some(r)) = (&result.scenario, &result.replay) else {
+        let why = result.error.as_deref().unwrap_or("no replay");
+        if result.outcome == Outcome::Skipped {
+            println!("{}: skipped: {why}", result.id);
+            return Ok(ExitCode::SUCCESS);
+        }
+        bail!("{}: {why}", path.display());
+    };
+    let text = narrate_with_checks(s, r, &result.checks, &Style::for_stdout());
+    let verdict = match result.outcome {
+        Outcome::Reproduced => "reproduced",
+        Outcome::NotReproduced => "NOT reproduced",
+        Outcome::Error => "error",
+        Outcome::Skipped => "skipped",
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    writeln!(out, "\nverdict: {verdict}")?;
+    out.flush()?;
+    if let Some(svg) = &args.svg {
+        std::fs::write(svg, sequence_svg(s, r))
+            .with_context(|| format!("writing {}", svg.display()))?;
+    }
+    Ok(match result.outcome {
+        Outcome::Reproduced | Outcome::Skipped => ExitCode::SUCCESS,
+        Outcome::NotReproduced => ExitCode::from(1),
+        Outcome::Error => ExitCode::from(2),
+    })
 }

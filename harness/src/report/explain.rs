@@ -1,0 +1,627 @@
+//! `hybridlab explain`: a replay narrated for a demo. The certificate selection and why; every
+//! SMTP and TLS step from both sides (the sender's protocol log and the mock's record, aligned
+//! command by command); what EOP decided and why; what the admin sees (queue, log tail); the
+//! diagnosis and the fix (the finding catalogue's entry for the expected finding).
+
+use std::fmt::Write as _;
+
+use mock_eop::attribution::AttributionVerdict;
+use mock_eop::record::{SessionRecord, TranscriptEntry};
+
+use crate::artefacts::protocol_log::SessionEvent;
+use crate::scenario::runner::Replay;
+use crate::scenario::{Check, CheckStatus, Scenario};
+use crate::sender::SessionReport;
+use crate::transport::TransportRecord;
+
+/// The finding catalogue, for the diagnosis and fix sections.
+const FINDINGS_MD: &str = include_str!("../../../docs/findings.md");
+
+/// ANSI styling, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Emit ANSI colour codes.
+    pub color: bool,
+}
+
+impl Style {
+    /// No colour.
+    pub fn plain() -> Self {
+        Self { color: false }
+    }
+
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset.
+    pub fn for_stdout() -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            color: !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    /// Red.
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    /// Green.
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    /// Yellow.
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    /// Cyan.
+    pub fn cyan(&self, s: &str) -> String {
+        self.paint("36", s)
+    }
+    /// Dim.
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+}
+
+fn hms(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+fn day_hms(start: time::OffsetDateTime, t: time::OffsetDateTime) -> String {
+    let days = (t.date() - start.date()).whole_days();
+    if days > 0 {
+        format!("+{days}d {}", hms(t))
+    } else {
+        hms(t)
+    }
+}
+
+/// Whether a sender event marks the failure.
+fn is_bad(e: &SessionEvent) -> bool {
+    match e {
+        SessionEvent::TlsFailed { .. } => true,
+        SessionEvent::Received { reply } => reply.code >= 400,
+        SessionEvent::Info { context, .. } => context.contains("failed"),
+        SessionEvent::Disconnected { reason } => {
+            !matches!(reason, crate::exchange::DisconnectReason::Local)
+        }
+        _ => false,
+    }
+}
+
+/// The mock records of the sessions that reached it, paired with the on-prem sessions.
+pub fn pair_sessions(r: &Replay) -> Vec<(&SessionReport, Option<&SessionRecord>)> {
+    let mut mock = r.mock_sessions.iter();
+    r.sessions
+        .iter()
+        .map(|s| {
+            let connected = s
+                .log
+                .events
+                .iter()
+                .any(|e| matches!(e.event, SessionEvent::Connected));
+            (s, if connected { mock.next() } else { None })
+        })
+        .collect()
+}
+
+/// One line of the interleaved conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// From the on-premises sender's log.
+    Sender {
+        /// Lab time.
+        at: time::OffsetDateTime,
+        /// The event.
+        event: Box<SessionEvent>,
+    },
+    /// A note from the mock's record (TLS facts, verdicts, faults).
+    Mock {
+        /// Lab time.
+        at: time::OffsetDateTime,
+        /// The note.
+        text: String,
+    },
+}
+
+/// The sender's events and the mock's notes, aligned: each command and reply the mock recorded
+/// pulls the sender's events up to the matching `>` or `<` line, and the mock's notes land where
+/// they happened in its own sequence.
+pub fn interleave(s: &SessionReport, m: Option<&SessionRecord>) -> Vec<Step> {
+    let events = &s.log.events;
+    let mut out = Vec::new();
+    let mut i = 0;
+    let push = |out: &mut Vec<Step>, i: usize| {
+        out.push(Step::Sender {
+            at: events[i].at,
+            event: Box::new(events[i].event.clone()),
+        })
+    };
+    for entry in m.map(|m| m.transcript.as_slice()).unwrap_or(&[]) {
+        match entry {
+            TranscriptEntry::Command { .. } | TranscriptEntry::Reply { .. } => {
+                let want_sent = matches!(entry, TranscriptEntry::Command { .. });
+                // never pull the sender's later events in front of the mock's earlier ones
+                while i < events.len() && events[i].at <= entry.at() {
+                    push(&mut out, i);
+                    i += 1;
+                    let hit = match events[i - 1].event {
+                        SessionEvent::Sent { .. } => want_sent,
+                        SessionEvent::Received { .. } => !want_sent,
+                        _ => false,
+                    };
+                    if hit {
+                        break;
+                    }
+                }
+            }
+            TranscriptEntry::Info { at, text } => {
+                // the sender's own (local) events up to that time come first
+                while i < events.len()
+                    && events[i].at <= *at
+                    && !matches!(
+                        events[i].event,
+                        SessionEvent::Sent { .. } | SessionEvent::Received { .. }
+                    )
+                {
+                    push(&mut out, i);
+                    i += 1;
+                }
+                out.push(Step::Mock {
+                    at: *at,
+                    text: text.clone(),
+                });
+            }
+        }
+    }
+    while i < events.len() {
+        push(&mut out, i);
+        i += 1;
+    }
+    out
+}
+
+fn explain_verdict(v: &AttributionVerdict) -> &'static str {
+    match v {
+        AttributionVerdict::Attributed { .. } => {
+            "the session matched an inbound connector of the tenant: hybrid mail, CrossPremises headers honoured when the connector has CloudServicesMailEnabled"
+        }
+        AttributionVerdict::Unattributed { .. } => {
+            "no inbound connector matched (no valid certificate with the TlsSenderCertificateName, no SenderIPAddresses match): the mail is accepted as anonymous Internet mail, hybrid headers are dropped"
+        }
+        AttributionVerdict::TlsRequired { .. } => {
+            "the connector that matched requires TLS and the session was in clear text"
+        }
+        AttributionVerdict::RelayDenied { .. } => {
+            "the sender was not attributed to an OnPremises connector, so EOP will not relay to a recipient outside the tenant"
+        }
+        AttributionVerdict::RelayDeniedAttr36 => {
+            "the sender's domain is no tenant's accepted domain and no certificate connector matched"
+        }
+        AttributionVerdict::PartnerRestricted { .. } => {
+            "a Partner connector covers the sender's domain and requires a certificate or address the session did not have"
+        }
+        AttributionVerdict::DirectSendDenied { .. } => {
+            "RejectDirectSend is on and the session was not attributed to a connector"
+        }
+        AttributionVerdict::WrongRegion { .. } => {
+            "the tenant lives in another region than the endpoint the mail was sent to"
+        }
+    }
+}
+
+/// The catalogue's section for finding `id` (title line and body up to the next finding).
+pub fn finding_section(id: &str) -> Option<String> {
+    let head = format!("### `{id}`");
+    let start = FINDINGS_MD.find(&head)?;
+    let rest = &FINDINGS_MD[start + head.len()..];
+    let end = rest
+        .find("\n### ")
+        .into_iter()
+        .chain(rest.find("\n## "))
+        .min()
+        .unwrap_or(rest.len());
+    Some(rest[..end].trim().to_string())
+}
+
+fn step_line(st: &Style, who: &str, start: time::OffsetDateTime, step: &Step) -> String {
+    match step {
+        Step::Sender { at, event } => {
+            let t = st.dim(&day_hms(start, *at));
+            let (dir, text) = match event.as_ref() {
+                SessionEvent::AttemptingConnect => ("  ", "attempting to connect".to_string()),
+                SessionEvent::Connected => ("  ", "TCP connected".to_string()),
+                SessionEvent::Sent { line } => ("->", line.clone()),
+                SessionEvent::Received { reply } => ("<-", reply.exchange_log_text()),
+                SessionEvent::ReceivedLine { line } => ("<-", line.clone()),
+                SessionEvent::Certificate { role, cert } => (
+                    "  ",
+                    format!(
+                        "{}: {} (issuer {}, thumbprint {})",
+                        role.log_text(),
+                        cert.subject,
+                        cert.issuer,
+                        cert.thumbprint
+                    ),
+                ),
+                SessionEvent::TlsNegotiated { text } => ("  ", text.clone()),
+                SessionEvent::TlsFailed { status } => ("  ", status.log_text()),
+                SessionEvent::Info { data, context } => {
+                    ("  ", format!("{context} {data}").trim().to_string())
+                }
+                SessionEvent::Disconnected { reason } => ("  ", format!("disconnected ({reason})")),
+            };
+            let lane = match dir {
+                "->" => format!("{who} -> EOP"),
+                "<-" => format!("EOP -> {who}"),
+                _ => who.to_string(),
+            };
+            let body = if is_bad(event) { st.red(&text) } else { text };
+            format!("  {t}  {:<18} {body}", st.cyan(&lane))
+        }
+        Step::Mock { at, text } => {
+            let t = st.dim(&day_hms(start, *at));
+            format!("  {t}  {:<18} {}", st.yellow("EOP (mock)"), st.dim(text))
+        }
+    }
+}
+
+/// The narration as text.
+pub fn narrate(s: &Scenario, r: &Replay, st: &Style) -> String {
+    narrate_with_checks(s, r, &[], st)
+}
+
+/// The narration, ending with the expectation checks when given.
+pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Style) -> String {
+    let mut o = String::new();
+    let meta = &s.scenario;
+    let who = r.server.name.clone();
+    let _ = writeln!(o, "{}", st.bold(&format!("{}: {}", meta.id, meta.title)));
+    if !meta.tags.is_empty() {
+        let _ = writeln!(o, "{}", st.dim(&format!("tags: {}", meta.tags.join(", "))));
+    }
+    if !meta.description.trim().is_empty() {
+        let _ = writeln!(o);
+        for l in meta.description.trim().lines() {
+            let _ = writeln!(o, "  {}", l.trim());
+        }
+    }
+
+    // the stage
+    let _ = writeln!(o, "\n{}", st.bold("1. The on-premises server"));
+    let _ = writeln!(
+        o,
+        "  {} ({}, {:?}, Exchange {}), sending from {}",
+        r.server.name, r.server.fqdn, r.server.role, r.server.version, s.onprem.source_address
+    );
+    let _ = writeln!(o, "  Cert:\\LocalMachine\\My, in enumeration order:");
+    for c in &r.certificates {
+        let key = if !c.has_private_key {
+            st.red("NO private key")
+        } else if !c.key_readable {
+            st.red("key not readable by transport")
+        } else {
+            "private key".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "    #{} {:<12} {} | issuer {} | {} | services {} | {} .. {}",
+            c.enumeration_index,
+            c.name,
+            c.facts.subject,
+            c.facts.issuer,
+            key,
+            c.services,
+            c.facts.not_before.date(),
+            c.facts.not_after.date()
+        );
+        let _ = writeln!(o, "       thumbprint {}", st.dim(&c.facts.thumbprint));
+    }
+    let c = &r.connector;
+    let _ = writeln!(
+        o,
+        "  Send connector {:?}: {} RequireTLS={} TlsAuthLevel={} TlsDomain={} Fqdn={}",
+        c.name,
+        if c.dns_routing_enabled {
+            "MX routing".to_string()
+        } else {
+            format!("SmartHosts={}", c.smart_hosts.join(","))
+        },
+        c.require_tls,
+        c.tls_auth_level
+            .map(|l| l.to_string())
+            .unwrap_or("-".into()),
+        c.tls_domain.as_deref().unwrap_or("-"),
+        c.fqdn.as_deref().unwrap_or("-"),
+    );
+    let _ = writeln!(
+        o,
+        "    TlsCertificateName={}",
+        c.tls_certificate_name.as_deref().unwrap_or("(empty)")
+    );
+
+    let _ = writeln!(
+        o,
+        "\n{}",
+        st.bold("2. Exchange Online Protection (the mock)")
+    );
+    let _ = writeln!(
+        o,
+        "  endpoint {} in region {}; certificate {} issued by {}",
+        s.eop.endpoint.hostname,
+        s.eop.endpoint.region,
+        r.eop_certificate.subject,
+        r.eop_certificate.issuer
+    );
+    for t in &s.eop.tenants {
+        let doms: Vec<&str> = t
+            .accepted_domains
+            .iter()
+            .map(|d| d.domain.as_str())
+            .collect();
+        let _ = writeln!(
+            o,
+            "  tenant {} (region {}): accepted domains {}",
+            t.name,
+            s.eop.region_of(t),
+            doms.join(", ")
+        );
+        for ic in &t.inbound_connectors {
+            let ips: Vec<String> = ic
+                .sender_ip_addresses
+                .iter()
+                .map(|r| r.0.to_string())
+                .collect();
+            let _ = writeln!(
+                o,
+                "    inbound connector {:?}: {:?} TlsSenderCertificateName={} SenderIPAddresses={} RequireTls={}",
+                ic.name,
+                ic.connector_type,
+                ic.tls_sender_certificate_name.as_deref().unwrap_or("-"),
+                if ips.is_empty() {
+                    "-".into()
+                } else {
+                    ips.join(",")
+                },
+                ic.require_tls
+            );
+        }
+    }
+    for f in &s.faults {
+        let when = match (f.first_attempts, f.probability) {
+            (Some(n), _) => format!("first {n} attempt(s)"),
+            (_, Some(p)) => format!("probability {p}"),
+            _ => "always".into(),
+        };
+        let _ = writeln!(
+            o,
+            "  fault at {}: {} ({when})",
+            f.stage.as_str(),
+            f.action.describe()
+        );
+    }
+
+    // the attempts
+    let _ = writeln!(o, "\n{}", st.bold("3. What happened"));
+    let pairs = pair_sessions(r);
+    let n = pairs.len();
+    for (i, (sess, rec)) in pairs.iter().enumerate() {
+        // long retry series: narrate the first two and the last attempt in full
+        let full = n <= 4 || i < 2 || i + 1 == n;
+        let first_at = sess.log.events.first().map(|e| e.at).unwrap_or(r.start);
+        let head = format!(
+            "Attempt {} of {} at {} (session {}) to {} [{}]",
+            i + 1,
+            n,
+            day_hms(r.start, first_at),
+            sess.log.session_id,
+            sess.target.host,
+            sess.log.remote
+        );
+        if !full {
+            if i == 2 {
+                let _ = writeln!(
+                    o,
+                    "\n  {}",
+                    st.dim(&format!(
+                        "... attempts 3 to {} went the same way (see the timeline below) ...",
+                        n - 1
+                    ))
+                );
+            }
+            continue;
+        }
+        let _ = writeln!(o, "\n  {}", st.bold(&head));
+        if let Some(sel) = &sess.selection {
+            let _ = writeln!(o, "  {}", st.bold("Certificate selection:"));
+            for l in sel.narrate() {
+                let _ = writeln!(o, "    {l}");
+            }
+        }
+        for step in interleave(sess, *rec) {
+            let _ = writeln!(o, "{}", step_line(st, &who, r.start, &step));
+        }
+        if let Some(f) = &sess.failure {
+            let _ = writeln!(
+                o,
+                "  {} {}",
+                st.red("session failed:"),
+                st.red(&format!("{:?} -> ack {}", f.kind, f.ack.one_line()))
+            );
+        }
+    }
+
+    // the timeline
+    let _ = writeln!(o, "\n  {}", st.bold("Queue timeline:"));
+    for t in &r.timeline {
+        let what = match &t.record {
+            TransportRecord::Attempt {
+                session,
+                fallback_plaintext,
+            } => format!(
+                "attempt (session {}){}",
+                r.sessions
+                    .get(*session)
+                    .map(|s| s.log.session_id.as_str())
+                    .unwrap_or("?"),
+                if *fallback_plaintext {
+                    ", plain-text fallback"
+                } else {
+                    ""
+                }
+            ),
+            TransportRecord::DnsFailed { led } => format!("DNS failed: {led}"),
+            TransportRecord::RetryScheduled { next, stage } => {
+                format!("Retry until {} ({stage})", day_hms(r.start, *next))
+            }
+            TransportRecord::Delivered { reply, .. } => {
+                st.green(&format!("delivered: {}", reply.one_line()))
+            }
+            TransportRecord::DelayDsn { internal_id } => format!("delay DSN for {internal_id}"),
+            TransportRecord::Ndr { internal_id, reply } => {
+                st.red(&format!("NDR for {internal_id}: {}", reply.one_line()))
+            }
+        };
+        let _ = writeln!(o, "    {}  {what}", st.dim(&day_hms(r.start, t.at)));
+    }
+
+    // EOP's decision
+    let _ = writeln!(o, "\n{}", st.bold("4. What EOP decided and why"));
+    let mut any = false;
+    for (sess, rec) in pairs.iter().rev() {
+        let Some(rec) = rec else { continue };
+        any = true;
+        match &rec.tls {
+            Some(tls) => {
+                let _ = writeln!(o, "  TLS {} with {}", tls.version, tls.cipher_suite);
+                match &tls.client_certificate {
+                    Some(cc) => {
+                        let _ = writeln!(
+                            o,
+                            "  client certificate {} (issuer {}), chain {}",
+                            cc.leaf.subject, cc.leaf.issuer, cc.verdict
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(o, "  no client certificate");
+                    }
+                }
+            }
+            None => {
+                let why = rec
+                    .tls_error
+                    .as_deref()
+                    .map(|e| format!(" (handshake failed: {e})"))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "  no TLS in the last session that reached EOP{why}");
+            }
+        }
+        match &rec.attribution {
+            Some(v) => {
+                let _ = writeln!(o, "  verdict: {}", st.bold(&v.to_string()));
+                let _ = writeln!(o, "  why: {}", explain_verdict(v));
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  no attribution verdict: the session ended before MAIL FROM ({:?})",
+                    rec.close_reason
+                );
+            }
+        }
+        for f in &rec.faults_fired {
+            let _ = writeln!(o, "  fault fired at {}: {}", f.stage, f.action);
+        }
+        let _ = sess;
+        break;
+    }
+    if !any {
+        let _ = writeln!(o, "  no session reached EOP");
+    }
+
+    // what the admin sees
+    let _ = writeln!(o, "\n{}", st.bold("5. What the admin sees"));
+    let q = &r.queue;
+    let _ = writeln!(
+        o,
+        "  Get-Queue {}: Status {} MessageCount {} NextHopDomain {}",
+        q.identity, q.status, q.message_count, q.next_hop_domain
+    );
+    if let Some(le) = r.last_error() {
+        let _ = writeln!(o, "  LastError {}", st.red(&le.to_string()));
+    }
+    for n in r.ndrs() {
+        let _ = writeln!(o, "  NDR to the sender: {}", st.red(&n.one_line()));
+    }
+    let delivered = r.delivered();
+    if delivered > 0 {
+        let _ = writeln!(
+            o,
+            "  {}",
+            st.green(&format!("{delivered} message(s) delivered"))
+        );
+    }
+    if let Some(last) = r.sessions.last() {
+        let _ = writeln!(o, "  send protocol log, last lines:");
+        let tr = last.transcript();
+        let lines: Vec<&str> = tr.lines().collect();
+        for l in lines.iter().skip(lines.len().saturating_sub(5)) {
+            let _ = writeln!(o, "    {l}");
+        }
+    }
+
+    // diagnosis
+    let _ = writeln!(o, "\n{}", st.bold("6. Diagnosis and fix"));
+    match &s.expect.top_finding {
+        Some(id) => {
+            let _ = writeln!(
+                o,
+                "  expected finding {} (the diagnosis engine is not in this build: PENDING)",
+                st.bold(id)
+            );
+            if let Some(sec) = finding_section(id) {
+                for l in sec.lines() {
+                    let _ = writeln!(o, "  {l}");
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(o, "  no finding expected");
+        }
+    }
+
+    if !checks.is_empty() {
+        let _ = writeln!(o, "\n{}", st.bold("7. Expectations"));
+        for c in checks {
+            let mark = match c.status {
+                CheckStatus::Pass => st.green("ok     "),
+                CheckStatus::Fail => st.red("FAILED "),
+                CheckStatus::Pending => st.yellow("pending"),
+            };
+            let _ = writeln!(o, "  {mark} {}: expected {}", c.key, c.expected);
+            if c.status != CheckStatus::Pass {
+                let _ = writeln!(o, "          got {}", c.actual);
+            }
+            if let Some(e) = &c.evidence {
+                let _ = writeln!(o, "          {}", st.dim(e));
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,154 @@
+//! The verdict table: scenario, outcome, what the admin sees, finding; then the details of every
+//! scenario that was not reproduced (each failed expectation: expected, actual, evidence).
+
+use std::fmt::Write as _;
+
+use super::explain::Style;
+use crate::scenario::{CheckStatus, Outcome, ScenarioResult};
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n.saturating_sub(1)).collect();
+        format!("{t}…")
+    }
+}
+
+/// The LastError wrappers' fixed words take the table's room: keep the codes and the inner reply.
+fn compact(s: &str) -> String {
+    s.replace("Target host responded with error. ", "")
+        .replace("Error communicating with target host. ", "")
+        .replace(" (queue ", " (")
+}
+
+fn pad(s: &str, n: usize) -> String {
+    let len = s.chars().count();
+    if len >= n {
+        s.to_string()
+    } else {
+        format!("{s}{}", " ".repeat(n - len))
+    }
+}
+
+/// Counts per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Scenarios run.
+    pub total: usize,
+    /// Reproduced.
+    pub reproduced: usize,
+    /// Not reproduced.
+    pub not_reproduced: usize,
+    /// Errors.
+    pub errors: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Expectations pending (diagnosis).
+    pub pending_checks: usize,
+}
+
+impl Summary {
+    /// Counts `results`.
+    pub fn of(results: &[ScenarioResult]) -> Self {
+        let mut s = Self {
+            total: results.len(),
+            ..Self::default()
+        };
+        for r in results {
+            match r.outcome {
+                Outcome::Reproduced => s.reproduced += 1,
+                Outcome::NotReproduced => s.not_reproduced += 1,
+                Outcome::Error => s.errors += 1,
+                Outcome::Skipped => s.skipped += 1,
+            }
+            s.pending_checks += r.pending().count();
+        }
+        s
+    }
+}
+
+/// The table and the details, as text.
+pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
+    let mut o = String::new();
+    let idw = results
+        .iter()
+        .map(|r| r.id.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 44);
+    let _ = writeln!(
+        o,
+        "{}",
+        st.bold(&format!(
+            "{}  {}  {}  {}",
+            pad("scenario", idw),
+            pad("outcome", 14),
+            pad("what the admin sees", 78),
+            "finding"
+        ))
+    );
+    for r in results {
+        let outcome = pad(r.outcome.as_str(), 14);
+        let outcome = match r.outcome {
+            Outcome::Reproduced => st.green(&outcome),
+            Outcome::NotReproduced | Outcome::Error => st.red(&outcome),
+            Outcome::Skipped => st.yellow(&outcome),
+        };
+        let sees = match r.outcome {
+            Outcome::Error | Outcome::Skipped => r.error.clone().unwrap_or_default(),
+            _ => compact(&r.admin_sees),
+        };
+        let _ = writeln!(
+            o,
+            "{}  {}  {}  {}",
+            pad(&clip(&r.id, idw), idw),
+            outcome,
+            pad(&clip(&sees, 78), 78),
+            r.finding
+        );
+    }
+    // details
+    for r in results {
+        match r.outcome {
+            Outcome::NotReproduced => {
+                let _ = writeln!(
+                    o,
+                    "\n{} {} ({})",
+                    st.red("NOT reproduced:"),
+                    st.bold(&r.id),
+                    r.path.display()
+                );
+                for c in r.checks.iter().filter(|c| c.status == CheckStatus::Fail) {
+                    let _ = writeln!(o, "  {}: expected {}", c.key, c.expected);
+                    let _ = writeln!(o, "  {}  actual {}", " ".repeat(c.key.len()), c.actual);
+                    if let Some(e) = &c.evidence {
+                        let _ = writeln!(o, "  {}  at {e}", " ".repeat(c.key.len()));
+                    }
+                }
+            }
+            Outcome::Error => {
+                let _ = writeln!(
+                    o,
+                    "\n{} {}",
+                    st.red("error:"),
+                    r.error.as_deref().unwrap_or("unknown error")
+                );
+            }
+            _ => {}
+        }
+    }
+    let s = Summary::of(results);
+    let _ = writeln!(
+        o,
+        "\n{} scenarios: {} reproduced, {} not reproduced, {} errors, {} skipped; {} diagnosis expectations pending; {:.2} s",
+        s.total,
+        s.reproduced,
+        s.not_reproduced,
+        s.errors,
+        s.skipped,
+        s.pending_checks,
+        wall_ms as f64 / 1000.0
+    );
+    o
+}

@@ -1,0 +1,78 @@
+//! The artefacts of a replay, written per scenario by `hybridlab run --out DIR`: the files a real
+//! server gives ([`crate::artefacts::bundle`]: `SENDyyyymmdd-N.LOG`, `CONNECTLOGyyyymmdd-1.LOG`,
+//! `Get-Queue.txt`/`.json`, `Get-Message.txt`, `Get-ExchangeCertificate.txt`,
+//! `Get-ChildItem-Cert.txt`, `Get-SendConnector.txt`, `mock-eop-sessions.jsonl`), so
+//! `hybridlab diagnose` reads the lab's output exactly as a customer's, plus `transcript.txt` (the
+//! narrated replay, plain text) and `sequence.svg` (the picture).
+//!
+//! [`send_log_lines`] gives the send log as written (file, line number), for the evidence of the
+//! expectation checks.
+
+use std::path::{Path, PathBuf};
+
+use super::model::Scenario;
+use super::runner::Replay;
+use crate::artefacts::bundle::BundleOptions;
+
+/// One line of the send protocol log as written, for evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The file it is in (`SEND20260502-1.LOG`).
+    pub file: String,
+    /// 1-based line number in that file.
+    pub line: usize,
+    /// The session id.
+    pub session: String,
+    /// The `event,data,context` part, unquoted (`*,,TLS negotiation failed with error NoCredentials`).
+    pub text: String,
+}
+
+/// The send log as it is written, line by line (header lines left out). Empty when the connector's
+/// ProtocolLoggingLevel is None, as on a real server.
+pub fn send_log_lines(r: &Replay) -> Vec<LogLine> {
+    let mut out = Vec::new();
+    let opts = BundleOptions::default();
+    let files =
+        crate::artefacts::protocol_log::write_files(&r.bundle.send_sessions, &opts.send_log);
+    for f in files {
+        for (i, line) in f.content.lines().enumerate() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let fields = crate::artefacts::csv::split_record(line);
+            if fields.len() < 9 {
+                continue;
+            }
+            out.push(LogLine {
+                file: f.name.clone(),
+                line: i + 1,
+                session: fields[2].to_string(),
+                text: format!("{},{},{}", fields[6], fields[7], fields[8]),
+            });
+        }
+    }
+    out
+}
+
+/// Writes every artefact of `r` (and `svg`, the picture) into `dir`, returning the files written.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write(dir: &Path, s: &Scenario, r: &Replay, svg: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = r
+        .bundle
+        .write_to(dir, &BundleOptions::default())
+        .map_err(std::io::Error::other)?;
+    for (name, text) in [
+        (
+            "transcript.txt",
+            crate::report::explain::narrate(s, r, &crate::report::explain::Style::plain()),
+        ),
+        ("sequence.svg", svg.to_string()),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        written.push(p);
+    }
+    Ok(written)
+}

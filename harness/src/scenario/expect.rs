@@ -1,0 +1,329 @@
+//! Checking a replay against the scenario's `[expect]`: one [`Check`] per expectation, each with
+//! what was expected, what came out, and the artefact line it came from where there is one. The
+//! diagnosis part stays [`CheckStatus::Pending`] (never passed) while no diagnosis engine exists.
+
+use serde::Serialize;
+
+use super::artefacts::{LogLine, send_log_lines};
+use super::model::Scenario;
+use super::runner::Replay;
+use crate::artefacts::protocol_log::{CertRole, SessionEvent};
+use crate::transport::TransportRecord;
+
+/// How one expectation fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// Cannot be judged yet (the diagnosis engine is not there).
+    Pending,
+}
+
+/// One expectation checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// The `[expect]` key (`last_error`, `log`...).
+    pub key: String,
+    /// The outcome.
+    pub status: CheckStatus,
+    /// What the scenario expects.
+    pub expected: String,
+    /// What the replay produced.
+    pub actual: String,
+    /// Where in the artefacts (`send-protocol-log.txt:17: *,,TLS negotiation failed ...`).
+    pub evidence: Option<String>,
+}
+
+impl Check {
+    fn new(key: &str, ok: bool, expected: impl Into<String>, actual: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            status: if ok {
+                CheckStatus::Pass
+            } else {
+                CheckStatus::Fail
+            },
+            expected: expected.into(),
+            actual: actual.into(),
+            evidence: None,
+        }
+    }
+
+    fn with_evidence(mut self, e: Option<String>) -> Self {
+        self.evidence = e;
+        self
+    }
+}
+
+fn at(l: &LogLine) -> String {
+    format!("{}:{}: {}", l.file, l.line, l.text)
+}
+
+/// Checks every expectation of `s` against `r`.
+pub fn check(s: &Scenario, r: &Replay) -> Vec<Check> {
+    let e = &s.expect;
+    let mut out = Vec::new();
+    let lines = send_log_lines(r);
+
+    if let Some(n) = e.delivered {
+        let got = r.delivered();
+        out.push(Check::new(
+            "delivered",
+            got == n as usize,
+            n.to_string(),
+            format!("{got} of {} submitted", r.submitted),
+        ));
+    }
+    if let Some(n) = e.rejected {
+        let ndrs = r.ndrs();
+        let reasons: Vec<String> = ndrs.iter().map(|x| x.one_line()).collect();
+        out.push(Check::new(
+            "rejected",
+            ndrs.len() == n as usize,
+            n.to_string(),
+            if reasons.is_empty() {
+                "0".to_string()
+            } else {
+                format!("{} ({})", ndrs.len(), reasons.join("; "))
+            },
+        ));
+    }
+    for want in e.ndr.items() {
+        let ndrs = r.ndrs();
+        let hit = ndrs.iter().find(|x| x.one_line().contains(want.as_str()));
+        out.push(Check::new(
+            "ndr",
+            hit.is_some(),
+            format!("an NDR containing {want:?}"),
+            match hit {
+                Some(x) => x.one_line(),
+                None if ndrs.is_empty() => "no NDR".into(),
+                None => ndrs
+                    .iter()
+                    .map(|x| x.one_line())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        ));
+    }
+    if let Some(want) = e.delay_dsn {
+        let got = r
+            .timeline
+            .iter()
+            .any(|t| matches!(t.record, TransportRecord::DelayDsn { .. }));
+        out.push(Check::new(
+            "delay_dsn",
+            got == want,
+            want.to_string(),
+            got.to_string(),
+        ));
+    }
+    if let Some(want) = e.queue_status {
+        out.push(Check::new(
+            "queue_status",
+            r.queue.status == want,
+            want.to_string(),
+            format!(
+                "{} (MessageCount {}, RetryCount {})",
+                r.queue.status, r.queue.message_count, r.queue.retry_count
+            ),
+        ));
+    }
+    for want in e.last_error.items() {
+        let le = r.last_error();
+        out.push(
+            Check::new(
+                "last_error",
+                le.is_some_and(|l| l.to_string().contains(want.as_str())),
+                format!("LastError containing {want:?}"),
+                match le {
+                    Some(l) => l.to_string(),
+                    None => "no LastError during the run".into(),
+                },
+            )
+            .with_evidence(Some("queue.json: LastError".into())),
+        );
+    }
+    if let Some(n) = e.attempts {
+        let got = r.attempts();
+        out.push(Check::new(
+            "attempts",
+            got == n as usize,
+            n.to_string(),
+            got.to_string(),
+        ));
+    }
+    for want in e.log.items() {
+        let hit = lines.iter().find(|l| l.text.contains(want.as_str()));
+        let actual = match hit {
+            Some(l) => l.text.clone(),
+            None => {
+                let tail: Vec<String> = lines
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .map(|l| format!("{}:{}: {}", l.file, l.line, l.text))
+                    .collect();
+                if tail.is_empty() {
+                    "the send log is empty".into()
+                } else {
+                    format!(
+                        "no such line in {} lines; the log ends with: {}",
+                        lines.len(),
+                        tail.join(" | ")
+                    )
+                }
+            }
+        };
+        out.push(
+            Check::new(
+                "log",
+                hit.is_some(),
+                format!("a line containing {want:?}"),
+                actual,
+            )
+            .with_evidence(hit.map(at)),
+        );
+    }
+    for bad in e.log_absent.items() {
+        let hit = lines.iter().find(|l| l.text.contains(bad.as_str()));
+        out.push(
+            Check::new(
+                "log_absent",
+                hit.is_none(),
+                format!("no line containing {bad:?}"),
+                match hit {
+                    Some(l) => l.text.clone(),
+                    None => format!("absent from all {} lines", lines.len()),
+                },
+            )
+            .with_evidence(hit.map(at)),
+        );
+    }
+    if let Some(name) = &e.thumbprint_logged {
+        let want = r
+            .certificates
+            .iter()
+            .find(|c| &c.name == name)
+            .map(|c| c.facts.thumbprint.clone())
+            .unwrap_or_default();
+        let logged: Vec<String> = r
+            .sessions
+            .iter()
+            .flat_map(|s| s.log.events.iter())
+            .filter_map(|ev| match &ev.event {
+                SessionEvent::Certificate {
+                    role: CertRole::Sending,
+                    cert,
+                } => Some(cert.thumbprint.clone()),
+                _ => None,
+            })
+            .collect();
+        let ok = !logged.is_empty() && logged.iter().all(|t| t.eq_ignore_ascii_case(&want));
+        let describe = |t: &str| match r.cert_name(t) {
+            Some(n) => format!("{n} ({t})"),
+            None => t.to_string(),
+        };
+        let mut distinct = logged;
+        distinct.dedup();
+        let hit = lines
+            .iter()
+            .find(|l| l.text.contains("Certificate thumbprint") && l.text.contains(&want));
+        out.push(
+            Check::new(
+                "thumbprint_logged",
+                ok,
+                format!("the sending certificate {}", describe(&want)),
+                if distinct.is_empty() {
+                    "no Sending certificate block in the send log".into()
+                } else {
+                    distinct
+                        .iter()
+                        .map(|t| describe(t))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            )
+            .with_evidence(hit.map(at)),
+        );
+    }
+    if !e.events.is_empty() {
+        let mut got: Vec<u32> = r
+            .sessions
+            .iter()
+            .filter_map(|s| s.selection.as_ref())
+            .flat_map(|sel| sel.events.iter().map(|ev| ev.id))
+            .collect();
+        got.sort_unstable();
+        got.dedup();
+        let ok = e.events.iter().all(|id| got.contains(id));
+        out.push(Check::new(
+            "events",
+            ok,
+            format!("{:?}", e.events),
+            format!("{got:?}"),
+        ));
+    }
+    if let Some(want) = e.attribution {
+        let v = r.last_verdict();
+        out.push(Check::new(
+            "attribution",
+            v.is_some_and(|v| v.kind() == want),
+            want.to_string(),
+            match v {
+                Some(v) => serde_json::to_string(v).unwrap_or_else(|_| v.kind().to_string()),
+                None => "no session reached attribution".into(),
+            },
+        ));
+    }
+    if let Some(want) = &e.connector {
+        let got = r.last_verdict().and_then(|v| v.connector());
+        out.push(Check::new(
+            "connector",
+            got == Some(want.as_str()),
+            want.clone(),
+            got.unwrap_or("(none)").to_string(),
+        ));
+    }
+    if let Some(want) = e.cross_premises_honoured {
+        let msgs: Vec<bool> = r
+            .mock_sessions
+            .iter()
+            .flat_map(|s| s.messages.iter().map(|m| m.cross_premises_honoured))
+            .collect();
+        let ok = !msgs.is_empty() && msgs.iter().all(|b| *b == want);
+        out.push(Check::new(
+            "cross_premises_honoured",
+            ok,
+            want.to_string(),
+            if msgs.is_empty() {
+                "no message reached EOP".into()
+            } else {
+                format!("{msgs:?}")
+            },
+        ));
+    }
+    if let Some(id) = &e.top_finding {
+        out.push(Check {
+            key: "top_finding".into(),
+            status: CheckStatus::Pending,
+            expected: id.clone(),
+            actual: "PENDING: no diagnosis engine in this build".into(),
+            evidence: None,
+        });
+    }
+    if e.no_other_error_finding {
+        out.push(Check {
+            key: "no_other_error_finding".into(),
+            status: CheckStatus::Pending,
+            expected: "no other finding of severity error".into(),
+            actual: "PENDING: no diagnosis engine in this build".into(),
+            evidence: None,
+        });
+    }
+    out
+}

@@ -1,0 +1,584 @@
+//! The replay runner: builds the PKI, the store, the connector, the mock and the resolver from a
+//! [`Scenario`], submits the messages, lets the queue run through retries and timeouts on the lab
+//! clock, and collects everything that came out ([`Replay`]).
+//!
+//! Each scenario runs on its own current-thread tokio runtime:
+//! - memory transport: the clock is paused from the start, sessions run over in-memory duplex
+//!   streams into [`MockEopHandle::connect_in_memory`] with the scenario's source address as the
+//!   peer, so two virtual days of retries take milliseconds and every run is the same;
+//! - tcp transport: the mock listens on `127.0.0.1:0`, the sender binds the scenario's source
+//!   address; sessions run in real time; between attempts the runner pauses tokio's clock,
+//!   advances it to the next retry and resumes it. Scenarios marked `memory_only` (long stalls
+//!   inside a session) are skipped there.
+//!
+//! [`run_parallel`] runs many scenarios on a small pool of threads (`available_parallelism`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mock_eop::clock::LabClock;
+use mock_eop::record::SessionRecord;
+use mock_eop::x509::CertFacts;
+use mock_eop::{MockEop, MockEopHandle};
+use rustls_pki_types::CertificateDer;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::model::{DnsEntry, Scenario, TransportKind};
+use crate::artefacts::queue::{LastError, QueueSnapshot};
+use crate::certstore::{CertStore, StoreDescription};
+use crate::connector::{SendConnector, ServerIdentity, TransportSettings};
+use crate::message::OutboundMessage;
+use crate::resolver::{HostEntry, LabResolver};
+use crate::sender::{ConnectOptions, SessionReport};
+use crate::transport::{
+    Deliver, MemoryDeliver, MessageSnapshot, TcpDeliver, TimedRecord, Transport, TransportConfig,
+    TransportRecord,
+};
+
+/// The first internal message id (as in the background case's send log).
+pub const FIRST_INTERNAL_ID: u64 = 12_884_901_890;
+
+/// Why a scenario could not be replayed (not an outcome: the lab itself could not run it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The certificate store could not be built.
+    #[error("building the certificate store: {0}")]
+    Store(#[from] crate::certstore::CertStoreError),
+    /// The mock refused its configuration.
+    #[error("starting the mock EOP: {0}")]
+    Mock(#[from] mock_eop::MockEopError),
+    /// The runtime could not start.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// The scenario cannot run on this transport.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// One certificate of `LocalMachine\My` as the run saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertRow {
+    /// Scenario-local name.
+    pub name: String,
+    /// Position in enumeration order.
+    pub enumeration_index: usize,
+    /// `HasPrivateKey`.
+    pub has_private_key: bool,
+    /// Whether the transport can open the key.
+    pub key_readable: bool,
+    /// Exchange services.
+    pub services: String,
+    /// FriendlyName.
+    pub friendly_name: String,
+    /// The certificate's facts.
+    pub facts: CertFacts,
+}
+
+/// Everything a replay produced.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The scenario id.
+    pub id: String,
+    /// Which transport carried it.
+    pub transport: TransportKind,
+    /// Lab time at the start.
+    pub start: OffsetDateTime,
+    /// Lab time at the end.
+    pub end: OffsetDateTime,
+    /// The sending server.
+    pub server: ServerIdentity,
+    /// The send connector, `TlsCertificateName` resolved.
+    pub connector: SendConnector,
+    /// The transport's retry settings.
+    pub settings: TransportSettings,
+    /// The store as built (entries, roots, intermediates).
+    pub store: Arc<CertStore>,
+    /// `LocalMachine\My`, in enumeration order.
+    pub certificates: Vec<CertRow>,
+    /// Messages submitted.
+    pub submitted: u32,
+    /// Every on-premises session (the send protocol log).
+    pub sessions: Vec<SessionReport>,
+    /// The queue's timeline (attempts, retries, DSNs, NDRs).
+    pub timeline: Vec<TimedRecord>,
+    /// Messages that left the queue, by internal id.
+    pub finished: Vec<(u64, TransportRecord)>,
+    /// Every LastError the queue showed, in order, with the time it was set.
+    pub last_errors: Vec<(OffsetDateTime, LastError)>,
+    /// `Get-Queue` at the end.
+    pub queue: QueueSnapshot,
+    /// `Get-Message` at the end (messages still queued).
+    pub queued: Vec<MessageSnapshot>,
+    /// The mock's session records.
+    pub mock_sessions: Vec<SessionRecord>,
+    /// The mock's certificate (what EOP presented).
+    pub eop_certificate: CertFacts,
+    /// The run as the files a real server gives (send log, connectivity log, listings) plus the
+    /// mock's records.
+    pub bundle: crate::artefacts::bundle::ArtefactBundle,
+    /// Real time the replay took.
+    pub wall: Duration,
+}
+
+impl Replay {
+    /// Messages accepted (the sender saw 250).
+    pub fn delivered(&self) -> usize {
+        self.finished
+            .iter()
+            .filter(|(_, r)| matches!(r, TransportRecord::Delivered { .. }))
+            .count()
+    }
+
+    /// NDRs (reason replies).
+    pub fn ndrs(&self) -> Vec<&mock_eop::reply::Reply> {
+        self.finished
+            .iter()
+            .filter_map(|(_, r)| match r {
+                TransportRecord::Ndr { reply, .. } => Some(reply),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Connection attempts, DNS failures included.
+    pub fn attempts(&self) -> usize {
+        self.timeline
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.record,
+                    TransportRecord::Attempt { .. } | TransportRecord::DnsFailed { .. }
+                )
+            })
+            .count()
+    }
+
+    /// The last LastError the queue showed during the run.
+    pub fn last_error(&self) -> Option<&LastError> {
+        self.last_errors.last().map(|(_, l)| l)
+    }
+
+    /// The mock's last attribution verdict.
+    pub fn last_verdict(&self) -> Option<&mock_eop::attribution::AttributionVerdict> {
+        self.mock_sessions
+            .iter()
+            .rev()
+            .find_map(|s| s.attribution.as_ref())
+    }
+
+    /// The scenario-local name of the certificate with `thumbprint`.
+    pub fn cert_name(&self, thumbprint: &str) -> Option<&str> {
+        self.certificates
+            .iter()
+            .find(|c| c.facts.thumbprint.eq_ignore_ascii_case(thumbprint))
+            .map(|c| c.name.as_str())
+    }
+}
+
+/// The MX host EOP publishes for `domain` (`contoso.mail.onmicrosoft.com` ->
+/// `contoso-mail-onmicrosoft-com.mail.protection.outlook.com`).
+pub fn mx_host(domain: &str) -> String {
+    format!(
+        "{}.mail.protection.outlook.com",
+        domain.trim_end_matches('.').replace('.', "-")
+    )
+}
+
+/// Replays `scenario` over `transport` on a fresh current-thread runtime.
+///
+/// # Errors
+/// The lab could not be built (see [`RunError`]); outcomes are data in the [`Replay`].
+pub fn replay(scenario: &Scenario, transport: TransportKind) -> Result<Replay, RunError> {
+    if transport == TransportKind::Tcp && scenario.run.memory_only {
+        return Err(RunError::Unsupported(
+            "memory-only scenario (virtual time inside a session): skipped over tcp".into(),
+        ));
+    }
+    let mut b = tokio::runtime::Builder::new_current_thread();
+    b.enable_all();
+    if transport == TransportKind::Memory {
+        b.start_paused(true);
+    }
+    let rt = b.build()?;
+    #[allow(clippy::disallowed_methods)] // measuring the replay's real duration for the report
+    let wall = std::time::Instant::now();
+    let mut r = rt.block_on(run(scenario, transport))?;
+    r.wall = wall.elapsed();
+    Ok(r)
+}
+
+async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
+    let start = s.run.start;
+    let clock = LabClock::starting_at(start);
+
+    // the on-premises store
+    let desc = StoreDescription {
+        authorities: super::load::authorities_in_order(&s.onprem.authorities),
+        certificates: s.onprem.certificates.clone(),
+    };
+    let mut store = CertStore::build(&desc, start)?;
+    let public_roots: Vec<CertificateDer<'static>> = desc
+        .authorities
+        .iter()
+        .filter(|a| a.issuer.is_none() && a.public)
+        .filter_map(|a| store.authority(&a.name).map(|ca| ca.cert.der.clone()))
+        .collect();
+
+    // the mock
+    let mut builder = MockEop::builder()
+        .config(s.eop.clone())
+        .faults(s.faults.clone())
+        .seed(s.scenario.seed)
+        .clock(clock)
+        .trust_roots(public_roots);
+    if kind == TransportKind::Memory {
+        builder = builder.in_memory_only();
+    }
+    let mock = builder.start().await?;
+    if s.onprem.trust_eop_root {
+        store.add_trusted_root("EOP root", mock.ca_certificate().clone())?;
+    }
+
+    // the connector
+    let mut connector = s
+        .onprem
+        .send_connector
+        .clone()
+        .ok_or_else(|| RunError::Unsupported("no send connector".into()))?;
+    if let Some(name) = &s.source.tls_certificate_ref {
+        let entry = store
+            .entry(name)
+            .ok_or_else(|| RunError::Unsupported(format!("no certificate named {name:?}")))?;
+        connector.tls_certificate_name = Some(entry.x509_identifier());
+    }
+
+    // the resolver
+    let mock_addr = match kind {
+        TransportKind::Memory => SocketAddr::new(s.run.eop_address, 0),
+        TransportKind::Tcp => mock.local_addr(),
+    };
+    let resolver = build_resolver(s, &connector, mock_addr);
+
+    // the transport and the queue
+    let server = ServerIdentity {
+        version: s.scenario.exchange_version,
+        ..s.onprem.server.clone()
+    };
+    let settings = s
+        .onprem
+        .transport
+        .clone()
+        .unwrap_or_else(|| TransportSettings::for_role(server.role));
+    let mut cfg = TransportConfig::new(connector.clone());
+    cfg.server = server.clone();
+    cfg.settings = settings.clone();
+    cfg.selection = s.onprem.selection;
+    cfg.schannel = s.onprem.schannel.clone();
+    let store = Arc::new(store);
+    let certificates = store
+        .my()
+        .iter()
+        .map(|e| CertRow {
+            name: e.name.clone(),
+            enumeration_index: e.enumeration_index,
+            has_private_key: e.has_private_key,
+            key_readable: e.key_readable,
+            services: crate::certstore::services_text(&e.services),
+            friendly_name: e.friendly_name.clone(),
+            facts: e.facts.clone(),
+        })
+        .collect();
+    let mut transport = Transport::new(cfg, Arc::clone(&store));
+    let mut next_id = FIRST_INTERNAL_ID;
+    let mut submitted = 0;
+    for m in &s.messages {
+        for _ in 0..m.count {
+            transport.submit(outbound(m, next_id, start));
+            next_id += 1;
+            submitted += 1;
+        }
+    }
+
+    // the queue runs
+    let src = s.onprem.source_address;
+    let until = start + s.run.duration.as_time();
+    let mut last_errors: Vec<(OffsetDateTime, LastError)> = Vec::new();
+    match kind {
+        TransportKind::Memory => {
+            let peer = SocketAddr::new(src, 27436);
+            let mut d = MemoryDeliver {
+                connect: || mock.connect_in_memory(peer),
+                local: peer,
+            };
+            drive(
+                &mut transport,
+                &resolver,
+                &mut d,
+                &clock,
+                until,
+                s.run.max_steps,
+                kind,
+                &mock,
+                &mut last_errors,
+            )
+            .await?;
+        }
+        TransportKind::Tcp => {
+            let mut d = TcpDeliver {
+                opts: ConnectOptions {
+                    source_ip: Some(src),
+                    connect_timeout: Duration::from_secs(10),
+                    ..ConnectOptions::default()
+                },
+            };
+            drive(
+                &mut transport,
+                &resolver,
+                &mut d,
+                &clock,
+                until,
+                s.run.max_steps,
+                kind,
+                &mock,
+                &mut last_errors,
+            )
+            .await?;
+        }
+    }
+    let end = clock.now();
+    let eop_certificate = mock.server_certificate().clone();
+    let mock_sessions = match kind {
+        TransportKind::Memory => mock.shutdown().await,
+        TransportKind::Tcp => tokio::time::timeout(Duration::from_secs(10), mock.shutdown())
+            .await
+            .unwrap_or_default(),
+    };
+    let bundle = transport
+        .artefact_bundle(end)
+        .with_mock_records(mock_sessions.clone());
+    Ok(Replay {
+        bundle,
+        id: s.scenario.id.clone(),
+        transport: kind,
+        start,
+        end,
+        server,
+        connector,
+        settings,
+        store,
+        certificates,
+        submitted,
+        sessions: transport.sessions().to_vec(),
+        timeline: transport.records().to_vec(),
+        finished: transport.finished().to_vec(),
+        last_errors,
+        queue: transport.snapshot(),
+        queued: transport.message_snapshots(),
+        mock_sessions,
+        eop_certificate,
+        wall: Duration::ZERO,
+    })
+}
+
+fn outbound(m: &super::model::MessageSpec, id: u64, at: OffsetDateTime) -> OutboundMessage {
+    let first = m.to.first().map(String::as_str).unwrap_or("");
+    let mut o = OutboundMessage::simple(id, &m.from, first, at);
+    o.to = m.to.clone();
+    o.subject = m.subject.clone();
+    if let Some(b) = &m.body {
+        o.body = b.replace("\r\n", "\n").replace('\n', "\r\n");
+    }
+    if !m.org_headers {
+        o.headers.clear();
+    }
+    o.headers.extend(m.headers.iter().cloned());
+    o.min_size = m
+        .size
+        .and_then(|q| q.0)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    o
+}
+
+fn build_resolver(s: &Scenario, connector: &SendConnector, mock: SocketAddr) -> LabResolver {
+    let mut r = LabResolver::new();
+    let mut names: Vec<String> = Vec::new();
+    if connector.dns_routing_enabled {
+        for m in &s.messages {
+            for to in &m.to {
+                if let Some((_, domain)) = to.rsplit_once('@') {
+                    let host = mx_host(domain);
+                    if !r.mx.contains_key(&domain.to_ascii_lowercase()) {
+                        r = r.with_mx(domain, 10, &host);
+                    }
+                    names.push(host);
+                }
+            }
+        }
+    } else {
+        names.extend(connector.smart_hosts.iter().cloned());
+    }
+    names.extend(s.onprem.dns.keys().cloned());
+    for name in names {
+        if name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok()
+        {
+            continue;
+        }
+        let entry = s
+            .onprem
+            .dns
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+            .map(|(_, v)| *v)
+            .unwrap_or(DnsEntry::Mock);
+        match entry {
+            DnsEntry::Mock => r.insert(&name, HostEntry::Addresses { addrs: vec![mock] }),
+            DnsEntry::Nxdomain => {}
+            DnsEntry::ServerFailure => r.insert(&name, HostEntry::ServerFailure),
+            DnsEntry::Unreachable | DnsEntry::Refused => {
+                if let Some(failure) = entry.connect_failure() {
+                    r.insert(
+                        &name,
+                        HostEntry::Unreachable {
+                            ip: s.run.eop_address,
+                            failure,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Moves the lab clock to `t`: under the paused clock by sleeping (tokio jumps), over TCP by
+/// pausing, advancing and resuming tokio's clock.
+async fn sleep_to(clock: &LabClock, t: OffsetDateTime, kind: TransportKind) {
+    let at = clock.instant_at(t);
+    match kind {
+        TransportKind::Memory => tokio::time::sleep_until(at).await,
+        TransportKind::Tcp => {
+            let now = tokio::time::Instant::now();
+            if at > now {
+                tokio::time::pause();
+                tokio::time::advance(at - now).await;
+                tokio::time::resume();
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive<D: Deliver>(
+    transport: &mut Transport,
+    resolver: &LabResolver,
+    deliver: &mut D,
+    clock: &LabClock,
+    until: OffsetDateTime,
+    max_steps: usize,
+    kind: TransportKind,
+    mock: &MockEopHandle,
+    last_errors: &mut Vec<(OffsetDateTime, LastError)>,
+) -> Result<(), RunError> {
+    let connector = transport.config().connector.clone();
+    for _ in 0..max_steps {
+        let Some(wake) = transport.next_wakeup() else {
+            break;
+        };
+        if wake > until {
+            sleep_to(clock, until, kind).await;
+            break;
+        }
+        sleep_to(clock, wake, kind).await;
+        let now = clock.now();
+        transport.on_time(now);
+        let due = transport.due_messages(now);
+        if due.is_empty() {
+            continue;
+        }
+        let domain = due[0].recipient_domain().to_string();
+        match resolver.next_hop(&connector, &domain) {
+            Err(e) => transport.on_dns_failure(&e, now),
+            Ok(targets) => {
+                let Some(target) = targets.into_iter().next() else {
+                    continue;
+                };
+                if kind == TransportKind::Tcp
+                    && target.unreachable.is_none()
+                    && !target.addr.ip().is_loopback()
+                {
+                    return Err(RunError::Unsupported(format!(
+                        "target {} is not on loopback: the tcp transport never leaves the machine",
+                        target.addr
+                    )));
+                }
+                let reached_mock = target.unreachable.is_none();
+                let before = mock.counts().sessions;
+                let cfg = transport.session_config(target, &domain);
+                let fallback = cfg.skip_starttls;
+                let report = deliver.deliver(cfg, due, clock).await;
+                transport.on_session(report, fallback, clock.now());
+                if kind == TransportKind::Tcp && reached_mock {
+                    // let the mock finish its record before time jumps
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        mock.wait_for_sessions(before + 1),
+                    )
+                    .await;
+                }
+            }
+        }
+        if let Some(le) = transport.snapshot().last_error
+            && last_errors.last().is_none_or(|(_, l)| *l != le)
+        {
+            last_errors.push((now, le));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` over `items` on up to `threads` threads (at least one), results in input order.
+pub fn run_parallel<T, R, F>(items: &[T], threads: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(usize, &T) -> R + Sync,
+{
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let threads = threads.clamp(1, items.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(i, item);
+                    let mut guard = results.lock().unwrap_or_else(|p| p.into_inner());
+                    guard[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The number of worker threads to use: `available_parallelism`.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
