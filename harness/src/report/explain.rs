@@ -15,7 +15,6 @@ use crate::sender::SessionReport;
 use crate::transport::TransportRecord;
 
 /// The finding catalogue, for the diagnosis and fix sections.
-const FINDINGS_MD: &str = include_str!("../../../docs/findings.md");
 
 /// ANSI styling, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,18 +225,23 @@ fn explain_verdict(v: &AttributionVerdict) -> &'static str {
     }
 }
 
-/// The catalogue's section for finding `id` (title line and body up to the next finding).
-pub fn finding_section(id: &str) -> Option<String> {
-    let head = format!("### `{id}`");
-    let start = FINDINGS_MD.find(&head)?;
-    let rest = &FINDINGS_MD[start + head.len()..];
-    let end = rest
-        .find("\n### ")
-        .into_iter()
-        .chain(rest.find("\n## "))
-        .min()
-        .unwrap_or(rest.len());
-    Some(rest[..end].trim().to_string())
+/// Splits `text` into lines of at most `width` characters at spaces.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for w in text.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + w.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
 
 fn step_line(st: &Style, who: &str, start: time::OffsetDateTime, step: &Step) -> String {
@@ -588,22 +592,57 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
 
     // diagnosis
     let _ = writeln!(o, "\n{}", st.bold("6. Diagnosis and fix"));
-    match &s.expect.top_finding {
-        Some(id) => {
+    let _ = writeln!(
+        o,
+        "  `hybridlab diagnose` on the files this run wrote (send log, listings, queue):"
+    );
+    match r.diagnosis.top() {
+        Some(f) => {
             let _ = writeln!(
                 o,
-                "  expected finding {} (the diagnosis engine is not in this build: PENDING)",
-                st.bold(id)
+                "  {} {}: {}",
+                st.red(f.severity.as_str()),
+                st.bold(f.id.as_str()),
+                f.title
             );
-            if let Some(sec) = finding_section(id) {
-                for l in sec.lines() {
-                    let _ = writeln!(o, "  {l}");
-                }
+            for ev in f.evidence.iter().take(4) {
+                let _ = writeln!(
+                    o,
+                    "    {}  {}",
+                    st.dim(&format!("{}:{}", ev.file, ev.line)),
+                    ev.text
+                );
+            }
+            let _ = writeln!(o, "  Why:");
+            for l in wrap_words(&f.explanation, 96) {
+                let _ = writeln!(o, "    {l}");
+            }
+            let _ = writeln!(o, "  Fix:");
+            for l in &f.fix {
+                let _ = writeln!(o, "    {}", st.bold(l));
+            }
+            let more: Vec<String> = r
+                .diagnosis
+                .findings
+                .iter()
+                .skip(1)
+                .map(|f| format!("{} ({})", f.id.as_str(), f.severity.as_str()))
+                .collect();
+            if !more.is_empty() {
+                let _ = writeln!(o, "  also: {}", more.join(", "));
             }
         }
         None => {
-            let _ = writeln!(o, "  no finding expected");
+            let _ = writeln!(
+                o,
+                "  no findings: nothing points at a hybrid mail-flow failure"
+            );
         }
+    }
+    if let Some(id) = &s.expect.top_finding
+        && r.diagnosis.top_id() != Some(id.as_str())
+    {
+        let _ = writeln!(o, "  {} the scenario expects {}", st.red("!"), st.bold(id));
     }
 
     if !checks.is_empty() {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::model::Scenario;
 use super::runner::Replay;
-use crate::artefacts::bundle::BundleOptions;
+use crate::artefacts::bundle::{ArtefactBundle, BundleOptions};
 
 /// One line of the send protocol log as written, for evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,19 @@ pub fn send_log_lines(r: &Replay) -> Vec<LogLine> {
         }
     }
     out
+}
+
+/// Diagnoses a lab run exactly as a customer's export: the bundle is rendered into the files a real
+/// server gives and read back through [`crate::artefacts::ArtefactReader`] (kinds detected from the
+/// content), then [`crate::diagnose::diagnose`] runs on what was read.
+pub fn diagnose_bundle(bundle: &ArtefactBundle) -> crate::diagnose::Report {
+    let mut reader = crate::artefacts::ArtefactReader::new();
+    for f in bundle.render(&BundleOptions::default()) {
+        if !f.secret {
+            reader.add_bytes(&f.name, f.content.as_bytes());
+        }
+    }
+    crate::diagnose::diagnose(&reader.finish(), &crate::diagnose::Options::default())
 }
 
 /// Writes every artefact of `r` (and `svg`, the picture) into `dir`, returning the files written.

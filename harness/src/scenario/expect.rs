@@ -1,6 +1,7 @@
 //! Checking a replay against the scenario's `[expect]`: one [`Check`] per expectation, each with
 //! what was expected, what came out, and the artefact line it came from where there is one. The
-//! diagnosis part stays [`CheckStatus::Pending`] (never passed) while no diagnosis engine exists.
+//! diagnosis part runs `hybridlab diagnose`'s engine on the artefacts the lab wrote (the closed
+//! loop): the top finding must be the expected one.
 
 use serde::Serialize;
 
@@ -18,7 +19,7 @@ pub enum CheckStatus {
     Pass,
     /// Not met.
     Fail,
-    /// Cannot be judged yet (the diagnosis engine is not there).
+    /// Cannot be judged (kept for expectations a build cannot check; never counted as passed).
     Pending,
 }
 
@@ -56,6 +57,18 @@ impl Check {
         self.evidence = e;
         self
     }
+}
+
+/// The diagnosis in one line: every finding id with its severity, most important first.
+pub fn findings_summary(d: &crate::diagnose::Report) -> String {
+    if d.findings.is_empty() {
+        return "no findings".into();
+    }
+    d.findings
+        .iter()
+        .map(|f| format!("{} ({})", f.id.as_str(), f.severity.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn at(l: &LogLine) -> String {
@@ -307,23 +320,56 @@ pub fn check(s: &Scenario, r: &Replay) -> Vec<Check> {
             },
         ));
     }
+    let d = &r.diagnosis;
+    let errors: Vec<&str> = d
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::diagnose::Severity::Error)
+        .map(|f| f.id.as_str())
+        .collect();
+    let top_evidence = d
+        .top()
+        .and_then(|f| f.evidence.first())
+        .map(|ev| format!("{}:{}: {}", ev.file, ev.line, ev.text));
     if let Some(id) = &e.top_finding {
-        out.push(Check {
-            key: "top_finding".into(),
-            status: CheckStatus::Pending,
-            expected: id.clone(),
-            actual: "PENDING: no diagnosis engine in this build".into(),
-            evidence: None,
-        });
+        let got = d.top_id();
+        out.push(
+            Check::new(
+                "top_finding",
+                got == Some(id.as_str()),
+                id.clone(),
+                findings_summary(d),
+            )
+            .with_evidence(top_evidence.clone()),
+        );
     }
     if e.no_other_error_finding {
-        out.push(Check {
-            key: "no_other_error_finding".into(),
-            status: CheckStatus::Pending,
-            expected: "no other finding of severity error".into(),
-            actual: "PENDING: no diagnosis engine in this build".into(),
-            evidence: None,
-        });
+        let others: Vec<&str> = errors
+            .iter()
+            .copied()
+            .filter(|f| Some(*f) != e.top_finding.as_deref())
+            .collect();
+        out.push(Check::new(
+            "no_other_error_finding",
+            others.is_empty(),
+            "no other finding of severity error",
+            if others.is_empty() {
+                "none".to_string()
+            } else {
+                others.join(", ")
+            },
+        ));
+    }
+    if e.no_error_finding {
+        out.push(
+            Check::new(
+                "no_error_finding",
+                errors.is_empty(),
+                "no finding of severity error",
+                findings_summary(d),
+            )
+            .with_evidence(top_evidence),
+        );
     }
     out
 }

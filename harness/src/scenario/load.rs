@@ -695,6 +695,27 @@ impl Validator<'_, '_, '_> {
                 "field `no_other_error_finding`: needs `top_finding`",
             ));
         }
+        if s.expect.no_error_finding && s.expect.top_finding.is_some() {
+            return Err(self.err(
+                "expect.no_error_finding",
+                "field `no_error_finding`: contradicts `top_finding` (a top finding is an error)",
+            ));
+        }
+        if let Some(id) = &s.expect.top_finding
+            && id.parse::<crate::diagnose::FindingId>().is_err()
+        {
+            return Err(self.err(
+                "expect.top_finding",
+                &format!(
+                    "field `top_finding`: unknown finding id {id:?}, expected one of docs/findings.md: {}",
+                    crate::diagnose::catalogue::FindingId::ALL
+                        .iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         Ok(())
     }
 }

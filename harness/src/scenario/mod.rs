@@ -70,7 +70,8 @@ pub struct ScenarioResult {
     pub error: Option<String>,
     /// What the admin sees: the queue's LastError, the NDR, or how the mail arrived.
     pub admin_sees: String,
-    /// The expected top finding and its state (`cert-keyless-duplicate (pending)`).
+    /// The diagnosis' top finding on the lab's artefacts (`cert-keyless-duplicate`), with the
+    /// expected one when they differ.
     pub finding: String,
     /// Transport used.
     pub transport: TransportKind,
@@ -188,10 +189,7 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     base.id = scenario.scenario.id.clone();
     base.title = scenario.scenario.title.clone();
     base.tags = scenario.scenario.tags.clone();
-    base.finding = match &scenario.expect.top_finding {
-        Some(f) => format!("{f} (pending)"),
-        None => "-".into(),
-    };
+    base.finding = "-".into();
     let r = match replay(&scenario, kind) {
         Ok(r) => r,
         Err(RunError::Unsupported(m)) => {
@@ -216,6 +214,11 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     base.error = None;
     base.checks = checks;
     base.admin_sees = admin_sees(&r);
+    let top = r.diagnosis.top_id().unwrap_or("-");
+    base.finding = match scenario.expect.top_finding.as_deref() {
+        Some(want) if want != top => format!("{top} (expected {want})"),
+        _ => top.to_string(),
+    };
     base.wall_ms = r.wall.as_millis();
     base.virtual_secs = (r.end - r.start).whole_seconds();
     base.scenario = Some(Box::new(scenario));

@@ -336,8 +336,10 @@ pub struct Expectations {
     pub connector: Option<String>,
     /// Whether EOP honoured the CrossPremises headers of the accepted message(s).
     pub cross_premises_honoured: Option<bool>,
-    /// The diagnosis' top finding id (docs/findings.md); pending until `diagnose` exists.
+    /// The diagnosis' top finding id (docs/findings.md), from the artefacts the lab wrote.
     pub top_finding: Option<String>,
     /// No finding of severity error besides the top one.
     pub no_other_error_finding: bool,
+    /// No finding of severity error at all (healthy runs).
+    pub no_error_finding: bool,
 }

@@ -119,6 +119,9 @@ pub struct Replay {
     /// The run as the files a real server gives (send log, connectivity log, listings) plus the
     /// mock's records.
     pub bundle: crate::artefacts::bundle::ArtefactBundle,
+    /// What `hybridlab diagnose` makes of that bundle: the files rendered as a real server's and
+    /// read back through the same readers (the closed loop).
+    pub diagnosis: crate::diagnose::Report,
     /// Real time the replay took.
     pub wall: Duration,
 }
@@ -359,8 +362,10 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     let bundle = transport
         .artefact_bundle(end)
         .with_mock_records(mock_sessions.clone());
+    let diagnosis = super::artefacts::diagnose_bundle(&bundle);
     Ok(Replay {
         bundle,
+        diagnosis,
         id: s.scenario.id.clone(),
         transport: kind,
         start,
