@@ -365,6 +365,9 @@ fn wrong_region(m: &Model<'_>) -> Vec<Draft> {
 
 /// EOP reputation verdicts.
 fn is_throttle(r: &Reply) -> bool {
+    if r.code < 400 {
+        return false;
+    }
     if r.text().contains("AS16012607") {
         return true;
     }
@@ -418,8 +421,9 @@ fn throttled(m: &Model<'_>) -> Vec<Draft> {
 
 fn too_large(m: &Model<'_>) -> Vec<Draft> {
     let hits = find(m, |r| {
-        (r.code == 552 && r.text().starts_with("5.3.4"))
-            || (r.text().starts_with("5.3.4") && r.text().contains("OverAdvertisedSize"))
+        r.code >= 500
+            && r.text().starts_with("5.3.4")
+            && (r.code == 552 || r.text().contains("OverAdvertisedSize"))
     });
     let mut out = Vec::new();
     for (c, v, qs) in hits.groups() {

@@ -127,6 +127,15 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
             t.dedup();
             t
         };
+        let queue_note = conn
+            .and_then(|ci| m.queues_of(ci).next())
+            .map(|q| {
+                format!(
+                    " The queue's \"{}\" is this failure seen from further away.",
+                    q.led()
+                )
+            })
+            .unwrap_or_default();
         let middlebox = matches!(
             tok0,
             SecurityStatus::IllegalMessage
@@ -162,8 +171,7 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
                 "In {} of \"{cname}\" to {} the TLS handshake fails with {} right after STARTTLS (the last at {}), \
                  before any certificate matters. EOP accepts only TLS 1.2 (and later); this server offers older \
                  protocols or ciphers EOP does not support.{old_note}{cert_note} Enable TLS 1.2 for SChannel and \
-                 .NET and restart the server. The queue's \"421 4.4.1 Connection timed out\" is this failure seen \
-                 from further away.",
+                 .NET and restart the server.{queue_note}",
                 count(v.len(), "session"),
                 s0.remote_name(),
                 tokens.join(", "),
@@ -216,13 +224,16 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
         let conn = m.connector_of(s);
         let dv = auth_level_of(conn) == Some(TlsAuthLevel::DomainValidation);
         let tls_domain = tls_domain_of(conn);
-        let names = remote_names(s);
-        let names_ok = tls_domain
-            .as_deref()
-            .is_none_or(|d| names.is_empty() || names_match(d, names.iter().map(String::as_str)));
-        let domain_syn = s
-            .replies()
-            .find(|(_, r)| r.text().contains("TLSAuthLevel cannot be DomainValidation"));
+        // Only a DomainValidation connector with a TlsDomain checks the remote names.
+        let names_ok = || {
+            !dv || tls_domain.as_deref().is_none_or(|d| {
+                let names = remote_names(s);
+                names.is_empty() || names_match(d, names.iter().map(String::as_str))
+            })
+        };
+        let domain_syn = s.replies().find(|(_, r)| {
+            r.code == 421 && r.text().contains("TLSAuthLevel cannot be DomainValidation")
+        });
         match (s.chain.clone(), s.tls_failed) {
             (Some((ChainVerdict::NameMismatch, tok, i)), _) => mismatch.push((s, (tok, i))),
             (_, Some((SecurityStatus::WrongPrincipal, i))) => {
@@ -239,7 +250,7 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
                     i,
                 )),
             ) => {
-                if dv && !names_ok && st == SecurityStatus::CertUnknown {
+                if st == SecurityStatus::CertUnknown && !names_ok() {
                     mismatch.push((s, ("SubjectMismatch".to_string(), i)));
                 } else {
                     untrusted.push((s, (st.as_str().to_string(), i)));
@@ -248,11 +259,10 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
             _ => {
                 if let Some((i, _)) = domain_syn {
                     mismatch.push((s, ("TLSAuthLevel without TlsDomain".to_string(), i)));
-                } else if dv
-                    && !names_ok
-                    && s.tls_ok.is_some()
+                } else if s.tls_ok.is_some()
                     && s.sent_any("MAIL").is_none()
                     && s.disconnect.is_some()
+                    && !names_ok()
                 {
                     // Handshake done, names do not match TlsDomain, the session ends.
                     let i = s.remote_cert.or(s.tls_ok).unwrap_or(0);
@@ -302,6 +312,10 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
             count(v.len(), "session"),
             s0.start.map(when).unwrap_or_default(),
             tls_domain_of(connector)
+                .filter(|t| {
+                    let names = remote_names(s0);
+                    !names.is_empty() && names_match(t, names.iter().map(String::as_str))
+                })
                 .map(|t| format!(" The remote certificate's names match TlsDomain {t}, so the name is not the problem."))
                 .unwrap_or_default(),
         );
@@ -413,6 +427,8 @@ fn starttls_stripped(m: &Model<'_>) -> Vec<Draft> {
         d.evidence
             .push_opt(connector.and_then(|c| c.prop("RequireTLS")));
         let mask = s0.reply(i0).and_then(masked_keyword);
+        let sender_verdict =
+            conn.is_some_and(|ci| m.queues_of(ci).any(|q| q.led().contains("5.7.3")));
         let require = connector.and_then(|c| c.require_tls());
         d.explanation = format!(
             "EOP always offers STARTTLS. Here the EHLO reply from {} arrives without it{}{} ({}): an SMTP-inspecting \
@@ -432,10 +448,11 @@ fn starttls_stripped(m: &Model<'_>) -> Vec<Draft> {
                     "The connector \"{cname}\" does not require TLS, so it falls back to clear text and EOP may refuse \
                      the mail (451 5.7.3) or treat it as anonymous."
                 ),
-                _ => format!(
+                _ if sender_verdict => format!(
                     "The connector \"{cname}\" requires TLS, so it gives up (the queue's 451 5.7.3 STARTTLS is \
-                     required to send mail is the sender's own verdict)."
+                     required to send mail is the sender's own verdict: EOP never saw a MAIL FROM)."
                 ),
+                _ => format!("The connector \"{cname}\" requires TLS, so it gives up."),
             },
         );
         d.fix = FIX_STRIPPED.lines().map(str::to_string).collect();
