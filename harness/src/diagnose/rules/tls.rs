@@ -371,6 +371,88 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
         d.fix = fill(FIX_NAME_MISMATCH, &[("CONNECTOR", &cname)]);
         out.push(d);
     }
+    out.extend(validation_from_queues(m, &out));
+    out
+}
+
+/// The transport's own verdicts that only the queue shows: `421 TLSAuthLevel cannot be
+/// DomainValidation with out a valid TLS Domain.` (the session never gets to STARTTLS), and
+/// `454 4.7.5 Certificate validation failure` for a connector no log covers.
+fn validation_from_queues(m: &Model<'_>, already: &[Draft]) -> Vec<Draft> {
+    let mut out: Vec<Draft> = Vec::new();
+    for q in &m.queues {
+        let led = q.led();
+        let no_domain = led.contains("TLSAuthLevel cannot be DomainValidation");
+        let untrusted = !no_domain
+            && led.contains("4.7.5 Certificate validation failure")
+            && q.connector
+                .is_none_or(|ci| m.connectors[ci].sessions.is_empty());
+        let id = match (no_domain, untrusted) {
+            (true, _) => FindingId::RemoteCertNameMismatch,
+            (_, true) => FindingId::RemoteCertUntrusted,
+            _ => continue,
+        };
+        let connector = q.connector.map(|i| &m.connectors[i]);
+        let cname = connector.map_or_else(|| "<CONNECTOR>".to_string(), |c| c.name.clone());
+        if already
+            .iter()
+            .chain(out.iter())
+            .any(|d| d.id == id && d.key == cname)
+        {
+            continue;
+        }
+        let mut d = Draft::new(id, cname.clone());
+        d.connector = q.connector;
+        d.evidence.push_opt(q.ev.clone());
+        d.evidence
+            .push_opt(connector.and_then(|c| c.prop("TlsAuthLevel")));
+        d.evidence
+            .push_opt(connector.and_then(|c| c.prop("TlsDomain")));
+        if no_domain {
+            d.evidence
+                .push_opt(connector.and_then(|c| c.prop("SmartHosts")));
+            // The sessions it stopped: EHLO answered, then QUIT without STARTTLS.
+            if let Some(ci) = q.connector {
+                let mut quiet: Vec<&SessionView<'_>> = m
+                    .sessions_of(ci)
+                    .filter(|s| {
+                        s.starttls.is_none()
+                            && s.sent_any("MAIL").is_none()
+                            && s.ehlo_reply.is_some()
+                    })
+                    .collect();
+                quiet.sort_by_key(|s| std::cmp::Reverse(s.start));
+                for (k, s) in quiet.iter().take(MAX_OCCURRENCES).enumerate() {
+                    if let Some(i) = s.ehlo_reply {
+                        d.occurrence(k, s.ev(i));
+                    }
+                    if let Some(i) = s.disconnect {
+                        d.occurrence(k, s.ev(i));
+                    }
+                }
+                d.sessions = quiet.iter().map(|s| s.id().to_string()).collect();
+            }
+            d.explanation = format!(
+                "The send connector \"{cname}\" uses TlsAuthLevel DomainValidation without a TlsDomain. It sends to \
+                 smart hosts, so Exchange has no domain to check EOP's certificate against and gives up before \
+                 STARTTLS: the queue shows \"{led}\", the transport's own verdict (EOP is never asked). Set the TLS \
+                 domain Exchange Online really uses."
+            );
+            d.fix = fill(FIX_NAME_MISMATCH, &[("CONNECTOR", &cname)]);
+        } else {
+            d.explanation = format!(
+                "The queue of the send connector \"{cname}\" shows \"{led}\": with certificate validation on, \
+                 Exchange could not validate the remote certificate's chain. No protocol log covers this connector; \
+                 the usual cause is a root missing from the server's Trusted Root store (for EOP since March 2026, \
+                 DigiCert Global Root G2). Collect the send protocol log to see the chain status."
+            );
+            d.fix = fill(
+                FIX_UNTRUSTED,
+                &[("ROOT_CERTIFICATE", "DigiCertGlobalRootG2")],
+            );
+        }
+        out.push(d);
+    }
     out
 }
 
