@@ -619,3 +619,78 @@ fn a_tls_failure_explains_the_timeout_wording_and_a_silent_session_does_not_hide
             .any(|e| e.text.contains("BDAT 31457280 LAST"))
     );
 }
+
+#[test]
+fn domain_validation_without_tls_domain_on_a_smart_host_connector_is_a_name_mismatch() {
+    // The transport gives up before STARTTLS: only the queue carries its verdict.
+    let mut s = Session::new(1, T0);
+    s.recv(
+        220,
+        "AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready",
+    )
+    .send("EHLO mail.contoso.com")
+    .recv(
+        250,
+        "AM5EUR02FT017.mail.protection.outlook.com Hello [198.51.100.10]",
+    )
+    .send("QUIT")
+    .recv(221, "2.0.0 Service closing transmission channel");
+    let mut conn = hybrid_connector(None);
+    conn.tls_domain = None;
+    conn.dns_routing_enabled = Some(false);
+    conn.smart_hosts = vec!["contoso-com.mail.protection.outlook.com".into()];
+    let b = Bundle {
+        sessions: vec![s.end()],
+        connectors: vec![conn],
+        queues: vec![queue(
+            "451 4.4.395 Target host responded with error. -> 421 TLSAuthLevel cannot be DomainValidation with out a valid TLS Domain.",
+        )],
+        ..Bundle::default()
+    };
+    let r = b.diagnose();
+    assert_eq!(
+        r.top_id(),
+        Some("remote-cert-name-mismatch"),
+        "{:?}",
+        r.ids()
+    );
+    assert!(
+        r.find(FindingId::LintDomainValidationWithoutTlsDomain)
+            .is_some()
+    );
+    let top = r.top().unwrap();
+    assert!(
+        top.evidence[0].text.contains("LastError"),
+        "{:?}",
+        top.evidence
+    );
+    assert!(
+        top.fix
+            .join("\n")
+            .contains("-TlsDomain mail.protection.outlook.com")
+    );
+}
+
+#[test]
+fn direct_send_refused_is_reported_not_silent() {
+    let store = CertStore::build(&fixtures::classic_twins(false), T0).unwrap();
+    let keyed = store.entry("keyed").unwrap();
+    let mut s = Session::new(1, T0);
+    s.through_starttls("198.51.100.10").sending(&keyed.facts).tls_ok(&eop_cert()).mail((
+        550,
+        "5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources",
+    ));
+    let b = Bundle {
+        sessions: vec![s.end()],
+        connectors: vec![hybrid_connector(Some(keyed.x509_identifier()))],
+        ..Bundle::default()
+    };
+    let r = b.diagnose();
+    assert_eq!(
+        r.top_id(),
+        Some("relay-denied-unattributed"),
+        "{:?}",
+        r.ids()
+    );
+    assert!(r.top().unwrap().explanation.contains("5.7.68"));
+}

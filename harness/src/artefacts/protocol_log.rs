@@ -647,20 +647,59 @@ pub struct ProtocolLogs {
     pub files: Vec<LogFileInfo>,
 }
 
+/// One record before sessions are rebuilt. The columns that repeat on every line of a session
+/// (connector, session id, endpoints) are interned: a big log holds millions of lines but only a
+/// few thousand distinct values, and four allocations per line are most of the reader's memory.
 #[derive(Debug, Clone)]
 struct RawLine {
     file: usize,
     line_no: usize,
     text: String,
     at: OffsetDateTime,
-    connector: String,
-    session: String,
+    connector: u32,
+    session: u32,
     seq: u32,
-    local: String,
-    remote: String,
+    local: u32,
+    remote: u32,
     event: u8,
     data: String,
     context: String,
+}
+
+/// Distinct column values, by index. Each column remembers its last value: consecutive lines
+/// usually belong to the same session, so most lookups are one comparison.
+#[derive(Debug, Default)]
+struct Interner {
+    index: std::collections::HashMap<String, u32>,
+    values: Vec<String>,
+    recent: [Option<u32>; 4],
+}
+
+impl Interner {
+    /// The id of `s` in column `col` (0..4).
+    fn id(&mut self, col: usize, s: &str) -> u32 {
+        let slot = col.min(3);
+        if let Some(i) = self.recent[slot]
+            && self.values[i as usize] == s
+        {
+            return i;
+        }
+        let i = match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+                self.values.push(s.to_string());
+                self.index.insert(s.to_string(), i);
+                i
+            }
+        };
+        self.recent[slot] = Some(i);
+        i
+    }
+
+    fn get(&self, i: u32) -> &str {
+        self.values.get(i as usize).map_or("", String::as_str)
+    }
 }
 
 /// Reads protocol log files (any number, any order, sessions spread over several files) into
@@ -669,6 +708,7 @@ struct RawLine {
 pub struct ProtocolLogReader {
     files: Vec<LogFileInfo>,
     lines: Vec<RawLine>,
+    names: Interner,
 }
 
 const DEFAULT_FIELDS: [&str; 9] = [
@@ -715,7 +755,7 @@ impl ProtocolLogReader {
                 }
                 continue;
             }
-            match parse_record(raw, &index) {
+            match parse_record(raw, &index, &mut self.names) {
                 Some(mut r) => {
                     r.file = file_idx;
                     r.line_no = line_no;
@@ -740,25 +780,27 @@ impl ProtocolLogReader {
 
     /// Builds the sessions.
     pub fn finish(self) -> ProtocolLogs {
-        let Self { mut files, lines } = self;
-        let mut order: Vec<(String, String)> = Vec::new();
-        let mut groups: std::collections::HashMap<(String, String), Vec<RawLine>> =
+        let Self {
+            mut files,
+            lines,
+            names,
+        } = self;
+        // Group by (session id, connector) in order of first appearance.
+        let mut slot: std::collections::HashMap<(u32, u32), usize> =
             std::collections::HashMap::new();
+        let mut groups: Vec<Vec<RawLine>> = Vec::new();
         for l in lines {
-            let key = (l.session.clone(), l.connector.clone());
-            groups
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    order.push(key);
-                    Vec::new()
-                })
-                .push(l);
+            let i = *slot.entry((l.session, l.connector)).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[i].push(l);
         }
-        let mut sessions = Vec::with_capacity(order.len());
-        for key in order {
-            let mut ls = groups.remove(&key).unwrap_or_default();
+        drop(slot);
+        let mut sessions = Vec::with_capacity(groups.len());
+        for mut ls in groups {
             ls.sort_by_key(|l| l.seq);
-            sessions.push(build_session(ls, &mut files));
+            sessions.push(build_session(ls, &mut files, &names));
         }
         sessions.sort_by(|a, b| {
             let ta = a.session.events.first().map(|e| e.at);
@@ -847,7 +889,7 @@ impl FieldIndex {
     }
 }
 
-fn parse_record(raw: &str, idx: &FieldIndex) -> Option<RawLine> {
+fn parse_record(raw: &str, idx: &FieldIndex, names: &mut Interner) -> Option<RawLine> {
     let f = crate::artefacts::csv::split_record(raw);
     if f.len() < idx.required() || f.len() > 9.max(idx.required()) + 8 {
         return None;
@@ -881,15 +923,20 @@ fn parse_record(raw: &str, idx: &FieldIndex) -> Option<RawLine> {
         line_no: 0,
         text: raw.to_string(),
         at,
-        connector: get(idx.connector),
-        session: session.to_string(),
+        connector: names.id(0, field(&f, idx.connector)),
+        session: names.id(1, session),
         seq,
-        local: get(idx.local),
-        remote: get(idx.remote),
+        local: names.id(2, field(&f, idx.local)),
+        remote: names.id(3, field(&f, idx.remote)),
         event,
         data,
         context,
     })
+}
+
+/// Column `i` of a split record ("" when absent).
+fn field<'a>(f: &'a [std::borrow::Cow<'a, str>], i: Option<usize>) -> &'a str {
+    i.and_then(|i| f.get(i)).map_or("", |c| c.as_ref())
 }
 
 const SMTP_VERBS: [&str; 14] = [
@@ -1198,14 +1245,20 @@ pub fn parse_log_reply(text: &str) -> Option<Reply> {
     Some(Reply::multi(single.code, lines))
 }
 
-fn build_session(lines: Vec<RawLine>, files: &mut [LogFileInfo]) -> ParsedSession {
+fn build_session(
+    mut lines: Vec<RawLine>,
+    files: &mut [LogFileInfo],
+    names: &Interner,
+) -> ParsedSession {
     let first = &lines[0];
-    let connector_id = first.connector.clone();
-    let session_id = first.session.clone();
-    let local = lines.iter().find_map(|l| parse_endpoint(&l.local));
+    let connector_id = names.get(first.connector).to_string();
+    let session_id = names.get(first.session).to_string();
+    let local = lines
+        .iter()
+        .find_map(|l| parse_endpoint(names.get(l.local)));
     let remote = lines
         .iter()
-        .find_map(|l| parse_endpoint(&l.remote))
+        .find_map(|l| parse_endpoint(names.get(l.remote)))
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut kind_votes = (0usize, 0usize);
     let mut header_kind = None;
@@ -1225,10 +1278,11 @@ fn build_session(lines: Vec<RawLine>, files: &mut [LogFileInfo]) -> ParsedSessio
         _ => Some(LogKind::Receive),
     });
 
-    let ev = |l: &RawLine, files: &[LogFileInfo]| Evidence {
+    // The lines are consumed: their text moves into the evidence rather than being copied.
+    let ev = |l: &mut RawLine, files: &[LogFileInfo]| Evidence {
         file: files[l.file].file.clone(),
         line: l.line_no,
-        text: l.text.clone(),
+        text: std::mem::take(&mut l.text),
     };
     let mut events = Vec::with_capacity(lines.len());
     let mut sources = Vec::with_capacity(lines.len());
@@ -1317,13 +1371,14 @@ fn build_session(lines: Vec<RawLine>, files: &mut [LogFileInfo]) -> ParsedSessio
         };
         match event {
             Some(event) => {
-                events.push(TimedEvent { at: l.at, event });
+                let (at, sequence) = (l.at, l.seq);
+                events.push(TimedEvent { at, event });
                 sources.push(EventSource {
                     lines: lines[i..i + consumed]
-                        .iter()
+                        .iter_mut()
                         .map(|x| ev(x, files))
                         .collect(),
-                    sequence: l.seq,
+                    sequence,
                     cert_validity_logged: validity,
                 });
             }

@@ -80,6 +80,12 @@ pub(crate) fn norm_thumb(t: &str) -> String {
         .collect()
 }
 
+/// Whether a thumbprint is already in the normal form (the logs' and listings' usual form).
+fn is_norm_thumb(t: &str) -> bool {
+    t.bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The certificate store
 // ---------------------------------------------------------------------------------------------
@@ -239,6 +245,9 @@ impl Store {
     }
 
     pub(crate) fn get(&self, thumbprint: &str) -> Option<&StoreCert> {
+        if is_norm_thumb(thumbprint) {
+            return self.certs.iter().find(|c| c.thumbprint == thumbprint);
+        }
         let t = norm_thumb(thumbprint);
         self.certs.iter().find(|c| c.thumbprint == t)
     }
@@ -386,18 +395,21 @@ pub(crate) fn is_eop_host(h: &str) -> bool {
 
 /// EOP's published front-door ranges.
 pub(crate) fn is_eop_ip(ip: IpAddr) -> bool {
-    const V4: [&str; 5] = [
-        "40.92.0.0/15",
-        "40.107.0.0/16",
-        "52.100.0.0/14",
-        "104.47.0.0/17",
-        "40.93.0.0/16",
-    ];
-    const V6: [&str; 2] = ["2a01:111:f400::/48", "2a01:111:f403::/48"];
-    V4.iter()
-        .chain(V6.iter())
-        .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
-        .any(|n| n.contains(&ip))
+    static NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+        [
+            "40.92.0.0/15",
+            "40.93.0.0/16",
+            "40.107.0.0/16",
+            "52.100.0.0/14",
+            "104.47.0.0/17",
+            "2a01:111:f400::/48",
+            "2a01:111:f403::/48",
+        ]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+    });
+    NETS.iter().any(|n| n.contains(&ip))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,22 +439,22 @@ const UNTRUSTED_TOKENS: [&str; 9] = [
 
 /// Reads a chain-status info line (`Remote certificate chain validation status: 'UntrustedRoot'`).
 fn chain_verdict(data: &str, context: &str) -> Option<(ChainVerdict, String)> {
-    let text = format!("{data} {context}");
-    let lower = text.to_ascii_lowercase();
-    if !(lower.contains("chain")
+    // The tokens are .NET enum names: look for them first (no allocation on ordinary lines).
+    let has = |t: &str| data.contains(t) || context.contains(t);
+    let verdict = if has("SubjectMismatch") || has("Subject mismatch") || has("subject mismatch") {
+        (ChainVerdict::NameMismatch, "SubjectMismatch")
+    } else {
+        (
+            ChainVerdict::Untrusted,
+            *UNTRUSTED_TOKENS.iter().find(|t| has(t))?,
+        )
+    };
+    let lower = format!("{data} {context}").to_ascii_lowercase();
+    let about_certs = lower.contains("chain")
         || lower.contains("validation")
         || lower.contains("certificate")
-        || lower.contains("tls authentication"))
-    {
-        return None;
-    }
-    if lower.contains("subjectmismatch") || lower.contains("subject mismatch") {
-        return Some((ChainVerdict::NameMismatch, "SubjectMismatch".to_string()));
-    }
-    UNTRUSTED_TOKENS
-        .iter()
-        .find(|t| text.contains(*t))
-        .map(|t| (ChainVerdict::Untrusted, (*t).to_string()))
+        || lower.contains("tls authentication");
+    about_certs.then(|| (verdict.0, verdict.1.to_string()))
 }
 
 /// One send session, with the indices of the events the rules look at.

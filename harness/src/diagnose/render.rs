@@ -9,6 +9,9 @@ use crate::artefacts::ArtefactKind;
 /// How many evidence lines the text output quotes per finding (the JSON has them all).
 pub const MAX_EVIDENCE_SHOWN: usize = 8;
 
+/// Up to this many inputs are listed one per line; more are summarised by kind.
+pub const MAX_INPUTS_LISTED: usize = 12;
+
 /// Text width the explanation is wrapped at.
 const WIDTH: usize = 100;
 
@@ -106,8 +109,26 @@ pub fn human(r: &Report, color: bool) -> String {
             .map(|t| format!("; reference time {}", super::rules::when(t)))
             .unwrap_or_default(),
     );
-    for i in &r.inputs {
-        let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
+    if r.inputs.len() <= MAX_INPUTS_LISTED {
+        for i in &r.inputs {
+            let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
+        }
+    } else {
+        // Many files (a log folder): one line per kind, the unrecognised ones by name.
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for i in r.inputs.iter().filter(|i| i.kind != ArtefactKind::Unknown) {
+            let k = kind_label(&i.kind);
+            match kinds.iter_mut().find(|(x, _)| *x == k) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((k, 1)),
+            }
+        }
+        for (k, n) in kinds {
+            let _ = writeln!(out, "  {n} x {k}");
+        }
+        for i in r.inputs.iter().filter(|i| i.kind == ArtefactKind::Unknown) {
+            let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
+        }
     }
     let errors = r
         .findings
@@ -189,4 +210,63 @@ pub fn human(r: &Report, color: bool) -> String {
 pub fn json(r: &Report) -> String {
     // A Report holds only strings, numbers and lists: serialisation cannot fail.
     serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artefacts::text::Evidence;
+    use crate::diagnose::{Finding, FindingId, Input};
+
+    fn report(n_inputs: usize) -> Report {
+        Report {
+            findings: vec![Finding {
+                id: FindingId::CertKeylessDuplicate,
+                severity: Severity::Error,
+                title: FindingId::CertKeylessDuplicate.title().into(),
+                evidence: (1..=10)
+                    .map(|i| Evidence::new("SEND20190502-1.LOG", i, "line"))
+                    .collect(),
+                explanation: "word ".repeat(60),
+                fix: vec!["Restart-Service MSExchangeTransport".into()],
+                newest: None,
+            }],
+            inputs: (0..n_inputs)
+                .map(|i| Input {
+                    file: format!("f{i}.LOG"),
+                    kind: if i == 0 {
+                        ArtefactKind::Unknown
+                    } else {
+                        ArtefactKind::SendProtocolLog
+                    },
+                    items: 1,
+                })
+                .collect(),
+            skipped: Vec::new(),
+            as_of: None,
+        }
+    }
+
+    #[test]
+    fn colour_only_when_asked_and_long_text_wrapped() {
+        let plain = human(&report(2), false);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("1. ERROR cert-keyless-duplicate"));
+        assert!(plain.contains("... 2 more lines"));
+        assert!(
+            plain
+                .lines()
+                .all(|l| l.chars().count() <= WIDTH || l.starts_with("     SEND"))
+        );
+        let coloured = human(&report(2), true);
+        assert!(coloured.contains("\x1b[1;31mERROR\x1b[0m"));
+    }
+
+    #[test]
+    fn many_inputs_are_summarised_by_kind() {
+        let text = human(&report(40), false);
+        assert!(text.contains("39 x send protocol log"), "{text}");
+        assert!(text.contains("f0.LOG: not recognised"));
+        assert!(!text.contains("f7.LOG"));
+    }
 }

@@ -529,12 +529,13 @@ fn expired_in_log(m: &Model<'_>) -> Vec<Draft> {
         if !hybrid {
             continue;
         }
-        let thumb = norm_thumb(&cert.thumbprint);
-        let store_na = m.store.get(&thumb).and_then(|x| x.not_after);
         let (na, from_log) = if s.cert_dates_logged(ci) {
             (Some(cert.not_after), true)
         } else {
-            (store_na, false)
+            (
+                m.store.get(&cert.thumbprint).and_then(|x| x.not_after),
+                false,
+            )
         };
         let Some(na) = na else {
             continue;
@@ -543,6 +544,7 @@ fn expired_in_log(m: &Model<'_>) -> Vec<Draft> {
         if na >= at {
             continue;
         }
+        let thumb = norm_thumb(&cert.thumbprint);
         let cname = m
             .connector_of(s)
             .map_or_else(|| s.ps.session.connector_id.clone(), |c| c.name.clone());
@@ -586,10 +588,12 @@ fn invisible_to_ems(m: &Model<'_>) -> Vec<Draft> {
         if let Some(ci) = s.sending_cert
             && let Some(c) = s.cert(ci)
         {
-            let t = norm_thumb(&c.thumbprint);
-            if t.is_empty() || m.store.get(&t).is_some_and(|x| x.in_ems) {
+            if c.thumbprint.trim().is_empty()
+                || m.store.get(&c.thumbprint).is_some_and(|x| x.in_ems)
+            {
                 continue;
             }
+            let t = norm_thumb(&c.thumbprint);
             by_thumb.entry(t).or_default().push((s, ci));
         }
     }
@@ -699,36 +703,37 @@ fn expiring_soon(m: &Model<'_>, opts: &Options) -> Vec<Draft> {
     for s in m.sessions.iter().rev() {
         let Some(ci) = s.sending_cert else { continue };
         let Some(cert) = s.cert(ci) else { continue };
-        let t = norm_thumb(&cert.thumbprint);
-        let store = m.store.get(&t);
-        let (na, ev) = if s.cert_dates_logged(ci) {
-            (Some(cert.not_after), Some(s.ev(ci)))
+        let store = m.store.get(&cert.thumbprint);
+        let logged = s.cert_dates_logged(ci);
+        let na = if logged {
+            Some(cert.not_after)
         } else {
-            (
-                store.and_then(|x| x.not_after),
-                store
-                    .and_then(|x| x.ev_not_after.clone())
-                    .or_else(|| Some(s.thumbprint_ev(ci))),
-            )
+            store.and_then(|x| x.not_after)
+        };
+        // Most sessions present a certificate far from expiry: decide before formatting.
+        if !na.is_some_and(|na| as_of < na && na <= horizon) {
+            continue;
+        }
+        let t = norm_thumb(&cert.thumbprint);
+        let ev = if logged {
+            Some(s.ev(ci))
+        } else {
+            store
+                .and_then(|x| x.ev_not_after.clone())
+                .or_else(|| Some(s.thumbprint_ev(ci)))
         };
         let cname = m
             .connector_of(s)
             .map_or_else(|| s.ps.session.connector_id.clone(), |c| c.name.clone());
-        add(
-            &t,
-            na,
-            &cert.subject,
-            format!("the transport presents it on \"{cname}\""),
-            ev,
-            s.connector,
-        );
+        let use_ = format!("the transport presents it on \"{cname}\"");
+        add(&t, na, &cert.subject, use_.clone(), ev, s.connector);
         // The store's date line too, when the log carried the date.
         if let Some(x) = store {
             add(
                 &t,
                 na,
                 &cert.subject,
-                format!("the transport presents it on \"{cname}\""),
+                use_,
                 x.ev_not_after.clone(),
                 s.connector,
             );

@@ -237,7 +237,11 @@ fn partner(m: &Model<'_>) -> Vec<Draft> {
 }
 
 fn relay_denied(m: &Model<'_>) -> Vec<Draft> {
-    let hits = find(m, |r| r.code == 550 && r.text().starts_with("5.7.64"));
+    // 5.7.64 (relay denied) and 5.7.68 (Direct Send refused): both say EOP did not attribute the
+    // mail to the organisation.
+    let hits = find(m, |r| {
+        r.code == 550 && (r.text().starts_with("5.7.64") || r.text().starts_with("5.7.68"))
+    });
     let mut out = Vec::new();
     for (c, v, qs) in hits.groups() {
         let mut d = start_draft(FindingId::RelayDeniedUnattributed, m, c, &v, &qs);
@@ -287,12 +291,24 @@ fn relay_denied(m: &Model<'_>) -> Vec<Draft> {
                  egress address changed"
             )
         };
-        d.explanation = format!(
-            "Exchange Online only relays for senders it can attribute to your organisation through an inbound \
-             connector, by certificate or by IP address. {why}, so mail to recipients outside the tenant is refused \
-             with 550 5.7.64 TenantAttribution; Relay Access Denied ({}).",
-            occurrences(&v),
-        );
+        let direct_send = reply_text(&v, &qs).contains("5.7.68");
+        d.explanation = if direct_send {
+            format!(
+                "Exchange Online accepts mail from your own domains only from senders it can attribute to your \
+                 organisation through an inbound connector, by certificate or by IP address, because Direct Send \
+                 is rejected (RejectDirectSend). {why}, so the mail is refused with 550 5.7.68 \
+                 TenantInboundAttribution; Direct Send not allowed ({}). Fix the attribution rather than disabling \
+                 the control.",
+                occurrences(&v),
+            )
+        } else {
+            format!(
+                "Exchange Online only relays for senders it can attribute to your organisation through an inbound \
+                 connector, by certificate or by IP address. {why}, so mail to recipients outside the tenant is \
+                 refused with 550 5.7.64 TenantAttribution; Relay Access Denied ({}).",
+                occurrences(&v),
+            )
+        };
         d.fix = fill(
             FIX_RELAY,
             &[("INBOUND_CONNECTOR", &inbound_name), ("OBSERVED_IP", &ip_s)],
@@ -365,6 +381,9 @@ fn wrong_region(m: &Model<'_>) -> Vec<Draft> {
 
 /// EOP reputation verdicts.
 fn is_throttle(r: &Reply) -> bool {
+    if r.code < 400 {
+        return false;
+    }
     if r.text().contains("AS16012607") {
         return true;
     }
@@ -418,8 +437,9 @@ fn throttled(m: &Model<'_>) -> Vec<Draft> {
 
 fn too_large(m: &Model<'_>) -> Vec<Draft> {
     let hits = find(m, |r| {
-        (r.code == 552 && r.text().starts_with("5.3.4"))
-            || (r.text().starts_with("5.3.4") && r.text().contains("OverAdvertisedSize"))
+        r.code >= 500
+            && r.text().starts_with("5.3.4")
+            && (r.code == 552 || r.text().contains("OverAdvertisedSize"))
     });
     let mut out = Vec::new();
     for (c, v, qs) in hits.groups() {

@@ -158,10 +158,15 @@ pub(crate) fn day(t: OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
 }
 
-/// `1 session` / `4 sessions`.
+/// `1 session` / `4 sessions`, `1 reply` / `2 replies`.
 pub(crate) fn count(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
+    } else if let Some(stem) = what
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
+    {
+        format!("{n} {stem}ies")
     } else {
         format!("{n} {what}s")
     }

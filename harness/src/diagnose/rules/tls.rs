@@ -127,6 +127,15 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
             t.dedup();
             t
         };
+        let queue_note = conn
+            .and_then(|ci| m.queues_of(ci).next())
+            .map(|q| {
+                format!(
+                    " The queue's \"{}\" is this failure seen from further away.",
+                    q.led()
+                )
+            })
+            .unwrap_or_default();
         let middlebox = matches!(
             tok0,
             SecurityStatus::IllegalMessage
@@ -162,8 +171,7 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
                 "In {} of \"{cname}\" to {} the TLS handshake fails with {} right after STARTTLS (the last at {}), \
                  before any certificate matters. EOP accepts only TLS 1.2 (and later); this server offers older \
                  protocols or ciphers EOP does not support.{old_note}{cert_note} Enable TLS 1.2 for SChannel and \
-                 .NET and restart the server. The queue's \"421 4.4.1 Connection timed out\" is this failure seen \
-                 from further away.",
+                 .NET and restart the server.{queue_note}",
                 count(v.len(), "session"),
                 s0.remote_name(),
                 tokens.join(", "),
@@ -216,13 +224,16 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
         let conn = m.connector_of(s);
         let dv = auth_level_of(conn) == Some(TlsAuthLevel::DomainValidation);
         let tls_domain = tls_domain_of(conn);
-        let names = remote_names(s);
-        let names_ok = tls_domain
-            .as_deref()
-            .is_none_or(|d| names.is_empty() || names_match(d, names.iter().map(String::as_str)));
-        let domain_syn = s
-            .replies()
-            .find(|(_, r)| r.text().contains("TLSAuthLevel cannot be DomainValidation"));
+        // Only a DomainValidation connector with a TlsDomain checks the remote names.
+        let names_ok = || {
+            !dv || tls_domain.as_deref().is_none_or(|d| {
+                let names = remote_names(s);
+                names.is_empty() || names_match(d, names.iter().map(String::as_str))
+            })
+        };
+        let domain_syn = s.replies().find(|(_, r)| {
+            r.code == 421 && r.text().contains("TLSAuthLevel cannot be DomainValidation")
+        });
         match (s.chain.clone(), s.tls_failed) {
             (Some((ChainVerdict::NameMismatch, tok, i)), _) => mismatch.push((s, (tok, i))),
             (_, Some((SecurityStatus::WrongPrincipal, i))) => {
@@ -239,7 +250,7 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
                     i,
                 )),
             ) => {
-                if dv && !names_ok && st == SecurityStatus::CertUnknown {
+                if st == SecurityStatus::CertUnknown && !names_ok() {
                     mismatch.push((s, ("SubjectMismatch".to_string(), i)));
                 } else {
                     untrusted.push((s, (st.as_str().to_string(), i)));
@@ -248,11 +259,10 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
             _ => {
                 if let Some((i, _)) = domain_syn {
                     mismatch.push((s, ("TLSAuthLevel without TlsDomain".to_string(), i)));
-                } else if dv
-                    && !names_ok
-                    && s.tls_ok.is_some()
+                } else if s.tls_ok.is_some()
                     && s.sent_any("MAIL").is_none()
                     && s.disconnect.is_some()
+                    && !names_ok()
                 {
                     // Handshake done, names do not match TlsDomain, the session ends.
                     let i = s.remote_cert.or(s.tls_ok).unwrap_or(0);
@@ -302,6 +312,10 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
             count(v.len(), "session"),
             s0.start.map(when).unwrap_or_default(),
             tls_domain_of(connector)
+                .filter(|t| {
+                    let names = remote_names(s0);
+                    !names.is_empty() && names_match(t, names.iter().map(String::as_str))
+                })
                 .map(|t| format!(" The remote certificate's names match TlsDomain {t}, so the name is not the problem."))
                 .unwrap_or_default(),
         );
@@ -355,6 +369,88 @@ fn remote_validation(m: &Model<'_>) -> Vec<Draft> {
             },
         );
         d.fix = fill(FIX_NAME_MISMATCH, &[("CONNECTOR", &cname)]);
+        out.push(d);
+    }
+    out.extend(validation_from_queues(m, &out));
+    out
+}
+
+/// The transport's own verdicts that only the queue shows: `421 TLSAuthLevel cannot be
+/// DomainValidation with out a valid TLS Domain.` (the session never gets to STARTTLS), and
+/// `454 4.7.5 Certificate validation failure` for a connector no log covers.
+fn validation_from_queues(m: &Model<'_>, already: &[Draft]) -> Vec<Draft> {
+    let mut out: Vec<Draft> = Vec::new();
+    for q in &m.queues {
+        let led = q.led();
+        let no_domain = led.contains("TLSAuthLevel cannot be DomainValidation");
+        let untrusted = !no_domain
+            && led.contains("4.7.5 Certificate validation failure")
+            && q.connector
+                .is_none_or(|ci| m.connectors[ci].sessions.is_empty());
+        let id = match (no_domain, untrusted) {
+            (true, _) => FindingId::RemoteCertNameMismatch,
+            (_, true) => FindingId::RemoteCertUntrusted,
+            _ => continue,
+        };
+        let connector = q.connector.map(|i| &m.connectors[i]);
+        let cname = connector.map_or_else(|| "<CONNECTOR>".to_string(), |c| c.name.clone());
+        if already
+            .iter()
+            .chain(out.iter())
+            .any(|d| d.id == id && d.key == cname)
+        {
+            continue;
+        }
+        let mut d = Draft::new(id, cname.clone());
+        d.connector = q.connector;
+        d.evidence.push_opt(q.ev.clone());
+        d.evidence
+            .push_opt(connector.and_then(|c| c.prop("TlsAuthLevel")));
+        d.evidence
+            .push_opt(connector.and_then(|c| c.prop("TlsDomain")));
+        if no_domain {
+            d.evidence
+                .push_opt(connector.and_then(|c| c.prop("SmartHosts")));
+            // The sessions it stopped: EHLO answered, then QUIT without STARTTLS.
+            if let Some(ci) = q.connector {
+                let mut quiet: Vec<&SessionView<'_>> = m
+                    .sessions_of(ci)
+                    .filter(|s| {
+                        s.starttls.is_none()
+                            && s.sent_any("MAIL").is_none()
+                            && s.ehlo_reply.is_some()
+                    })
+                    .collect();
+                quiet.sort_by_key(|s| std::cmp::Reverse(s.start));
+                for (k, s) in quiet.iter().take(MAX_OCCURRENCES).enumerate() {
+                    if let Some(i) = s.ehlo_reply {
+                        d.occurrence(k, s.ev(i));
+                    }
+                    if let Some(i) = s.disconnect {
+                        d.occurrence(k, s.ev(i));
+                    }
+                }
+                d.sessions = quiet.iter().map(|s| s.id().to_string()).collect();
+            }
+            d.explanation = format!(
+                "The send connector \"{cname}\" uses TlsAuthLevel DomainValidation without a TlsDomain. It sends to \
+                 smart hosts, so Exchange has no domain to check EOP's certificate against and gives up before \
+                 STARTTLS: the queue shows \"{led}\", the transport's own verdict (EOP is never asked). Set the TLS \
+                 domain Exchange Online really uses."
+            );
+            d.fix = fill(FIX_NAME_MISMATCH, &[("CONNECTOR", &cname)]);
+        } else {
+            d.explanation = format!(
+                "The queue of the send connector \"{cname}\" shows \"{led}\": with certificate validation on, \
+                 Exchange could not validate the remote certificate's chain. No protocol log covers this connector; \
+                 the usual cause is a root missing from the server's Trusted Root store (for EOP since March 2026, \
+                 DigiCert Global Root G2). Collect the send protocol log to see the chain status."
+            );
+            d.fix = fill(
+                FIX_UNTRUSTED,
+                &[("ROOT_CERTIFICATE", "DigiCertGlobalRootG2")],
+            );
+        }
         out.push(d);
     }
     out
@@ -413,6 +509,8 @@ fn starttls_stripped(m: &Model<'_>) -> Vec<Draft> {
         d.evidence
             .push_opt(connector.and_then(|c| c.prop("RequireTLS")));
         let mask = s0.reply(i0).and_then(masked_keyword);
+        let sender_verdict =
+            conn.is_some_and(|ci| m.queues_of(ci).any(|q| q.led().contains("5.7.3")));
         let require = connector.and_then(|c| c.require_tls());
         d.explanation = format!(
             "EOP always offers STARTTLS. Here the EHLO reply from {} arrives without it{}{} ({}): an SMTP-inspecting \
@@ -432,10 +530,11 @@ fn starttls_stripped(m: &Model<'_>) -> Vec<Draft> {
                     "The connector \"{cname}\" does not require TLS, so it falls back to clear text and EOP may refuse \
                      the mail (451 5.7.3) or treat it as anonymous."
                 ),
-                _ => format!(
+                _ if sender_verdict => format!(
                     "The connector \"{cname}\" requires TLS, so it gives up (the queue's 451 5.7.3 STARTTLS is \
-                     required to send mail is the sender's own verdict)."
+                     required to send mail is the sender's own verdict: EOP never saw a MAIL FROM)."
                 ),
+                _ => format!("The connector \"{cname}\" requires TLS, so it gives up."),
             },
         );
         d.fix = FIX_STRIPPED.lines().map(str::to_string).collect();
