@@ -281,6 +281,7 @@ pub struct Transport {
     records: Vec<TimedRecord>,
     done: Vec<(u64, TransportRecord)>,
     connectivity: Vec<ConnectivityEvent>,
+    ndrs: Vec<crate::artefacts::ndr::NdrReport>,
 }
 
 impl Transport {
@@ -304,6 +305,7 @@ impl Transport {
             records: Vec::new(),
             done: Vec::new(),
             connectivity: Vec::new(),
+            ndrs: Vec::new(),
         }
     }
 
@@ -517,6 +519,8 @@ impl Transport {
             certificates: self.store.listing_rows(now),
             send_connectors: vec![self.cfg.connector.listing_row(&self.cfg.server)],
             mock_records: None,
+            inbound_connectors: None,
+            ndrs: self.ndrs.clone(),
             exported_certificates: Vec::new(),
         }
     }
@@ -533,6 +537,28 @@ impl Transport {
                 key_pem: if with_keys { e.key_pem() } else { None },
             })
             .collect()
+    }
+
+    /// The NDR the transport sends back for `m`.
+    fn ndr_report(
+        &self,
+        m: &OutboundMessage,
+        reply: &Reply,
+        remote_mta: Option<String>,
+        now: OffsetDateTime,
+    ) -> crate::artefacts::ndr::NdrReport {
+        crate::artefacts::ndr::NdrReport {
+            internal_id: m.internal_id,
+            server_fqdn: self.cfg.server.fqdn.clone(),
+            sender: m.from.clone(),
+            arrival: m.arrival,
+            generated: now,
+            subject: m.subject.clone(),
+            original_message_id: m.message_id.clone(),
+            recipients: m.to.clone(),
+            reply: reply.clone(),
+            remote_mta,
+        }
     }
 
     fn record(&mut self, at: OffsetDateTime, record: TransportRecord) {
@@ -579,10 +605,13 @@ impl Transport {
             let m = &self.messages[i];
             if now >= m.message.arrival + s.message_expiration_timeout.to_time() {
                 let id = m.message.internal_id;
-                self.messages.remove(i);
+                let gone = self.messages.remove(i);
+                let reply = synthetic::queue_expired();
+                self.ndrs
+                    .push(self.ndr_report(&gone.message, &reply, None, now));
                 let rec = TransportRecord::Ndr {
                     internal_id: id,
-                    reply: synthetic::queue_expired(),
+                    reply,
                 };
                 self.done.push((id, rec.clone()));
                 self.record(now, rec);
@@ -843,8 +872,11 @@ impl Transport {
                     self.done.push((r.internal_id, rec.clone()));
                     self.record(now, rec);
                 }
-                MessageStatus::Rejected { reply, .. } => {
-                    self.messages.remove(pos);
+                MessageStatus::Rejected { reply, local } => {
+                    let gone = self.messages.remove(pos);
+                    let remote = (!local).then(|| target.host.clone());
+                    self.ndrs
+                        .push(self.ndr_report(&gone.message, reply, remote, now));
                     let rec = TransportRecord::Ndr {
                         internal_id: r.internal_id,
                         reply: reply.clone(),

@@ -130,13 +130,18 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
     // everything through the readers
     let a = read_dir(dir.path()).unwrap();
     for f in &a.files {
+        assert_eq!(f.skipped.count, 0, "{}: {:?}", f.file, f.skipped);
+        assert_ne!(f.kind, ArtefactKind::Unknown, "{}", f.file);
         if f.file.ends_with(".jsonl") {
-            assert_eq!(f.kind, ArtefactKind::Unknown);
-        } else {
-            assert_eq!(f.skipped.count, 0, "{}: {:?}", f.file, f.skipped);
-            assert_ne!(f.kind, ArtefactKind::Unknown, "{}", f.file);
+            assert_eq!(f.kind, ArtefactKind::MockRecords);
+            assert_eq!(f.items, 1);
         }
     }
+    assert_eq!(a.mock_sessions.len(), 1);
+    assert!(
+        a.mock_sessions[0].record.tls.is_none(),
+        "NoCredentials: no handshake at EOP"
+    );
     assert_eq!(a.protocol.sessions.len(), 1);
     let s = &a.protocol.sessions[0];
     assert_eq!(s.kind, Some(LogKind::Send));

@@ -7,9 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use harness::scenario::runner::{default_threads, run_parallel};
-use harness::scenario::{
-    CheckStatus, Outcome, ScenarioError, ScenarioResult, discover, load, run_file,
-};
+use harness::scenario::{Outcome, ScenarioError, ScenarioResult, discover, load, run_file};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn root() -> PathBuf {

@@ -17,6 +17,8 @@
 //! | `Get-ExchangeCertificate.txt` | `Get-ExchangeCertificate \| Format-List` (keyed certificates only) |
 //! | `Get-ChildItem-Cert.txt` | `Get-ChildItem Cert:\LocalMachine\My \| Format-List *` (all) |
 //! | `Get-SendConnector.txt` | `Get-SendConnector \| Format-List` |
+//! | `Get-InboundConnector.txt` | Exchange Online `Get-InboundConnector \| Format-List` of the organisation's tenant (when known) |
+//! | `NDR-<internal id>.eml` | each non-delivery report the transport generated (RFC 3464, [`super::ndr`]) |
 //! | `mock-eop-sessions.jsonl` | the mock's session records, one JSON document per line (when given) |
 //! | `certificates/<thumbprint>.cer`, `.key` | exported certificates (PEM) and keys, mode 0600 (when asked) |
 
@@ -26,8 +28,11 @@ use mock_eop::record::SessionRecord;
 
 use super::certs::{CertListingRow, write_cert_provider_list, write_exchange_certificate_list};
 use super::connectivity::{self, ConnectivityEvent};
-use super::connectors::{SendConnectorRow, write_send_connector_list};
+use super::connectors::{
+    InboundConnectorRow, SendConnectorRow, write_inbound_connector_list, write_send_connector_list,
+};
 use super::format_list::FlOptions;
+use super::ndr::NdrReport;
 use super::protocol_log::{LogWriterOptions, ProtocolLogSession, write_files};
 use super::ps_json::JsonStyle;
 use super::queue::{
@@ -46,6 +51,8 @@ pub const EXCHANGE_CERTIFICATE_LIST: &str = "Get-ExchangeCertificate.txt";
 pub const CERT_PROVIDER_LIST: &str = "Get-ChildItem-Cert.txt";
 /// `Get-SendConnector | Format-List`.
 pub const SEND_CONNECTOR_LIST: &str = "Get-SendConnector.txt";
+/// Exchange Online `Get-InboundConnector | Format-List`.
+pub const INBOUND_CONNECTOR_LIST: &str = "Get-InboundConnector.txt";
 /// The mock EOP's session records (JSON lines, as `mock-eop serve --records` writes them).
 pub const MOCK_RECORDS: &str = "mock-eop-sessions.jsonl";
 /// The folder exported certificates and keys go to.
@@ -81,6 +88,11 @@ pub struct ArtefactBundle {
     pub send_connectors: Vec<SendConnectorRow>,
     /// The mock EOP's records of the same run, when the peer was the mock.
     pub mock_records: Option<Vec<SessionRecord>>,
+    /// Exchange Online's `Get-InboundConnector` rows of the organisation's tenant; `None` when
+    /// the Exchange Online side is not known (an empty list is the cmdlet's empty output).
+    pub inbound_connectors: Option<Vec<InboundConnectorRow>>,
+    /// The NDRs the transport generated (messages that left the queue undelivered).
+    pub ndrs: Vec<NdrReport>,
     /// Certificates (and keys) to export; empty by default.
     pub exported_certificates: Vec<ExportedCertificate>,
 }
@@ -136,6 +148,12 @@ impl ArtefactBundle {
     /// The mock's session records go into [`MOCK_RECORDS`].
     pub fn with_mock_records(mut self, records: Vec<SessionRecord>) -> Self {
         self.mock_records = Some(records);
+        self
+    }
+
+    /// Exchange Online's `Get-InboundConnector` rows go into [`INBOUND_CONNECTOR_LIST`].
+    pub fn with_inbound_connectors(mut self, rows: Vec<InboundConnectorRow>) -> Self {
+        self.inbound_connectors = Some(rows);
         self
     }
 
@@ -197,6 +215,20 @@ impl ArtefactBundle {
             write_send_connector_list(&self.send_connectors, &opts.list),
             false,
         );
+        if let Some(rows) = &self.inbound_connectors {
+            push(
+                INBOUND_CONNECTOR_LIST.into(),
+                write_inbound_connector_list(rows, &opts.list),
+                false,
+            );
+        }
+        for n in &self.ndrs {
+            push(
+                super::ndr::file_name(n.internal_id),
+                super::ndr::write_dsn(n),
+                false,
+            );
+        }
         if let Some(records) = &self.mock_records {
             let mut text = String::new();
             for r in records {

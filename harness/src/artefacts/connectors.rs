@@ -480,6 +480,54 @@ pub fn inbound_connector_records(rows: &[InboundConnectorRow]) -> Vec<FlRecord> 
         .collect()
 }
 
+impl From<&mock_eop::config::InboundConnector> for InboundConnectorRow {
+    /// What `Get-InboundConnector` shows for a connector of the mock's (scenario's) `[eop]`
+    /// tables: SenderDomains as `smtp:domain;1`, a /32 range as the bare address, ConnectorSource
+    /// `HybridWizard` for a hybrid (CloudServicesMailEnabled) OnPremises connector.
+    fn from(c: &mock_eop::config::InboundConnector) -> Self {
+        use mock_eop::config::ConnectorType;
+        let on_prem = c.connector_type == ConnectorType::OnPremises;
+        Self {
+            name: c.name.clone(),
+            identity: Some(c.name.clone()),
+            enabled: Some(c.enabled),
+            connector_type: Some(if on_prem { "OnPremises" } else { "Partner" }.to_string()),
+            connector_source: Some(
+                if on_prem && c.cloud_services_mail_enabled {
+                    "HybridWizard"
+                } else {
+                    "Default"
+                }
+                .to_string(),
+            ),
+            comment: None,
+            sender_ip_addresses: c
+                .sender_ip_addresses
+                .iter()
+                .map(|r| {
+                    if r.0.prefix_len() == 32 {
+                        r.0.addr().to_string()
+                    } else {
+                        r.0.to_string()
+                    }
+                })
+                .collect(),
+            sender_domains: c
+                .sender_domains
+                .iter()
+                .map(|d| format!("smtp:{};1", d.0))
+                .collect(),
+            associated_accepted_domains: Vec::new(),
+            require_tls: Some(c.require_tls),
+            restrict_domains_to_ip_addresses: Some(c.restrict_domains_to_ip_addresses),
+            restrict_domains_to_certificate: Some(c.restrict_domains_to_certificate),
+            cloud_services_mail_enabled: Some(c.cloud_services_mail_enabled),
+            treat_messages_as_internal: Some(c.treat_messages_as_internal),
+            tls_sender_certificate_name: c.tls_sender_certificate_name.clone(),
+        }
+    }
+}
+
 /// `Get-InboundConnector | Format-List` text.
 pub fn write_inbound_connector_list(rows: &[InboundConnectorRow], opts: &FlOptions) -> String {
     format_list::render(&inbound_connector_records(rows), opts)

@@ -10,6 +10,9 @@
 //! - [`queue`]: `Get-Queue` / `Get-Message` snapshots and the `LastError` field.
 //! - [`connectors`]: `Get-SendConnector`, `Get-ReceiveConnector`, `Get-InboundConnector`,
 //!   `Get-OutboundConnector` listings.
+//! - [`ndr`]: non-delivery reports (`.eml`, RFC 3464 delivery status) the transport generated.
+//! - [`mock_records`]: the mock EOP's per-session JSON records (the lab's stand-in for Exchange
+//!   Online's message trace).
 //!
 //! Shared layers:
 //! - [`text`]: bytes to lines (BOM, UTF-16, CRLF, truncation), evidence and skipped-line counts.
@@ -30,6 +33,8 @@ pub mod connectivity;
 pub mod connectors;
 pub mod csv;
 pub mod format_list;
+pub mod mock_records;
+pub mod ndr;
 pub mod protocol_log;
 pub mod ps;
 pub mod ps_json;
@@ -45,6 +50,8 @@ use self::connectivity::ConnectivityEvent;
 use self::connectors::{
     ConnectorKind, InboundConnectorRow, OutboundConnectorRow, ReceiveConnectorRow, SendConnectorRow,
 };
+use self::mock_records::MockSession;
+use self::ndr::Ndr;
 use self::protocol_log::{LogKind, ProtocolLogReader, ProtocolLogs};
 use self::ps::{Parsed, PsObject};
 use self::queue::{MessageSnapshot, QueueSnapshot};
@@ -92,6 +99,10 @@ pub enum ArtefactKind {
     ReceiveProtocolLog,
     /// Transport connectivity log.
     ConnectivityLog,
+    /// A non-delivery report (`multipart/report; report-type=delivery-status`).
+    Ndr,
+    /// The mock EOP's session records (JSON lines).
+    MockRecords,
     /// A cmdlet listing (the kind most of its objects are, for a file holding several).
     Listing {
         /// Which cmdlet.
@@ -228,6 +239,9 @@ fn sniff_log(text: &str) -> Option<ArtefactKind> {
 /// The kind of decoded text.
 pub fn detect_text(text: &str) -> ArtefactKind {
     let trimmed = text.trim_start();
+    if trimmed.starts_with('{') && mock_records::is_records(text) {
+        return ArtefactKind::MockRecords;
+    }
     if trimmed.starts_with(['{', '['])
         && let Ok(objs) = ps_json::parse("", text)
     {
@@ -238,6 +252,9 @@ pub fn detect_text(text: &str) -> ArtefactKind {
     }
     if let Some(k) = sniff_log(text) {
         return k;
+    }
+    if ndr::is_dsn(text) {
+        return ArtefactKind::Ndr;
     }
     let doc = format_list::parse("", text);
     majority(&doc.objects).map_or(ArtefactKind::Unknown, |of| ArtefactKind::Listing {
@@ -295,6 +312,12 @@ pub struct Artefacts {
     pub inbound_connectors: Vec<Parsed<InboundConnectorRow>>,
     /// `Get-OutboundConnector` rows.
     pub outbound_connectors: Vec<Parsed<OutboundConnectorRow>>,
+    /// Non-delivery reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ndrs: Vec<Ndr>,
+    /// The mock EOP's session records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mock_sessions: Vec<MockSession>,
 }
 
 impl Artefacts {
@@ -372,6 +395,18 @@ impl ArtefactReader {
                 entry.items = log.events.len();
                 entry.skipped = log.skipped;
                 self.out.connectivity.extend(log.events);
+            }
+            ArtefactKind::Ndr => {
+                if let Some(n) = ndr::read_dsn(file, text) {
+                    entry.items = n.recipients.len();
+                    self.out.ndrs.push(n);
+                }
+            }
+            ArtefactKind::MockRecords => {
+                let r = mock_records::read_records(file, text);
+                entry.items = r.sessions.len();
+                entry.skipped = r.skipped;
+                self.out.mock_sessions.extend(r.sessions);
             }
             ArtefactKind::Listing { format, .. } => {
                 let objects = match format {

@@ -20,6 +20,8 @@ use crate::artefacts::Artefacts;
 use crate::artefacts::certs::{CertListingSource, CertificateStatus, ExchangeService};
 use crate::artefacts::connectivity::ConnectivityNote;
 use crate::artefacts::connectors::{InboundConnectorRow, SendConnectorRow};
+use crate::artefacts::mock_records::MockSession;
+use crate::artefacts::ndr::{Ndr, NdrRecipient};
 use crate::artefacts::protocol_log::{CertRole, LogKind, ParsedSession, SessionEvent};
 use crate::artefacts::ps::{Parsed, RowEvidence};
 use crate::artefacts::queue::LastError;
@@ -722,6 +724,74 @@ impl QueueView<'_> {
     }
 }
 
+#[allow(dead_code)] // the EOP-side rules come next
+/// One failed recipient of a non-delivery report, with the reply its `Diagnostic-Code` carries.
+#[derive(Debug, Clone)]
+pub(crate) struct NdrView<'a> {
+    pub ndr: &'a Ndr,
+    pub rcpt: &'a NdrRecipient,
+    pub reply: Reply,
+    /// The `Diagnostic-Code` line.
+    pub ev: Ev,
+    /// The send connector whose address spaces cover the recipient's domain.
+    pub connector: Option<usize>,
+}
+
+#[allow(dead_code)]
+impl NdrView<'_> {
+    /// Whether the transport gave the verdict itself (no `Remote-MTA`; `SMTPSEND.`, `QUEUE.`).
+    pub(crate) fn local(&self) -> bool {
+        self.rcpt.remote_mta.is_none()
+            && (self.reply.text().contains("SMTPSEND.") || self.reply.text().contains("QUEUE."))
+    }
+}
+
+#[allow(dead_code)] // the EOP-side rules come next
+/// One session of the mock EOP's record, joined with the send session it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct EopView<'a> {
+    pub m: &'a MockSession,
+    /// Index into `Model::sessions`: the send session whose banner names this session id, else
+    /// the one from the same local endpoint.
+    pub session: Option<usize>,
+}
+
+#[allow(dead_code)]
+impl EopView<'_> {
+    /// The session's verdict, or the last message's.
+    pub(crate) fn verdict(&self) -> Option<&mock_eop::attribution::AttributionVerdict> {
+        self.m
+            .record
+            .attribution
+            .as_ref()
+            .or_else(|| self.m.record.messages.last().map(|x| &x.attribution))
+    }
+
+    /// The client certificate EOP saw (`None`: none sent, or no handshake).
+    pub(crate) fn client_certificate(&self) -> Option<&mock_eop::record::ClientCertificate> {
+        self.m
+            .record
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_certificate.as_ref())
+    }
+
+    /// Whether the handshake completed at EOP.
+    pub(crate) fn tls(&self) -> bool {
+        self.m.record.tls.is_some()
+    }
+
+    /// The evidence lines: the verdict, then the client certificate.
+    pub(crate) fn evs(&self) -> Vec<Ev> {
+        let at = Some(self.m.record.started_at);
+        [&self.m.ev_attribution, &self.m.ev_client_certificate]
+            .into_iter()
+            .flatten()
+            .map(|e| Ev::of(e, at))
+            .collect()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The model
 // ---------------------------------------------------------------------------------------------
@@ -738,6 +808,11 @@ pub(crate) struct Model<'a> {
     pub sessions: Vec<SessionView<'a>>,
     /// Queues and messages with a LastError.
     pub queues: Vec<QueueView<'a>>,
+    /// Failed recipients of the non-delivery reports.
+    pub ndrs: Vec<NdrView<'a>>,
+    /// The mock EOP's session records (the Exchange Online side), joined with the send sessions.
+    #[allow(dead_code)]
+    pub eop: Vec<EopView<'a>>,
     /// The server name, when a listing or the logs tell it.
     pub server: Option<String>,
 }
@@ -856,6 +931,43 @@ impl<'a> Model<'a> {
             q.connector = queue_connector(q, &connectors, &sessions);
         }
 
+        let mut ndrs = Vec::new();
+        for n in &a.ndrs {
+            for rcpt in &n.recipients {
+                let Some(reply) = rcpt.reply() else { continue };
+                let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
+                ndrs.push(NdrView {
+                    ndr: n,
+                    rcpt,
+                    reply,
+                    ev: Ev::of(&rcpt.evidence, n.date),
+                    connector: domain_connector(domain, &connectors),
+                });
+            }
+        }
+
+        let eop = a
+            .mock_sessions
+            .iter()
+            .map(|m| {
+                let id = m.record.session_id.as_str();
+                let by_banner = sessions.iter().position(|s| {
+                    s.banner
+                        .and_then(|i| s.reply(i))
+                        .is_some_and(|r| !id.is_empty() && r.text().contains(&format!("[{id}]")))
+                });
+                let by_endpoint = || {
+                    sessions
+                        .iter()
+                        .position(|s| s.ps.session.local == Some(m.record.peer))
+                };
+                EopView {
+                    m,
+                    session: by_banner.or_else(by_endpoint),
+                }
+            })
+            .collect();
+
         let server = a
             .queues
             .iter()
@@ -876,8 +988,22 @@ impl<'a> Model<'a> {
             connectors,
             sessions,
             queues,
+            ndrs,
+            eop,
             server,
         }
+    }
+
+    /// The mock EOP's record of a send session (by index into `sessions`).
+    #[allow(dead_code)]
+    pub(crate) fn eop_of(&self, si: usize) -> Option<&EopView<'a>> {
+        self.eop.iter().find(|e| e.session == Some(si))
+    }
+
+    /// The index of a send session.
+    #[allow(dead_code)]
+    pub(crate) fn session_index(&self, s: &SessionView<'_>) -> Option<usize> {
+        self.sessions.iter().position(|x| std::ptr::eq(x.ps, s.ps))
     }
 
     pub(crate) fn connector_of(&self, s: &SessionView<'_>) -> Option<&ConnectorView<'a>> {
@@ -974,6 +1100,23 @@ fn starts_with_ci(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len()
         && s.is_char_boundary(prefix.len())
         && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// The connector whose address spaces cover `domain` most specifically (`*` only when it is the
+/// only hybrid connector's).
+fn domain_connector(domain: &str, connectors: &[ConnectorView<'_>]) -> Option<usize> {
+    let mut best: Option<(usize, usize)> = None;
+    for (i, c) in connectors.iter().enumerate() {
+        for d in c.address_domains() {
+            if domain_matches(&d, domain) {
+                let score = if d == "*" { 0 } else { d.len() };
+                if best.is_none_or(|(_, s)| score > s) {
+                    best = Some((i, score));
+                }
+            }
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// Which connector a queue belongs to: its next hop in the connector's address spaces or smart

@@ -61,6 +61,8 @@ fn kind_label(k: &ArtefactKind) -> String {
         ArtefactKind::SendProtocolLog => "send protocol log".to_string(),
         ArtefactKind::ReceiveProtocolLog => "receive protocol log".to_string(),
         ArtefactKind::ConnectivityLog => "connectivity log".to_string(),
+        ArtefactKind::Ndr => "non-delivery report".to_string(),
+        ArtefactKind::MockRecords => "mock EOP session records".to_string(),
         ArtefactKind::Listing { of, format } => format!(
             "{} ({})",
             match of {

@@ -14,8 +14,6 @@ use crate::scenario::{Check, CheckStatus, Scenario};
 use crate::sender::SessionReport;
 use crate::transport::TransportRecord;
 
-/// The finding catalogue, for the diagnosis and fix sections.
-
 /// ANSI styling, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {

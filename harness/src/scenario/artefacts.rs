@@ -54,6 +54,30 @@ pub fn send_log_lines(r: &Replay) -> Vec<LogLine> {
     out
 }
 
+/// The Exchange Online tenant the on-premises organisation belongs to, whose `Get-InboundConnector`
+/// the support engineer would get: the tenant that accepts the senders' domain (the first
+/// message's), else one that accepts a domain of the send connector's address spaces, else the
+/// only tenant. Other tenants of `[eop]` (a hoster's, a partner's) are not the customer's to
+/// export.
+pub fn organisation_tenant<'s>(
+    s: &'s Scenario,
+    connector: &crate::connector::SendConnector,
+) -> Option<&'s mock_eop::config::Tenant> {
+    let tenants = &s.eop.tenants;
+    let domain_of = |a: &str| a.rsplit_once('@').map(|(_, d)| d.to_string());
+    s.messages
+        .iter()
+        .filter_map(|m| domain_of(&m.from))
+        .find_map(|d| tenants.iter().find(|t| t.accepts(&d)))
+        .or_else(|| {
+            connector
+                .address_spaces
+                .iter()
+                .find_map(|a| tenants.iter().find(|t| t.accepts(&a.domain)))
+        })
+        .or_else(|| (tenants.len() == 1).then(|| &tenants[0]))
+}
+
 /// Diagnoses a lab run exactly as a customer's export: the bundle is rendered into the files a real
 /// server gives and read back through [`crate::artefacts::ArtefactReader`] (kinds detected from the
 /// content), then [`crate::diagnose::diagnose`] runs on what was read.

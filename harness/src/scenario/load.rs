@@ -695,10 +695,18 @@ impl Validator<'_, '_, '_> {
                 "field `no_other_error_finding`: needs `top_finding`",
             ));
         }
-        if s.expect.no_error_finding && s.expect.top_finding.is_some() {
+        if s.expect.no_error_finding
+            && let Some(id) = &s.expect.top_finding
+            && id
+                .parse::<crate::diagnose::FindingId>()
+                .is_ok_and(|f| f.severity() == crate::diagnose::Severity::Error)
+        {
             return Err(self.err(
                 "expect.no_error_finding",
-                "field `no_error_finding`: contradicts `top_finding` (a top finding is an error)",
+                format!(
+                    "field `no_error_finding`: contradicts `top_finding` ({id} is of severity error; \
+                     only a warning can rank first in a run without errors)"
+                ),
             ));
         }
         if let Some(id) = &s.expect.top_finding
@@ -706,7 +714,7 @@ impl Validator<'_, '_, '_> {
         {
             return Err(self.err(
                 "expect.top_finding",
-                &format!(
+                format!(
                     "field `top_finding`: unknown finding id {id:?}, expected one of docs/findings.md: {}",
                     crate::diagnose::catalogue::FindingId::ALL
                         .iter()

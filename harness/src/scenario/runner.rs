@@ -359,9 +359,17 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
             .await
             .unwrap_or_default(),
     };
-    let bundle = transport
+    let mut bundle = transport
         .artefact_bundle(end)
         .with_mock_records(mock_sessions.clone());
+    if let Some(t) = super::artefacts::organisation_tenant(s, &connector) {
+        bundle = bundle.with_inbound_connectors(
+            t.inbound_connectors
+                .iter()
+                .map(crate::artefacts::connectors::InboundConnectorRow::from)
+                .collect(),
+        );
+    }
     let diagnosis = super::artefacts::diagnose_bundle(&bundle);
     Ok(Replay {
         bundle,

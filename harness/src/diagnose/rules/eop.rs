@@ -12,7 +12,7 @@ use mock_eop::reply::Reply;
 
 use super::{Draft, MAX_OCCURRENCES, count, fill, when};
 use crate::diagnose::FindingId;
-use crate::diagnose::model::{Model, QueueView, SessionView, prop_ev};
+use crate::diagnose::model::{Model, NdrView, QueueView, SessionView, prop_ev};
 
 pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     let mut out = Vec::new();
@@ -24,18 +24,20 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     out
 }
 
-/// Per connector: the session hits (session, reply index) and the queues.
+/// Per connector: the session hits (session, reply index), the queues and the NDRs.
 type Group<'m, 'a> = (
     Option<usize>,
     Vec<(&'m SessionView<'a>, usize)>,
     Vec<&'m QueueView<'a>>,
+    Vec<&'m NdrView<'a>>,
 );
 
 /// A reply matching `pred` in a session, per connector, newest first; plus the queues whose
-/// LastError wraps one.
+/// LastError wraps one and the NDRs whose Diagnostic-Code is one (the message left the queue).
 struct Hits<'m, 'a> {
     by_conn: BTreeMap<Option<usize>, Vec<(&'m SessionView<'a>, usize)>>,
     queues: Vec<&'m QueueView<'a>>,
+    ndrs: Vec<&'m NdrView<'a>>,
 }
 
 fn find<'m, 'a>(m: &'m Model<'a>, pred: impl Fn(&Reply) -> bool) -> Hits<'m, 'a> {
@@ -55,24 +57,39 @@ fn find<'m, 'a>(m: &'m Model<'a>, pred: impl Fn(&Reply) -> bool) -> Hits<'m, 'a>
         .iter()
         .filter(|q| q.inner_reply().is_some_and(|r| pred(&r)))
         .collect();
-    Hits { by_conn, queues }
+    let mut ndrs: Vec<&NdrView<'a>> = m.ndrs.iter().filter(|n| pred(&n.reply)).collect();
+    ndrs.sort_by_key(|n| std::cmp::Reverse(n.ev.at));
+    Hits {
+        by_conn,
+        queues,
+        ndrs,
+    }
 }
 
 impl<'m, 'a> Hits<'m, 'a> {
     /// Per connector: the session hits and the queue hits; queues of connectors without log hits
     /// make their own group.
     fn groups(self) -> Vec<Group<'m, 'a>> {
-        let mut out: Vec<(Option<usize>, Vec<_>, Vec<&QueueView<'a>>)> = Vec::new();
+        let mut out: Vec<Group<'m, 'a>> = Vec::new();
         for (c, v) in self.by_conn {
-            out.push((c, v, Vec::new()));
+            out.push((c, v, Vec::new(), Vec::new()));
         }
         for q in self.queues {
             match out
                 .iter_mut()
-                .find(|(c, _, _)| q.connector.is_none() || *c == q.connector)
+                .find(|(c, _, _, _)| q.connector.is_none() || *c == q.connector)
             {
                 Some(g) => g.2.push(q),
-                None => out.push((q.connector, Vec::new(), vec![q])),
+                None => out.push((q.connector, Vec::new(), vec![q], Vec::new())),
+            }
+        }
+        for n in self.ndrs {
+            match out
+                .iter_mut()
+                .find(|(c, _, _, _)| n.connector.is_none() || *c == n.connector)
+            {
+                Some(g) => g.3.push(n),
+                None => out.push((n.connector, Vec::new(), Vec::new(), vec![n])),
             }
         }
         out
@@ -85,8 +102,13 @@ fn connector_name(m: &Model<'_>, c: Option<usize>, s: Option<&SessionView<'_>>) 
         .unwrap_or_else(|| "<CONNECTOR>".to_string())
 }
 
-/// The reply text for the explanation: the newest log line, else the queue's inner reply.
-fn reply_text(v: &[(&SessionView<'_>, usize)], qs: &[&QueueView<'_>]) -> String {
+/// The reply text for the explanation: the newest log line, else the queue's inner reply, else
+/// the NDR's diagnostic code.
+fn reply_text(
+    v: &[(&SessionView<'_>, usize)],
+    qs: &[&QueueView<'_>],
+    ns: &[&NdrView<'_>],
+) -> String {
     v.first()
         .and_then(|(s, i)| s.reply(*i))
         .map(Reply::one_line)
@@ -95,6 +117,7 @@ fn reply_text(v: &[(&SessionView<'_>, usize)], qs: &[&QueueView<'_>]) -> String 
                 .and_then(|q| q.inner_reply())
                 .map(|r| r.one_line())
         })
+        .or_else(|| ns.first().map(|n| n.reply.one_line()))
         .unwrap_or_default()
 }
 
@@ -104,6 +127,7 @@ fn start_draft(
     c: Option<usize>,
     v: &[(&SessionView<'_>, usize)],
     qs: &[&QueueView<'_>],
+    ns: &[&NdrView<'_>],
 ) -> Draft {
     let name = connector_name(m, c, v.first().map(|(s, _)| *s));
     let mut d = Draft::new(id, name);
@@ -114,17 +138,20 @@ fn start_draft(
         d.occurrence(k, s.ev(*i));
     }
     d.evidence.extend(qs.iter().filter_map(|q| q.ev.clone()));
+    d.evidence
+        .extend(ns.iter().take(MAX_OCCURRENCES).map(|n| n.ev.clone()));
     d
 }
 
-fn occurrences(v: &[(&SessionView<'_>, usize)]) -> String {
+fn occurrences(v: &[(&SessionView<'_>, usize)], qs: &[&QueueView<'_>]) -> String {
     match v.first() {
         Some((s, i)) => format!(
             "{}, the last at {}",
             count(v.len(), "reply"),
             when(s.at(*i))
         ),
-        None => "in the queue's LastError".to_string(),
+        None if !qs.is_empty() => "in the queue's LastError".to_string(),
+        None => "in the non-delivery report".to_string(),
     }
 }
 
@@ -143,8 +170,8 @@ fn observed_ip(s: Option<&SessionView<'_>>, r: Option<&Reply>) -> Option<String>
 fn partner(m: &Model<'_>) -> Vec<Draft> {
     let hits = find(m, |r| r.code == 550 && r.text().starts_with("5.7.51"));
     let mut out = Vec::new();
-    for (c, v, qs) in hits.groups() {
-        let mut d = start_draft(FindingId::PartnerConnectorRestriction, m, c, &v, &qs);
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::PartnerConnectorRestriction, m, c, &v, &qs, &ns);
         let partner = m.a.inbound_connectors.iter().find(|ic| {
             ic.row.enabled != Some(false)
                 && ic
@@ -222,7 +249,7 @@ fn partner(m: &Model<'_>) -> Vec<Draft> {
             "EOP refuses the on-premises mail with 550 5.7.51 TenantInboundAttribution ({}): the Partner connector \
              \"{pname}\" claims mail from {domains} and only accepts it from {restriction}. Your on-premises servers \
              do not match, and no enabled OnPremises connector claims them first.{onprem_note}",
-            occurrences(&v),
+            occurrences(&v, &qs),
         );
         d.fix = fill(
             FIX_PARTNER,
@@ -243,8 +270,8 @@ fn relay_denied(m: &Model<'_>) -> Vec<Draft> {
         r.code == 550 && (r.text().starts_with("5.7.64") || r.text().starts_with("5.7.68"))
     });
     let mut out = Vec::new();
-    for (c, v, qs) in hits.groups() {
-        let mut d = start_draft(FindingId::RelayDeniedUnattributed, m, c, &v, &qs);
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::RelayDeniedUnattributed, m, c, &v, &qs, &ns);
         let s0 = v.first().map(|(s, _)| *s);
         let ip = observed_ip(s0, v.first().and_then(|(s, i)| s.reply(*i)));
         // The EHLO replies naming the address EOP saw.
@@ -291,7 +318,7 @@ fn relay_denied(m: &Model<'_>) -> Vec<Draft> {
                  egress address changed"
             )
         };
-        let direct_send = reply_text(&v, &qs).contains("5.7.68");
+        let direct_send = reply_text(&v, &qs, &ns).contains("5.7.68");
         d.explanation = if direct_send {
             format!(
                 "Exchange Online accepts mail from your own domains only from senders it can attribute to your \
@@ -299,14 +326,14 @@ fn relay_denied(m: &Model<'_>) -> Vec<Draft> {
                  is rejected (RejectDirectSend). {why}, so the mail is refused with 550 5.7.68 \
                  TenantInboundAttribution; Direct Send not allowed ({}). Fix the attribution rather than disabling \
                  the control.",
-                occurrences(&v),
+                occurrences(&v, &qs),
             )
         } else {
             format!(
                 "Exchange Online only relays for senders it can attribute to your organisation through an inbound \
                  connector, by certificate or by IP address. {why}, so mail to recipients outside the tenant is \
                  refused with 550 5.7.64 TenantAttribution; Relay Access Denied ({}).",
-                occurrences(&v),
+                occurrences(&v, &qs),
             )
         };
         d.fix = fill(
@@ -340,8 +367,8 @@ fn wrong_region(m: &Model<'_>) -> Vec<Draft> {
         r.text().starts_with("4.4.62") || r.text().contains("ATTR35")
     });
     let mut out = Vec::new();
-    for (c, v, qs) in hits.groups() {
-        let mut d = start_draft(FindingId::WrongRegionEndpoint, m, c, &v, &qs);
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::WrongRegionEndpoint, m, c, &v, &qs, &ns);
         let conn = c.map(|i| &m.connectors[i]);
         d.evidence.push_opt(conn.and_then(|c| c.prop("SmartHosts")));
         let smart = conn
@@ -364,7 +391,7 @@ fn wrong_region(m: &Model<'_>) -> Vec<Draft> {
             "The connector \"{cname}\" sends to {smart}, which lands in a different Exchange Online region than your \
              tenant: every recipient gets 451 4.4.62 Mail sent to the wrong Office 365 region. ATTR35 ({}). Send to \
              your tenant's own MX host ({dashed}.mail.protection.outlook.com).",
-            occurrences(&v),
+            occurrences(&v, &qs),
         );
         d.fix = fill(
             FIX_REGION,
@@ -404,8 +431,8 @@ fn is_throttle(r: &Reply) -> bool {
 fn throttled(m: &Model<'_>) -> Vec<Draft> {
     let hits = find(m, is_throttle);
     let mut out = Vec::new();
-    for (c, v, qs) in hits.groups() {
-        let mut d = start_draft(FindingId::EopThrottled, m, c, &v, &qs);
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::EopThrottled, m, c, &v, &qs, &ns);
         let s0 = v.first().map(|(s, _)| *s);
         let r0 = v
             .first()
@@ -418,8 +445,8 @@ fn throttled(m: &Model<'_>) -> Vec<Draft> {
         d.explanation = format!(
             "EOP answers {} ({}): it treats {ip} as an unknown Internet sender and {}. Hybrid mail should arrive \
              through an OnPremises inbound connector, which also exempts it from this throttling.{}",
-            reply_text(&v, &qs),
-            occurrences(&v),
+            reply_text(&v, &qs, &ns),
+            occurrences(&v, &qs),
             if banned { "blocks it" } else { "limits it" },
             if unclaimed && m.a.inbound_connectors.is_empty() {
                 " No inbound connector claims this server (the Get-InboundConnector listing is empty or missing)."
@@ -442,8 +469,8 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
             && (r.code == 552 || r.text().contains("OverAdvertisedSize"))
     });
     let mut out = Vec::new();
-    for (c, v, qs) in hits.groups() {
-        let mut d = start_draft(FindingId::MessageTooLarge, m, c, &v, &qs);
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::MessageTooLarge, m, c, &v, &qs, &ns);
         // The size: the BDAT chunk or the MAIL FROM SIZE= before the reply; the recipient.
         let mut size: Option<u64> = None;
         let mut rcpt: Option<String> = None;
@@ -469,44 +496,91 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
                 }
             }
         }
+        if rcpt.is_none() {
+            rcpt = ns.first().map(|n| n.rcpt.address.clone());
+        }
         let size_s = size.map_or_else(
             || "<SIZE>".to_string(),
             crate::artefacts::ps::group_thousands,
         );
         let rcpt_s = rcpt.unwrap_or_else(|| "<RECIPIENT>".to_string());
         let cname = d.key.clone();
-        let over_advertised =
-            v.is_empty() && qs.iter().any(|q| q.led().contains("OverAdvertisedSize"));
-        let limit = if over_advertised {
-            "the remote server's advertised SIZE"
-        } else {
-            "a limit further on (here: the Exchange Online recipient's maximum receive size)"
-        };
-        let ehlo_size = v
-            .first()
-            .and_then(|(s, _)| s.ehlo_reply.and_then(|i| s.reply(i)))
-            .and_then(|r| {
-                r.lines.iter().find_map(|l| {
-                    l.strip_prefix("SIZE ")
-                        .and_then(|n| n.trim().parse::<u64>().ok())
-                })
-            });
-        d.explanation = format!(
-            "The message of {size_s} bytes to {rcpt_s} is larger than {limit}: {} ({}).{} Align the limits along the \
-             whole path (organisation, connectors, Exchange Online mailbox).",
-            reply_text(&v, &qs),
-            occurrences(&v),
-            ehlo_size
-                .map(|n| format!(
-                    " EOP advertised SIZE {}, so the front door accepted it; the recipient's mailbox did not.",
+        let over_advertised = v.is_empty()
+            && (qs.iter().any(|q| q.led().contains("OverAdvertisedSize"))
+                || ns
+                    .iter()
+                    .any(|n| n.reply.text().contains("OverAdvertisedSize")));
+        let explanation = if over_advertised {
+            // The transport refused to send: the newest session of the connector that saw the
+            // EHLO SIZE and sent no MAIL FROM shows the limit it compared with.
+            let seen = m
+                .sessions
+                .iter()
+                .rev()
+                .filter(|s| c.is_none() || s.connector == c)
+                .filter(|s| s.sent_any("MAIL").is_none())
+                .find_map(|s| {
+                    let i = s.ehlo_reply?;
+                    advertised_size(s.reply(i)?).map(|n| (s, i, n))
+                });
+            if let Some((s, i, _)) = seen {
+                d.evidence.push(s.ev(i));
+            }
+            let message = if size.is_some() {
+                format!("The message of {size_s} bytes to {rcpt_s}")
+            } else {
+                format!("A message to {rcpt_s}")
+            };
+            format!(
+                "{message} is larger than the SIZE the next hop advertises{}, so the transport did not even send \
+                 MAIL FROM and returned it to the sender: {} ({}). Exchange compares the message with the remote \
+                 server's EHLO SIZE before it sends. Align the limits along the whole path (organisation, \
+                 connectors, Exchange Online mailbox), or send the content another way.",
+                seen.map(|(_, _, n)| format!(
+                    " ({} bytes in the EHLO reply)",
                     crate::artefacts::ps::group_thousands(n)
                 ))
                 .unwrap_or_default(),
-        );
+                reply_text(&v, &qs, &ns),
+                occurrences(&v, &qs),
+            )
+        } else {
+            let ehlo_size = v
+                .first()
+                .and_then(|(s, _)| s.ehlo_reply.and_then(|i| s.reply(i)))
+                .and_then(advertised_size);
+            format!(
+                "The message of {size_s} bytes to {rcpt_s} is larger than a limit further on (here: the Exchange \
+                 Online recipient's maximum receive size): {} ({}).{} Align the limits along the whole path \
+                 (organisation, connectors, Exchange Online mailbox).",
+                reply_text(&v, &qs, &ns),
+                occurrences(&v, &qs),
+                ehlo_size
+                    .map(|n| format!(
+                        " EOP advertised SIZE {}, so the front door accepted it; the recipient's mailbox did not.",
+                        crate::artefacts::ps::group_thousands(n)
+                    ))
+                    .unwrap_or_default(),
+            )
+        };
+        d.explanation = explanation;
         d.fix = fill(FIX_SIZE, &[("RECIPIENT", &rcpt_s), ("CONNECTOR", &cname)]);
         out.push(d);
     }
     out
+}
+
+/// The `SIZE` keyword of an EHLO reply, whether the log keeps its lines or joins them with blanks.
+fn advertised_size(r: &Reply) -> Option<u64> {
+    r.lines.iter().find_map(|l| {
+        let mut words = l.split_whitespace();
+        while let Some(w) = words.next() {
+            if w.eq_ignore_ascii_case("SIZE") {
+                return words.next().and_then(|n| n.parse().ok());
+            }
+        }
+        None
+    })
 }
 
 const FIX_PARTNER: &str = "# Exchange Online PowerShell
