@@ -12,7 +12,6 @@
 //! the sender presents is built from) are kept separate from the personal store.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use mock_eop::pki::{CertAuthority, CertSpec, DnSpec, Eku, IssuedCert, KeyKind, PkiError};
@@ -21,9 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTi
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::artefacts::certs::{
-    CertListingRow, CertificateStatus, ExchangeService as ListedService, RootCaType,
-};
+use crate::artefacts::certs::{CertListingRow, CertificateStatus, ExchangeService, RootCaType};
 
 /// Errors building or reading a certificate store.
 #[derive(Debug, thiserror::Error)]
@@ -73,59 +70,6 @@ pub enum CertStoreError {
     /// The description file could not be parsed.
     #[error("{0}")]
     Parse(String),
-}
-
-/// An Exchange service a certificate is enabled for (`Enable-ExchangeCertificate -Services`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ExchangeService {
-    /// SMTP (transport; also grants NETWORK SERVICE read access to the key).
-    Smtp,
-    /// IIS (OWA, EWS, ...).
-    Iis,
-    /// IMAP4.
-    Imap,
-    /// POP3.
-    Pop,
-    /// Unified Messaging.
-    Um,
-    /// UM call router.
-    #[serde(rename = "UMCALLROUTER")]
-    UmCallRouter,
-    /// Federation.
-    Federation,
-}
-
-impl ExchangeService {
-    /// The token `Get-ExchangeCertificate` shows (`SMTP`, `IIS`, `IMAP`, `POP`, `UM`, `UMCallRouter`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Smtp => "SMTP",
-            Self::Iis => "IIS",
-            Self::Imap => "IMAP",
-            Self::Pop => "POP",
-            Self::Um => "UM",
-            Self::UmCallRouter => "UMCallRouter",
-            Self::Federation => "Federation",
-        }
-    }
-}
-
-impl fmt::Display for ExchangeService {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `Services` as `Get-ExchangeCertificate` prints it: `IIS, SMTP`, or `None`.
-pub fn services_text(services: &[ExchangeService]) -> String {
-    if services.is_empty() {
-        return "None".to_string();
-    }
-    let mut v: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
-    v.sort_unstable();
-    v.dedup();
-    v.join(", ")
 }
 
 /// A point in time in a description: days relative to the build time (`-30`, `365`), an offset
@@ -417,12 +361,7 @@ impl StoreEntry {
         } else {
             RootCaType::Unknown
         });
-        row.services = Some(
-            self.services
-                .iter()
-                .filter_map(|s| s.as_str().parse::<ListedService>().ok())
-                .collect(),
-        );
+        row.services = Some(self.services.clone());
         row.friendly_name = Some(self.friendly_name.clone()).filter(|n| !n.is_empty());
         row
     }
@@ -809,28 +748,6 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-impl FromStr for ExchangeService {
-    type Err = crate::exchange::UnknownToken;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        [
-            Self::Smtp,
-            Self::Iis,
-            Self::Imap,
-            Self::Pop,
-            Self::Um,
-            Self::UmCallRouter,
-            Self::Federation,
-        ]
-        .into_iter()
-        .find(|v| v.as_str().eq_ignore_ascii_case(t))
-        .ok_or_else(|| crate::exchange::UnknownToken {
-            kind: "ExchangeService",
-            token: t.to_string(),
-        })
-    }
-}
-
 /// Ready-made stores for tests and demos.
 pub mod fixtures {
     use super::*;
@@ -1099,7 +1016,10 @@ services = ["SMTP", "IIS"]
         let desc = StoreDescription::from_toml(toml).unwrap();
         let store = CertStore::build(&desc, now()).unwrap();
         assert_eq!(store.my()[0].name, "a");
-        assert_eq!(services_text(&store.my()[0].services), "IIS, SMTP");
+        assert_eq!(
+            crate::artefacts::certs::services_text(&store.my()[0].services),
+            "IIS, SMTP"
+        );
         let bad = StoreDescription::from_toml(
             "[[certificates]]\nname='x'\nsubject='CN=x'\nkey_less=true\n",
         )

@@ -9,11 +9,12 @@ use std::str::FromStr;
 use mock_eop::reply::Reply;
 use serde::{Deserialize, Serialize};
 
-/// Declares a token enum with exact Display/FromStr spellings.
+/// Declares a token enum with exact Display/FromStr spellings (FromStr ignores case), for
+/// Exchange's vocabulary here and in the artefact modules.
 macro_rules! token_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
             $($(#[$vm])* #[serde(rename = $text)] $variant),+
         }
@@ -28,25 +29,27 @@ macro_rules! token_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownToken;
+        impl std::str::FromStr for $name {
+            type Err = $crate::exchange::UnknownToken;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let t = s.trim();
                 Self::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str().eq_ignore_ascii_case(t))
-                    .ok_or_else(|| UnknownToken { kind: stringify!($name), token: t.to_string() })
+                    .ok_or_else(|| $crate::exchange::UnknownToken { kind: stringify!($name), token: t.to_string() })
             }
         }
     };
 }
+
+pub(crate) use token_enum;
 
 /// A token that is not one of the known spellings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

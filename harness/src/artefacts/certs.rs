@@ -33,9 +33,28 @@ use super::text::LineEnding;
 macro_rules! names_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $num:literal => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
-            $($(#[$vm])* #[serde(rename = $text)] $variant),+
+            $($(#[$vm])* $variant),+
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        /// Reads the name (any case) or the .NET value, as `FromStr` does.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(|e: crate::exchange::UnknownToken| {
+                    serde::de::Error::custom(format!(
+                        "{e}, expected one of: {}",
+                        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            }
         }
 
         impl $name {
@@ -65,13 +84,17 @@ macro_rules! names_enum {
         }
 
         impl FromStr for $name {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
+            type Err = crate::exchange::UnknownToken;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let t = s.trim();
-                if let Ok(n) = t.parse::<u32>() {
-                    return Self::from_value(n).ok_or(());
-                }
-                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)).ok_or(())
+                let found = match t.parse::<u32>() {
+                    Ok(n) => Self::from_value(n),
+                    Err(_) => Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)),
+                };
+                found.ok_or_else(|| crate::exchange::UnknownToken {
+                    kind: stringify!($name),
+                    token: t.to_string(),
+                })
             }
         }
     };
@@ -576,6 +599,37 @@ pub fn row_from_object(obj: &PsObject) -> Option<Parsed<CertListingRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_deserialize_in_any_case_or_as_numbers() {
+        #[derive(Debug, Deserialize)]
+        struct S {
+            services: Vec<ExchangeService>,
+        }
+        let s: S = toml::from_str(r#"services = ["smtp", "IIS", "UMCallRouter"]"#).unwrap();
+        assert_eq!(
+            s.services,
+            vec![
+                ExchangeService::Smtp,
+                ExchangeService::Iis,
+                ExchangeService::UmCallRouter
+            ]
+        );
+        let e = toml::from_str::<S>(r#"services = ["SMTPX"]"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected one of: IMAP, POP, UM, IIS, SMTP"),
+            "{e}"
+        );
+        assert_eq!(
+            serde_json::from_str::<CertificateStatus>("\"DateInvalid\"").unwrap(),
+            CertificateStatus::DateInvalid
+        );
+        assert_eq!(
+            serde_json::to_string(&ExchangeService::UmCallRouter).unwrap(),
+            "\"UMCallRouter\""
+        );
+    }
 
     #[test]
     fn services_and_status_names_and_numbers() {

@@ -6,7 +6,6 @@
 //! contain `;` and `->` but not `};{`.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,41 +15,6 @@ use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 use crate::exchange::{DeliveryType, QueueStatus};
-
-/// A token enum with exact spellings (as `crate::exchange` declares its own).
-macro_rules! token_names {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vm])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            /// Every variant.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The exact token Exchange writes.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
-                let t = s.trim();
-                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)).ok_or(())
-            }
-        }
-    };
-}
 
 /// A queue's or message's `LastError`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -285,7 +249,7 @@ pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueSnapshot>> {
     })
 }
 
-token_names! {
+crate::exchange::token_enum! {
     /// `Get-Message` Status.
     MessageStatus {
         /// No status.

@@ -289,7 +289,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
             enumeration_index: e.enumeration_index,
             has_private_key: e.has_private_key,
             key_readable: e.key_readable,
-            services: crate::certstore::services_text(&e.services),
+            services: crate::artefacts::certs::services_text(&e.services),
             friendly_name: e.friendly_name.clone(),
             facts: e.facts.clone(),
         })
