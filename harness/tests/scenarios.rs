@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use harness::scenario::runner::{default_threads, run_parallel};
-use harness::scenario::{Outcome, ScenarioError, ScenarioResult, discover, load, run_file};
+use harness::scenario::{
+    CheckStatus, Outcome, ScenarioError, ScenarioResult, discover, load, run_file,
+};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn root() -> PathBuf {
@@ -183,6 +185,49 @@ fn deterministic(files: &[PathBuf]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// Every scenario states what the diagnosis of its artefacts must be: `top_finding` (with
+/// `no_other_error_finding` where true) or `no_error_finding = true`, and a run that checked it
+/// reports the diagnosis checks as passed, never as pending. Files under scenarios/base/ are only
+/// extended and are not discovered.
+fn diagnosis_stated(files: &[PathBuf]) -> Result<(), Failed> {
+    let mut missing = Vec::new();
+    for f in files {
+        if f.components().any(|c| c.as_os_str() == "base") {
+            return Err(format!("{}: scenarios/base/ must not be discovered", f.display()).into());
+        }
+        let s = load(f).map_err(|e| e.to_string())?;
+        if s.expect.top_finding.is_none() && !s.expect.no_error_finding {
+            missing.push(f.strip_prefix(root()).unwrap_or(f).display().to_string());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} scenario(s) state no diagnosis (`top_finding` or `no_error_finding = true` in [expect]): {}",
+            missing.len(),
+            missing.join(", ")
+        )
+        .into());
+    }
+    let results = run_parallel(files, default_threads(), |_, p| run_file(p, None));
+    for r in &results {
+        let keys: Vec<(&str, CheckStatus)> = r
+            .checks
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.key.as_str(),
+                    "top_finding" | "no_other_error_finding" | "no_error_finding"
+                )
+            })
+            .map(|c| (c.key.as_str(), c.status))
+            .collect();
+        if keys.is_empty() || keys.iter().any(|(_, st)| *st != CheckStatus::Pass) {
+            return Err(format!("{}: diagnosis checks {keys:?}\n{}", r.id, describe(r)).into());
+        }
+    }
+    Ok(())
+}
+
 /// `--out` writes Exchange's formats: the artefact readers (what `diagnose` uses) read them back.
 fn artefacts_read_back() -> Result<(), Failed> {
     let path = root().join("certificates/fm01-keyless-twin-first.toml");
@@ -332,6 +377,11 @@ fn main() {
     trials.push(Trial::test("catalogue::covers_the_topics", move || {
         coverage(&all)
     }));
+    let all = files.clone();
+    trials.push(Trial::test(
+        "catalogue::every_scenario_states_its_diagnosis",
+        move || diagnosis_stated(&all),
+    ));
     let all = files;
     trials.push(Trial::test(
         "catalogue::same_seed_same_results",

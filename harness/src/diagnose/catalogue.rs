@@ -1,7 +1,7 @@
 //! The finding catalogue (docs/findings.md): every id with its severity, rank and title.
 //!
 //! Ids are a contract: their spelling never changes once released. The rank is the
-//! "root cause first" order of docs/findings.md (errors 1..=20, then the warnings in their listed
+//! "root cause first" order of docs/findings.md (errors 1..=23, then the warnings in their listed
 //! order); findings are sorted by severity, then rank, then the time of their newest evidence.
 
 use std::fmt;
@@ -110,29 +110,38 @@ findings! {
     /// FM-08: no or a self-signed client certificate.
     NoClientCertificate => "no-client-certificate", Error, 12,
         "No certificate, or a self-signed one, is presented to EOP";
+    /// FM-10/13: EOP cannot build the client certificate's chain.
+    ClientCertUntrusted => "client-cert-untrusted", Error, 13,
+        "EOP cannot validate the certificate the server presents (incomplete chain or private CA)";
+    /// FM-09: the certificate's domain belongs to another tenant.
+    CertDomainNotAccepted => "cert-domain-not-accepted", Error, 14,
+        "The certificate's domain is not an accepted domain of your tenant: another tenant's connector takes the mail";
     /// FM-30: 550 5.7.51.
-    PartnerConnectorRestriction => "partner-connector-restriction", Error, 13,
+    PartnerConnectorRestriction => "partner-connector-restriction", Error, 15,
         "A Partner connector's restriction catches the on-premises mail (5.7.51)";
     /// FM-23/24: 550 5.7.64.
-    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 14,
+    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 16,
         "EOP does not recognise the server and refuses to relay (5.7.64)";
     /// FM-22: 451 4.4.62 ATTR35.
-    WrongRegionEndpoint => "wrong-region-endpoint", Error, 15,
+    WrongRegionEndpoint => "wrong-region-endpoint", Error, 17,
         "Mail is sent to an EOP endpoint in the wrong region (ATTR35)";
     /// FM-29: EOP reputation verdicts.
-    EopThrottled => "eop-throttled", Error, 16,
+    EopThrottled => "eop-throttled", Error, 18,
         "EOP throttles or blocks the sending IP";
+    /// FM-26: Exchange Online refuses a recipient.
+    RecipientRejected => "recipient-rejected", Error, 19,
+        "Exchange Online rejects the recipient (Directory-Based Edge Blocking, unknown address)";
     /// FM-25: DNS failure.
-    DnsResolutionFailed => "dns-resolution-failed", Error, 17,
+    DnsResolutionFailed => "dns-resolution-failed", Error, 20,
         "The next hop cannot be resolved in DNS";
     /// FM-19: no TCP connection.
-    ConnectFailed => "connect-failed", Error, 18,
+    ConnectFailed => "connect-failed", Error, 21,
         "The server cannot open a TCP connection to EOP";
     /// FM-27: a size limit.
-    MessageTooLarge => "message-too-large", Error, 19,
+    MessageTooLarge => "message-too-large", Error, 22,
         "A message exceeds a size limit on the path";
     /// FM-20: a real timeout.
-    ConnectionTimeout => "connection-timeout", Error, 20,
+    ConnectionTimeout => "connection-timeout", Error, 23,
         "A real timeout: the session went silent, no TLS failure";
     /// FM-01/02 rule R2: the presented certificate is invisible to Get-ExchangeCertificate.
     CertInvisibleToEms => "cert-invisible-to-ems", Warning, 1,
@@ -202,6 +211,6 @@ mod tests {
             assert_eq!(same, 1, "{id}");
         }
         assert!("nope".parse::<FindingId>().is_err());
-        assert_eq!(FindingId::ALL.len(), 28);
+        assert_eq!(FindingId::ALL.len(), 31);
     }
 }

@@ -21,7 +21,7 @@ use crate::artefacts::certs::{CertListingSource, CertificateStatus, ExchangeServ
 use crate::artefacts::connectivity::ConnectivityNote;
 use crate::artefacts::connectors::{InboundConnectorRow, SendConnectorRow};
 use crate::artefacts::mock_records::MockSession;
-use crate::artefacts::ndr::{Ndr, NdrRecipient};
+use crate::artefacts::ndr::NdrRecipient;
 use crate::artefacts::protocol_log::{CertRole, LogKind, ParsedSession, SessionEvent};
 use crate::artefacts::ps::{Parsed, RowEvidence};
 use crate::artefacts::queue::LastError;
@@ -724,11 +724,9 @@ impl QueueView<'_> {
     }
 }
 
-#[allow(dead_code)] // the EOP-side rules come next
 /// One failed recipient of a non-delivery report, with the reply its `Diagnostic-Code` carries.
 #[derive(Debug, Clone)]
 pub(crate) struct NdrView<'a> {
-    pub ndr: &'a Ndr,
     pub rcpt: &'a NdrRecipient,
     pub reply: Reply,
     /// The `Diagnostic-Code` line.
@@ -737,16 +735,6 @@ pub(crate) struct NdrView<'a> {
     pub connector: Option<usize>,
 }
 
-#[allow(dead_code)]
-impl NdrView<'_> {
-    /// Whether the transport gave the verdict itself (no `Remote-MTA`; `SMTPSEND.`, `QUEUE.`).
-    pub(crate) fn local(&self) -> bool {
-        self.rcpt.remote_mta.is_none()
-            && (self.reply.text().contains("SMTPSEND.") || self.reply.text().contains("QUEUE."))
-    }
-}
-
-#[allow(dead_code)] // the EOP-side rules come next
 /// One session of the mock EOP's record, joined with the send session it belongs to.
 #[derive(Debug, Clone)]
 pub(crate) struct EopView<'a> {
@@ -756,7 +744,6 @@ pub(crate) struct EopView<'a> {
     pub session: Option<usize>,
 }
 
-#[allow(dead_code)]
 impl EopView<'_> {
     /// The session's verdict, or the last message's.
     pub(crate) fn verdict(&self) -> Option<&mock_eop::attribution::AttributionVerdict> {
@@ -774,11 +761,6 @@ impl EopView<'_> {
             .tls
             .as_ref()
             .and_then(|t| t.client_certificate.as_ref())
-    }
-
-    /// Whether the handshake completed at EOP.
-    pub(crate) fn tls(&self) -> bool {
-        self.m.record.tls.is_some()
     }
 
     /// The evidence lines: the verdict, then the client certificate.
@@ -811,7 +793,6 @@ pub(crate) struct Model<'a> {
     /// Failed recipients of the non-delivery reports.
     pub ndrs: Vec<NdrView<'a>>,
     /// The mock EOP's session records (the Exchange Online side), joined with the send sessions.
-    #[allow(dead_code)]
     pub eop: Vec<EopView<'a>>,
     /// The server name, when a listing or the logs tell it.
     pub server: Option<String>,
@@ -937,7 +918,6 @@ impl<'a> Model<'a> {
                 let Some(reply) = rcpt.reply() else { continue };
                 let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
                 ndrs.push(NdrView {
-                    ndr: n,
                     rcpt,
                     reply,
                     ev: Ev::of(&rcpt.evidence, n.date),
@@ -995,13 +975,11 @@ impl<'a> Model<'a> {
     }
 
     /// The mock EOP's record of a send session (by index into `sessions`).
-    #[allow(dead_code)]
     pub(crate) fn eop_of(&self, si: usize) -> Option<&EopView<'a>> {
         self.eop.iter().find(|e| e.session == Some(si))
     }
 
     /// The index of a send session.
-    #[allow(dead_code)]
     pub(crate) fn session_index(&self, s: &SessionView<'_>) -> Option<usize> {
         self.sessions.iter().position(|x| std::ptr::eq(x.ps, s.ps))
     }

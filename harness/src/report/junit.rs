@@ -1,7 +1,9 @@
 //! `--format junit`: JUnit XML as CI systems display it. One `<testcase>` per scenario (class name
 //! = its folder), `<failure>` for not reproduced (every failed expectation in the body), `<error>`
 //! for a file that does not load, `<skipped>` for skipped scenarios and as a note for pending
-//! diagnosis expectations in `<system-out>`.
+//! diagnosis expectations in `<system-out>`. The diagnosis of the run's artefacts (the closed loop)
+//! is in each test case's `<properties>` (`diagnosis.top_finding`, `diagnosis.errors`,
+//! `diagnosis.warnings`, ids comma-separated) and in its `<system-out>`.
 
 use std::fmt::Write as _;
 
@@ -51,6 +53,24 @@ pub fn render(results: &[ScenarioResult], wall_ms: u128) -> String {
             r.wall_ms as f64 / 1000.0
         );
         o.push('\n');
+        if let Some(d) = &r.diagnosis {
+            let _ = writeln!(o, "      <properties>");
+            for (name, value) in [
+                (
+                    "diagnosis.top_finding",
+                    d.top_finding.clone().unwrap_or_default(),
+                ),
+                ("diagnosis.errors", d.errors.join(",")),
+                ("diagnosis.warnings", d.warnings.join(",")),
+            ] {
+                let _ = writeln!(
+                    o,
+                    r#"        <property name="{name}" value="{}"/>"#,
+                    xml_escape(&value)
+                );
+            }
+            let _ = writeln!(o, "      </properties>");
+        }
         match r.outcome {
             Outcome::NotReproduced => {
                 let fails: Vec<_> = r
@@ -100,6 +120,23 @@ pub fn render(results: &[ScenarioResult], wall_ms: u128) -> String {
             Outcome::Reproduced => {}
         }
         let mut out = format!("admin sees: {}\n", r.admin_sees);
+        if let Some(d) = &r.diagnosis {
+            let _ = writeln!(
+                out,
+                "diagnosis: top finding {}; errors: {}; warnings: {}",
+                d.top_finding.as_deref().unwrap_or("none"),
+                if d.errors.is_empty() {
+                    "none".to_string()
+                } else {
+                    d.errors.join(", ")
+                },
+                if d.warnings.is_empty() {
+                    "none".to_string()
+                } else {
+                    d.warnings.join(", ")
+                },
+            );
+        }
         for c in r.pending() {
             let _ = writeln!(
                 out,

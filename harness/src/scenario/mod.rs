@@ -73,6 +73,9 @@ pub struct ScenarioResult {
     /// The diagnosis' top finding on the lab's artefacts (`cert-keyless-duplicate`), with the
     /// expected one when they differ.
     pub finding: String,
+    /// The diagnosis of the lab's artefacts (the closed loop); `None` when the scenario did not
+    /// run.
+    pub diagnosis: Option<DiagnosisSummary>,
     /// Transport used.
     pub transport: TransportKind,
     /// Real milliseconds the replay took.
@@ -102,6 +105,7 @@ impl ScenarioResult {
             error: Some(e),
             admin_sees: String::new(),
             finding: String::new(),
+            diagnosis: None,
             transport,
             wall_ms: 0,
             virtual_secs: 0,
@@ -120,6 +124,36 @@ impl ScenarioResult {
         self.checks
             .iter()
             .filter(|c| c.status == CheckStatus::Pending)
+    }
+}
+
+/// The closed loop's result in a few ids: what `hybridlab diagnose` found on the files the run
+/// wrote (for JSON and JUnit reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiagnosisSummary {
+    /// The first finding's id (`cert-keyless-duplicate`); `None` when nothing was found.
+    pub top_finding: Option<String>,
+    /// Every finding of severity error, ranked.
+    pub errors: Vec<String>,
+    /// Every finding of severity warning, ranked.
+    pub warnings: Vec<String>,
+}
+
+impl DiagnosisSummary {
+    /// The summary of a report.
+    pub fn of(d: &crate::diagnose::Report) -> Self {
+        let ids = |sev: crate::diagnose::Severity| {
+            d.findings
+                .iter()
+                .filter(|f| f.severity == sev)
+                .map(|f| f.id.as_str().to_string())
+                .collect()
+        };
+        Self {
+            top_finding: d.top_id().map(str::to_string),
+            errors: ids(crate::diagnose::Severity::Error),
+            warnings: ids(crate::diagnose::Severity::Warning),
+        }
     }
 }
 
@@ -219,6 +253,7 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
         Some(want) if want != top => format!("{top} (expected {want})"),
         _ => top.to_string(),
     };
+    base.diagnosis = Some(DiagnosisSummary::of(&r.diagnosis));
     base.wall_ms = r.wall.as_millis();
     base.virtual_secs = (r.end - r.start).whole_seconds();
     base.scenario = Some(Box::new(scenario));

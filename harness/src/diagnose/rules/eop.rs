@@ -1,6 +1,7 @@
 //! EOP's verdicts once the session is up: `partner-connector-restriction` (5.7.51),
 //! `relay-denied-unattributed` (5.7.64), `wrong-region-endpoint` (4.4.62 ATTR35), `eop-throttled`
-//! (4.7.5xx/5.7.6xx/5.7.708) and `message-too-large` (552 5.3.4, OverAdvertisedSize).
+//! (4.7.5xx/5.7.6xx/5.7.708), `recipient-rejected` (550 5.4.1, 5.1.1/5.1.10) and
+//! `message-too-large` (552 5.3.4, OverAdvertisedSize).
 //!
 //! These replies come from EOP verbatim, so a queue's LastError that wraps one is as good as the
 //! log line; the log is quoted first when it has the reply.
@@ -20,6 +21,7 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     out.extend(relay_denied(m));
     out.extend(wrong_region(m));
     out.extend(throttled(m));
+    out.extend(recipient_rejected(m));
     out.extend(too_large(m));
     out
 }
@@ -462,6 +464,75 @@ fn throttled(m: &Model<'_>) -> Vec<Draft> {
     out
 }
 
+/// EOP refusing a recipient at RCPT TO: Directory-Based Edge Blocking (`550 5.4.1 Recipient
+/// address rejected: Access denied`) or an unknown address (`550 5.1.1`/`5.1.10
+/// RESOLVER.ADR.ExRecipNotFound`).
+fn is_recipient_rejected(r: &Reply) -> bool {
+    if r.code != 550 {
+        return false;
+    }
+    let t = r.text();
+    t.starts_with("5.4.1") || t.starts_with("5.1.1 ") || t.starts_with("5.1.10")
+}
+
+fn recipient_rejected(m: &Model<'_>) -> Vec<Draft> {
+    let hits = find(m, is_recipient_rejected);
+    let mut out = Vec::new();
+    for (c, v, qs, ns) in hits.groups() {
+        let mut d = start_draft(FindingId::RecipientRejected, m, c, &v, &qs, &ns);
+        // The recipients: the RCPT TO before each refusal, else the NDR's Final-Recipient.
+        let mut rcpts: Vec<String> = Vec::new();
+        for (s, i) in &v {
+            if let Some((j, line)) = s.sent_before(*i).find(|(_, l)| {
+                l.get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("RCPT TO"))
+            }) {
+                if rcpts.is_empty() {
+                    d.evidence.push(s.ev(j));
+                }
+                if let Some(a) = line
+                    .split_once('<')
+                    .and_then(|(_, r)| r.split('>').next())
+                    .filter(|a| !rcpts.iter().any(|x| x.eq_ignore_ascii_case(a)))
+                {
+                    rcpts.push(a.to_string());
+                }
+            }
+        }
+        for n in &ns {
+            if !rcpts
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(&n.rcpt.address))
+            {
+                rcpts.push(n.rcpt.address.clone());
+            }
+        }
+        let rcpt = rcpts
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "<RECIPIENT>".to_string());
+        let text = reply_text(&v, &qs, &ns);
+        let dbeb = text.contains("5.4.1");
+        d.explanation = format!(
+            "Exchange Online refuses {} at RCPT TO: {text} ({}). The connection and the attribution are fine;              the recipient is the problem. {} The message is returned to the sender.",
+            if rcpts.len() > 1 {
+                format!("{} recipients ({})", rcpts.len(), rcpts.join(", "))
+            } else {
+                rcpt.clone()
+            },
+            occurrences(&v, &qs),
+            if dbeb {
+                "Directory-Based Edge Blocking rejects addresses that are not in the Exchange Online directory:                  the object has not synchronised (or the mailbox moved and its address changed), or a domain                  shared with on-premises is Authoritative instead of InternalRelay."
+            } else {
+                "The address does not exist in Exchange Online (RESOLVER.ADR.ExRecipNotFound): a typo, a                  deleted object, or a mailbox whose targetAddress points at the wrong domain."
+            },
+        );
+        d.fix = fill(FIX_RECIPIENT, &[("RECIPIENT", &rcpt)]);
+        out.push(d);
+    }
+    out
+}
+
 fn too_large(m: &Model<'_>) -> Vec<Draft> {
     let hits = find(m, |r| {
         r.code >= 500
@@ -601,6 +672,14 @@ New-InboundConnector -Name \"From on-premises\" -ConnectorType OnPremises -Sende
 # if the address is on the tenant's own block list
 Set-HostedConnectionFilterPolicy Default -IPBlockList @{Remove=\"<OBSERVED_IP>\"}
 # banned IP (5.7.6xx): request delisting at https://sender.office.com";
+
+const FIX_RECIPIENT: &str = "# Exchange Online PowerShell
+Get-Recipient <RECIPIENT> | Format-List RecipientType,PrimarySmtpAddress,EmailAddresses
+Get-AcceptedDomain | Format-Table DomainName,DomainType
+# a namespace shared with on-premises must be InternalRelay, not Authoritative (never an onmicrosoft.com domain):
+# Set-AcceptedDomain <SHARED_DOMAIN> -DomainType InternalRelay
+# on the directory synchronisation server: push the missing object
+Start-ADSyncSyncCycle -PolicyType Delta";
 
 const FIX_SIZE: &str = "# Exchange Online PowerShell: the recipient's limit
 Get-Mailbox <RECIPIENT> | Format-List MaxReceiveSize,MaxSendSize

@@ -7,12 +7,16 @@
 //!   expiry, visibility to `Get-ExchangeCertificate`, ambiguity, syntax).
 //! - [`tls`]: the handshake and STARTTLS (protocol mismatch, remote validation, stripping,
 //!   cleartext, the certificate EOP attributes by).
-//! - [`eop`]: EOP's verdicts after the handshake (5.7.51, 5.7.64, 4.4.62, throttling, size).
+//! - [`eop`]: EOP's verdicts after the handshake (5.7.51, 5.7.64, 4.4.62, throttling, size,
+//!   recipients), from the send log, the queue and the NDRs.
+//! - [`eop_record`]: what only the Exchange Online side shows (the mock's session record): an
+//!   untrusted client certificate chain, attribution to another tenant.
 //! - [`network`]: DNS, TCP connect and real timeouts.
 //! - [`lint`]: configuration warnings that need no failure.
 
 pub(crate) mod certs;
 pub(crate) mod eop;
+pub(crate) mod eop_record;
 pub(crate) mod lint;
 pub(crate) mod network;
 pub(crate) mod tls;
@@ -178,6 +182,7 @@ pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     out.extend(certs::rules(m, opts));
     out.extend(tls::rules(m));
     out.extend(eop::rules(m));
+    out.extend(eop_record::rules(m));
     out.extend(network::rules(m));
     out.extend(lint::rules(m));
     out

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use mock_eop::attribution::AttributionVerdict;
 use mock_eop::x509::{dn_eq, names_match};
 
 use super::{Draft, MAX_OCCURRENCES, count, fill, when};
@@ -156,7 +157,20 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
                 )
             })
             .unwrap_or_default();
-        d.explanation = if middlebox {
+        let dropped = tok0 == SecurityStatus::SocketError && old_note.is_empty();
+        d.explanation = if dropped {
+            format!(
+                "In {} of \"{cname}\" to {} the connection drops during the TLS handshake right after STARTTLS \
+                 (SocketError, the last at {}; the remote side closed it), before any certificate matters. Either \
+                 EOP refused what this server offers (EOP accepts only TLS 1.2 and later, with modern ciphers) or a \
+                 device on the path (an intrusion-prevention system or a TLS-inspecting proxy) resets the \
+                 handshake. Make sure TLS 1.2 is enabled for SChannel and .NET, and that nothing between Exchange \
+                 and EOP inspects or resets SMTP and TLS.{cert_note}{queue_note}",
+                count(v.len(), "session"),
+                s0.remote_name(),
+                s0.start.map(when).unwrap_or_default(),
+            )
+        } else if middlebox {
             format!(
                 "In {} of \"{cname}\" to {} the TLS handshake fails with {} right after STARTTLS. These tokens mean \
                  the handshake bytes were altered or replaced: a TLS-inspecting device on the path, or a protocol \
@@ -179,6 +193,13 @@ fn version_mismatch(m: &Model<'_>) -> Vec<Draft> {
             )
         };
         d.fix = FIX_TLS12.lines().map(str::to_string).collect();
+        if dropped {
+            d.fix.push(
+                "# if TLS 1.2 is already enabled: exempt EOP's ranges (40.92.0.0/15, 40.107.0.0/16, 52.100.0.0/14, \
+                 104.47.0.0/17) from SMTP/TLS inspection on the firewall or IPS"
+                    .to_string(),
+            );
+        }
         out.push(d);
     }
     out
@@ -636,7 +657,23 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
                 .is_some_and(|n| !n.trim().is_empty())
         })
         .collect();
-    if cert_connectors.is_empty() {
+    // The Exchange Online side (the mock's record standing in for the message trace): the
+    // session was not attributed to any connector.
+    let eop_unattributed = |s: &SessionView<'_>| {
+        m.session_index(s)
+            .and_then(|si| m.eop_of(si))
+            .and_then(|e| e.verdict())
+            .is_some_and(|v| {
+                matches!(
+                    v,
+                    AttributionVerdict::Unattributed { .. }
+                        | AttributionVerdict::RelayDenied { .. }
+                        | AttributionVerdict::RelayDeniedAttr36
+                        | AttributionVerdict::DirectSendDenied { .. }
+                )
+            })
+    };
+    if cert_connectors.is_empty() && m.eop.is_empty() {
         return Vec::new();
     }
     let mut none_or_self = Vec::new();
@@ -648,9 +685,17 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
         if s.tls_ok.is_none() && !cleartext_by_config {
             continue;
         }
+        let cert_based = !cert_connectors.is_empty();
         match s.sending_cert.and_then(|i| s.cert(i).map(|c| (i, c))) {
-            None => none_or_self.push((s, s.tls_ok.or(s.ehlo_reply).unwrap_or(0))),
-            Some((i, c)) if dn_eq(&c.subject, &c.issuer) => none_or_self.push((s, i)),
+            None if cert_based || eop_unattributed(s) => {
+                none_or_self.push((s, s.tls_ok.or(s.ehlo_reply).unwrap_or(0)))
+            }
+            Some((i, c)) if dn_eq(&c.subject, &c.issuer) && (cert_based || eop_unattributed(s)) => {
+                none_or_self.push((s, i))
+            }
+            Some((_, c)) if dn_eq(&c.subject, &c.issuer) => {}
+            None => {}
+            Some(_) if !cert_based => {}
             Some((i, c)) => {
                 let names = c.names();
                 let ok = cert_connectors.iter().any(|ic| {
@@ -665,13 +710,25 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
             }
         }
     }
-    let expected = cert_connectors[0]
-        .row
-        .tls_sender_certificate_name
-        .clone()
+    let expected = cert_connectors
+        .first()
+        .and_then(|c| c.row.tls_sender_certificate_name.clone())
         .unwrap_or_default();
-    let inbound_name = cert_connectors[0].row.name.clone();
-    let inbound_ev = prop_ev(&cert_connectors[0].evidence, "TlsSenderCertificateName");
+    let inbound_name = cert_connectors
+        .first()
+        .map_or_else(|| "<INBOUND_CONNECTOR>".to_string(), |c| c.row.name.clone());
+    let inbound_ev = cert_connectors
+        .first()
+        .and_then(|c| prop_ev(&c.evidence, "TlsSenderCertificateName"));
+    // The EOP record's verdict and client-certificate lines of the newest sessions.
+    let eop_evs = |v: &[(&SessionView<'_>, usize)]| -> Vec<Ev> {
+        v.iter()
+            .take(MAX_OCCURRENCES)
+            .filter_map(|(s, _)| m.session_index(s).and_then(|si| m.eop_of(si)))
+            .take(1)
+            .flat_map(|e| e.evs())
+            .collect()
+    };
     let mut out = Vec::new();
     for (conn, v) in by_connector(none_or_self) {
         let (s0, i0) = v[0];
@@ -688,6 +745,9 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
         d.evidence
             .push_opt(connector.and_then(|c| c.prop("IgnoreSTARTTLS")));
         d.evidence.push_opt(inbound_ev.clone());
+        let eop_lines = eop_evs(&v);
+        let eop_saw = !eop_lines.is_empty();
+        d.evidence.extend(eop_lines);
         let presented = s0.cert(i0).map_or_else(
             || "no certificate".to_string(),
             |c| format!("the self-signed {}", c.subject),
@@ -699,23 +759,44 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
             .iter()
             .filter(|x| x.is_keyed() && x.valid_at(m.as_of) && !dn_eq(&x.subject, &x.issuer))
             .find(|x| {
+                if expected.trim().is_empty() {
+                    // No connector listing: the keyed public certificate enabled for SMTP.
+                    return x
+                        .services
+                        .as_ref()
+                        .is_some_and(|sv| sv.iter().any(|s| s.as_str() == "SMTP"));
+                }
                 let mut names: Vec<&str> = x.domains.iter().map(String::as_str).collect();
                 let cns = crate::artefacts::protocol_log::common_names_of(&x.subject);
                 names.extend(cns.iter().map(String::as_str));
                 names_match(expected.trim(), names)
             });
         let thumb = pick.map_or_else(|| "<THUMBPRINT>".to_string(), |x| x.thumbprint.clone());
-        let name = if expected.starts_with("*.") {
-            "<NAME_IN_CERTIFICATE>".to_string()
+        let name = if expected.starts_with("*.") || expected.trim().is_empty() {
+            pick.and_then(|x| {
+                crate::artefacts::protocol_log::common_names_of(&x.subject)
+                    .into_iter()
+                    .next()
+            })
+            .unwrap_or_else(|| "<NAME_IN_CERTIFICATE>".to_string())
         } else {
             expected.clone()
         };
+        let expects = if expected.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": the inbound connector \"{inbound_name}\" expects {expected}")
+        };
         d.explanation = format!(
-            "EOP identifies hybrid mail by the certificate the server presents: the inbound connector \
-             \"{inbound_name}\" expects {expected}. The send connector \"{cname}\" presents {presented} ({}), which \
-             EOP cannot use, so the mail is treated as anonymous Internet mail. Pin the public certificate on the \
-             connector.",
+            "EOP identifies hybrid mail by the certificate the server presents{expects}. The send connector \
+             \"{cname}\" presents {presented} ({}), which EOP cannot use, so the mail is treated as anonymous \
+             Internet mail{}. Pin the public certificate on the connector.",
             count(v.len(), "session"),
+            if eop_saw {
+                " (Exchange Online's record of the session shows it unattributed)"
+            } else {
+                ""
+            },
         );
         d.fix = fill(
             FIX_NO_CLIENT_CERT,
@@ -738,6 +819,7 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
             d.occurrence(k, s.ev_containing(*i, "alternate names"));
         }
         d.evidence.push_opt(inbound_ev.clone());
+        d.evidence.extend(eop_evs(&v));
         for (s, _) in v.iter().take(MAX_OCCURRENCES) {
             for (i, r) in s.replies() {
                 if r.text().starts_with("5.7.64") || r.text().starts_with("5.7.68") {
