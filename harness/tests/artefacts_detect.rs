@@ -158,6 +158,29 @@ fn detects_every_kind_from_content() {
             l(OutboundConnector, FormatList),
         ),
         (
+            std::fs::read(samples("fm27-over-advertised-size-ndr/Undeliverable Campaign master files (final).eml")).unwrap(),
+            ArtefactKind::Ndr,
+        ),
+        (
+            text::encode(
+                &String::from_utf8(std::fs::read(samples("fm27-over-advertised-size-ndr/Undeliverable Campaign master files (final).eml")).unwrap()).unwrap(),
+                TextEncoding::Utf16LeBom,
+            ),
+            ArtefactKind::Ndr,
+        ),
+        (
+            std::fs::read(samples("fm10-mock-records-missing-intermediate/mock-eop-sessions.jsonl")).unwrap(),
+            ArtefactKind::MockRecords,
+        ),
+        (
+            b"Status: 5.3.4\r\nAction: failed\r\n".to_vec(),
+            ArtefactKind::Unknown,
+        ),
+        (
+            b"{\"session_id\":\"x\"}\n".to_vec(),
+            ArtefactKind::Unknown,
+        ),
+        (
             b"hello world\nthis is a note\n".to_vec(),
             ArtefactKind::Unknown,
         ),
@@ -181,6 +204,12 @@ fn detects_every_kind_from_content() {
     ] {
         assert_ne!(detect(&input(name)), ArtefactKind::Unknown, "{name}");
     }
+}
+
+fn samples(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/samples")
+        .join(rel)
 }
 
 #[test]

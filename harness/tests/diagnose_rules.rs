@@ -694,3 +694,29 @@ fn direct_send_refused_is_reported_not_silent() {
     );
     assert!(r.top().unwrap().explanation.contains("5.7.68"));
 }
+
+/// docs/findings.md documents every id of the catalogue: its own section, and errors in the
+/// precedence table at their rank (the catalogue and the page never drift apart).
+#[test]
+fn findings_page_documents_every_id_at_its_rank() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/findings.md"),
+    )
+    .unwrap();
+    for id in FindingId::ALL {
+        let s = id.as_str();
+        assert!(
+            page.contains(&format!("### `{s}`")),
+            "docs/findings.md has no section for {s}"
+        );
+        if id.severity() == harness::diagnose::Severity::Error {
+            let row = format!("| {} | `{s}` |", id.rank());
+            assert!(
+                page.contains(&row),
+                "docs/findings.md: no precedence row {row:?}"
+            );
+        } else {
+            assert!(page.contains(&format!("`{s}`")), "{s}");
+        }
+    }
+}

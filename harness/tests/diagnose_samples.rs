@@ -326,6 +326,8 @@ bundle_tests! {
     fm23_relay_denied_unattributed => "fm23-relay-denied-unattributed",
     fm25_dns_failure => "fm25-dns-failure",
     fm27_message_too_large => "fm27-message-too-large",
+    fm27_over_advertised_size_ndr => "fm27-over-advertised-size-ndr",
+    fm10_mock_records_missing_intermediate => "fm10-mock-records-missing-intermediate",
     fm29_eop_throttled => "fm29-eop-throttled",
     fm30_partner_restriction => "fm30-partner-restriction",
     healthy => "healthy",

@@ -228,6 +228,70 @@ fn diagnosis_stated(files: &[PathBuf]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The diagnosis of a run's files, leaving out the files whose names `drop` matches.
+fn diagnose_without(
+    r: &harness::scenario::runner::Replay,
+    drop: &[&str],
+) -> harness::diagnose::Report {
+    let mut reader = harness::artefacts::ArtefactReader::new();
+    for f in r
+        .bundle
+        .render(&harness::artefacts::bundle::BundleOptions::default())
+    {
+        if !f.secret && !drop.iter().any(|d| f.name.contains(d)) {
+            reader.add_bytes(&f.name, f.content.as_bytes());
+        }
+    }
+    harness::diagnose::diagnose(&reader.finish(), &harness::diagnose::Options::default())
+}
+
+/// The Exchange Online side carries the cases the on-premises files cannot show: with it the
+/// diagnosis names the cause, without it the rules stay silent rather than guess.
+fn eop_side_evidence() -> Result<(), Failed> {
+    let run = |rel: &str| {
+        let r = run_file(&root().join(rel), None);
+        let text = describe(&r);
+        r.replay.ok_or_else(|| Failed::from(text))
+    };
+    let check = |what: &str, got: Option<&str>, want: Option<&str>| -> Result<(), Failed> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{what}: top finding {got:?}, expected {want:?}").into())
+        }
+    };
+    // FM-08: the certificate-based inbound connector, or the mock's unattributed verdict
+    let r = run("certificates/fm08-no-client-certificate.toml")?;
+    check(
+        "fm08, all files",
+        r.diagnosis.top_id(),
+        Some("no-client-certificate"),
+    )?;
+    let d = diagnose_without(&r, &["Get-InboundConnector"]);
+    check(
+        "fm08 without Get-InboundConnector",
+        d.top_id(),
+        Some("no-client-certificate"),
+    )?;
+    let d = diagnose_without(&r, &["Get-InboundConnector", "mock-eop-sessions"]);
+    if d.has_error() {
+        return Err(format!("fm08, on-premises files only: {:?}", d.ids()).into());
+    }
+    // FM-10: only the mock's record shows the chain EOP received
+    let r = run("certificates/fm10-missing-intermediate.toml")?;
+    let d = diagnose_without(&r, &["mock-eop-sessions"]);
+    if d.has_error() {
+        return Err(format!("fm10 without the EOP record: {:?}", d.ids()).into());
+    }
+    // FM-27 OverAdvertisedSize: the message left the queue, only the NDR names the cause
+    let r = run("queue/fm27-message-over-advertised-size.toml")?;
+    let d = diagnose_without(&r, &["NDR-"]);
+    if d.has_error() {
+        return Err(format!("fm27 without the NDR: {:?}", d.ids()).into());
+    }
+    Ok(())
+}
+
 /// `--out` writes Exchange's formats: the artefact readers (what `diagnose` uses) read them back.
 fn artefacts_read_back() -> Result<(), Failed> {
     let path = root().join("certificates/fm01-keyless-twin-first.toml");
@@ -390,6 +454,10 @@ fn main() {
     trials.push(Trial::test(
         "artefacts::written_and_read_back",
         artefacts_read_back,
+    ));
+    trials.push(Trial::test(
+        "closed_loop::eop_side_evidence_names_what_on_premises_files_cannot",
+        eop_side_evidence,
     ));
     trials.push(Trial::test(
         "docs::readme_example_is_reproduced",

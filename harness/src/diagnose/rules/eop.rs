@@ -581,6 +581,7 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
                 || ns
                     .iter()
                     .any(|n| n.reply.text().contains("OverAdvertisedSize")));
+        let mut advertised: Option<u64> = None;
         let explanation = if over_advertised {
             // The transport refused to send: the newest session of the connector that saw the
             // EHLO SIZE and sent no MAIL FROM shows the limit it compared with.
@@ -594,8 +595,9 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
                     let i = s.ehlo_reply?;
                     advertised_size(s.reply(i)?).map(|n| (s, i, n))
                 });
-            if let Some((s, i, _)) = seen {
+            if let Some((s, i, n)) = seen {
                 d.evidence.push(s.ev(i));
+                advertised = Some(n);
             }
             let message = if size.is_some() {
                 format!("The message of {size_s} bytes to {rcpt_s}")
@@ -635,7 +637,18 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
             )
         };
         d.explanation = explanation;
-        d.fix = fill(FIX_SIZE, &[("RECIPIENT", &rcpt_s), ("CONNECTOR", &cname)]);
+        d.fix = if over_advertised {
+            let mb = advertised.map_or_else(
+                || "<ADVERTISED_MB>".to_string(),
+                |n| (n / (1024 * 1024)).to_string(),
+            );
+            fill(
+                FIX_OVER_ADVERTISED,
+                &[("CONNECTOR", &cname), ("ADVERTISED_MB", &mb)],
+            )
+        } else {
+            fill(FIX_SIZE, &[("RECIPIENT", &rcpt_s), ("CONNECTOR", &cname)])
+        };
         out.push(d);
     }
     out
@@ -680,6 +693,12 @@ Get-AcceptedDomain | Format-Table DomainName,DomainType
 # Set-AcceptedDomain <SHARED_DOMAIN> -DomainType InternalRelay
 # on the directory synchronisation server: push the missing object
 Start-ADSyncSyncCycle -PolicyType Delta";
+
+const FIX_OVER_ADVERTISED: &str = "# the next hop refuses messages over <ADVERTISED_MB> MB (Exchange Online: 150 MB, a fixed limit)
+Get-TransportConfig | Format-List MaxSendSize,MaxReceiveSize
+Get-SendConnector \"<CONNECTOR>\" | Format-List MaxMessageSize
+# keep the on-premises limits at or below the next hop's, so senders are told at submission
+Set-SendConnector \"<CONNECTOR>\" -MaxMessageSize <ADVERTISED_MB>MB";
 
 const FIX_SIZE: &str = "# Exchange Online PowerShell: the recipient's limit
 Get-Mailbox <RECIPIENT> | Format-List MaxReceiveSize,MaxSendSize

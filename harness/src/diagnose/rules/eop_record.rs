@@ -115,11 +115,18 @@ fn client_cert_untrusted(m: &Model<'_>) -> Vec<Draft> {
             )
         } else {
             format!(
-                "The server sent the certificate with {} of its chain: the issuing CA \"{issuer}\" is missing from \
-                 the server's Intermediate Certification Authorities store (LocalMachine\\CA). Windows still \
-                 validates the certificate locally (through the AIA URL), so the connector finds it, but SChannel \
-                 sends only what is installed and EOP does not chase AIA URLs.",
-                count(cc.chain.len(), "certificate"),
+                "The server sent the certificate {}: the issuing CA \"{issuer}\" is missing from the server's \
+                 Intermediate Certification Authorities store (LocalMachine\\CA). Windows still validates the \
+                 certificate locally (through the AIA URL), so the connector finds it, but SChannel sends only \
+                 what is installed and EOP does not chase AIA URLs.",
+                if cc.chain.is_empty() {
+                    "alone, without any certificate of its chain".to_string()
+                } else {
+                    format!(
+                        "with {} of its chain, not the one that issued it",
+                        count(cc.chain.len(), "certificate")
+                    )
+                },
             )
         };
         d.explanation = format!(
