@@ -592,7 +592,7 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
     let _ = writeln!(o, "\n{}", st.bold("6. Diagnosis and fix"));
     let _ = writeln!(
         o,
-        "  `hybridlab diagnose` on the files this run wrote (send log, listings, queue):"
+        "  `hybridlab diagnose` on the files this run wrote (the server's logs and listings; Exchange\n  Online's side: Get-InboundConnector, the NDRs, the mock's session records):"
     );
     match r.diagnosis.top() {
         Some(f) => {

@@ -266,7 +266,7 @@ fn cert_domain_not_accepted(m: &Model<'_>) -> Vec<Draft> {
 
 const FIX_INTERMEDIATE: &str =
     "# install the issuing CA's certificate (from the CA's bundle or the certificate's AIA URL)
-Import-Certificate -FilePath C:\\Temp\\<ISSUING_CA>.cer -CertStoreLocation Cert:\\LocalMachine\\CA
+Import-Certificate -FilePath \"C:\\Temp\\<ISSUING_CA>.cer\" -CertStoreLocation Cert:\\LocalMachine\\CA
 # on every server in the connector's SourceTransportServers, then
 Restart-Service MSExchangeTransport
 Get-Queue | Where Status -eq Retry | Retry-Queue";

@@ -740,14 +740,16 @@ fn client_certificate(m: &Model<'_>) -> Vec<Draft> {
         for (k, (s, i)) in v.iter().take(MAX_OCCURRENCES).enumerate() {
             d.occurrence(k, s.ev(*i));
         }
-        d.evidence
-            .push_opt(connector.and_then(|c| c.prop("TlsCertificateName")));
-        d.evidence
-            .push_opt(connector.and_then(|c| c.prop("IgnoreSTARTTLS")));
-        d.evidence.push_opt(inbound_ev.clone());
         let eop_lines = eop_evs(&v);
         let eop_saw = !eop_lines.is_empty();
         d.evidence.extend(eop_lines);
+        d.evidence
+            .push_opt(connector.and_then(|c| c.prop("TlsCertificateName")));
+        d.evidence.push_opt(inbound_ev.clone());
+        if connector.and_then(|c| c.ignore_starttls()) == Some(true) {
+            d.evidence
+                .push_opt(connector.and_then(|c| c.prop("IgnoreSTARTTLS")));
+        }
         let presented = s0.cert(i0).map_or_else(
             || "no certificate".to_string(),
             |c| format!("the self-signed {}", c.subject),
