@@ -34,6 +34,8 @@ fn read_everything(bytes: &[u8]) {
     let _ = connectivity::read_log("x", &t);
     let _ = format_list::parse("x", &t);
     let _ = ps_json::parse("x", &t);
+    let _ = harness::artefacts::ndr::read_dsn("x", &t);
+    let _ = harness::artefacts::mock_records::read_records("x", &t);
     for line in t.lines().take(50) {
         let _ = ps::parse_ps_datetime(line);
         let _ = protocol_log::parse_log_reply(line);
@@ -71,7 +73,18 @@ fn samples() -> Vec<Vec<u8>> {
         queue::write_queue_list(&[classic_queue(), idle_queue()], &fl).into_bytes(),
         input("CONNECTLOG20190502-1.LOG"),
         input("messages.txt"),
+        sample("fm27-over-advertised-size-ndr/Undeliverable Campaign master files (final).eml"),
+        sample("fm10-mock-records-missing-intermediate/mock-eop-sessions.jsonl"),
     ]
+}
+
+fn sample(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/samples")
+            .join(rel),
+    )
+    .unwrap()
 }
 
 proptest! {
@@ -85,11 +98,14 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(s in "[ -~\\r\\n\\t{}\"\\\\,:;<>=]{0,600}") {
         read_everything(s.as_bytes());
+        // the same text as a delivery status or a records line
+        read_everything(format!("Content-Type: multipart/report; report-type=delivery-status\r\n\r\nReporting-MTA: dns;x\r\nFinal-Recipient: rfc822;{s}\r\nStatus: 5.0.0\r\nDiagnostic-Code: smtp;{s}\r\n").as_bytes());
+        read_everything(format!("{{\"session_id\":\"{s}\",\"peer\":1,\"transcript\":[],\"close_reason\":\"quit\"}}\n{s}").as_bytes());
         read_everything(&text::encode(&s, TextEncoding::Utf16LeBom));
     }
 
     #[test]
-    fn truncated_valid_files_never_panic(which in 0usize..7, cut in 0.0f64..1.0) {
+    fn truncated_valid_files_never_panic(which in 0usize..9, cut in 0.0f64..1.0) {
         let all = samples();
         let b = &all[which];
         let n = (b.len() as f64 * cut) as usize;
