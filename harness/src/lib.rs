@@ -4,9 +4,10 @@
 //! - [`exchange`]: Exchange's vocabulary (SChannel status names, disconnect reasons, queue states,
 //!   versions, the transport's synthetic replies), shared by the lab and the diagnosis.
 //! - [`artefacts`]: protocol logs, connectivity log, certificate/queue/connector listings in
-//!   Exchange's formats: writers for the lab, readers (kind detected from content) for the
-//!   diagnosis; [`artefacts::bundle`] writes everything a lab run knows into one folder;
-//!   docs/formats.md.
+//!   Exchange's formats, NDRs ([`artefacts::ndr`], RFC 3464 `.eml`) and the mock EOP's session
+//!   records ([`artefacts::mock_records`]): writers for the lab, readers (kind detected from
+//!   content) for the diagnosis; [`artefacts::bundle`] writes everything a lab run knows into one
+//!   folder; docs/formats.md.
 //! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
 //! - [`resolver`]: the lab resolver (smart host / MX names to the mock; never real DNS).
