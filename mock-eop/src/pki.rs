@@ -78,8 +78,25 @@ impl DnSpec {
 
     fn to_rcgen(&self) -> Result<DistinguishedName, PkiError> {
         let mut dn = DistinguishedName::new();
+        let mut seen: Vec<String> = Vec::new();
         // .NET shows the reverse of the ASN.1 order: encode last-shown first.
         for attr in self.0.iter().rev() {
+            // rcgen keeps one value per attribute type: a second `DC=` or `OU=` would silently
+            // replace the first, so refuse it instead of generating a different name.
+            let key = match attr.key.to_ascii_uppercase().as_str() {
+                "ST" => "S".to_string(),
+                k => k.to_string(),
+            };
+            if seen.contains(&key) {
+                return Err(PkiError::Dn {
+                    dn: self.to_string(),
+                    reason: format!(
+                        "{}= appears twice; the lab's certificate generator encodes one value per attribute type",
+                        attr.key
+                    ),
+                });
+            }
+            seen.push(key);
             let ty = match attr.key.to_ascii_uppercase().as_str() {
                 "CN" => DnType::CommonName,
                 "O" => DnType::OrganizationName,
@@ -563,5 +580,13 @@ mod tests {
         assert!("CN=a,".parse::<DnSpec>().is_err());
         assert!("CN=\"a".parse::<DnSpec>().is_err());
         assert!("noequals".parse::<DnSpec>().is_err());
+        // parses, but cannot be generated faithfully: refused rather than silently shortened
+        let twice: DnSpec = "CN=Contoso Root, DC=contoso, DC=com".parse().unwrap();
+        let err = IssuedCert::self_signed(&CertSpec {
+            subject: twice,
+            ..CertSpec::leaf("x", now())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("DC= appears twice"), "{err}");
     }
 }
