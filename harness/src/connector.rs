@@ -530,7 +530,7 @@ pub struct SendConnector {
     /// `ConnectionInactivityTimeOut` (default 00:10:00).
     #[serde(default = "default_inactivity")]
     pub connection_inactivity_timeout: TimeSpan,
-    /// `MaxMessageSize` (default 35 MB; the documented default varies by version [U]).
+    /// `MaxMessageSize` (default 35 MB; the documented default varies by version \[U\]).
     #[serde(default = "default_max_message_size")]
     pub max_message_size: ByteQuantity,
     /// `SmtpMaxMessagesPerConnection` (default 20).
@@ -828,7 +828,7 @@ impl Default for ServerIdentity {
     }
 }
 
-/// How glitch retries and transient retries interleave after a connection failure [U].
+/// How glitch retries and transient retries interleave after a connection failure \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryInterleaving {
@@ -863,7 +863,7 @@ pub struct TransportSettings {
     pub queue_glitch_retry_count: u32,
     /// `QueueGlitchRetryInterval` (00:01:00).
     pub queue_glitch_retry_interval: TimeSpan,
-    /// Interleaving of glitch and transient retries [U].
+    /// Interleaving of glitch and transient retries \[U\].
     pub retry_interleaving: RetryInterleaving,
 }
 

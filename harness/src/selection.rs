@@ -27,7 +27,7 @@ use crate::certstore::{CertStore, StoreEntry};
 use crate::connector::{ConnectorError, SendConnector, X509Identifier};
 use crate::exchange::{TlsAuthLevel, synthetic};
 
-/// Which certificate wins when several in the store have the connector's issuer and subject [U].
+/// Which certificate wins when several in the store have the connector's issuer and subject \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicatePolicy {
@@ -40,7 +40,7 @@ pub enum DuplicatePolicy {
     NewestNotbefore,
 }
 
-/// What happens on the FQDN path when no certificate qualifies [U].
+/// What happens on the FQDN path when no certificate qualifies \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FqdnNotFound {

@@ -516,7 +516,7 @@ pub struct TlsSettings {
     pub starttls: bool,
     /// Offer TLS 1.2.
     pub tls12: bool,
-    /// Offer TLS 1.3. EOP's TLS 1.3 support on the MX is uncertain [U]; on by default.
+    /// Offer TLS 1.3. EOP's TLS 1.3 support on the MX is uncertain \[U\]; on by default.
     pub tls13: bool,
     /// Restrict the cipher suites (rustls names such as `TLS13_AES_256_GCM_SHA384`,
     /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`); empty = ring's defaults. For mismatch scenarios.
@@ -549,7 +549,7 @@ impl Default for TlsSettings {
     }
 }
 
-/// What EOP does with a client certificate that does not validate. Uncertain [U]: the observed
+/// What EOP does with a client certificate that does not validate. Uncertain \[U\]: the observed
 /// behaviour is that attribution silently fails (`ignore`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -660,14 +660,14 @@ pub struct Limits {
     pub max_message_size: u64,
     /// Recipients per message; more get `452 4.5.3 Too many recipients`. EXO: 500.
     pub max_recipients: usize,
-    /// Longest command line in bytes, CRLF included [U]; longer lines get `500 5.5.2 Line too long`.
+    /// Longest command line in bytes, CRLF included \[U\]; longer lines get `500 5.5.2 Line too long`.
     pub max_line_length: usize,
     /// Protocol errors tolerated; the next one gets `421 4.7.0 Too many errors ...` and the
-    /// connection is closed [U] (Exchange's MaxProtocolErrors default is 5).
+    /// connection is closed \[U\] (Exchange's MaxProtocolErrors default is 5).
     pub max_protocol_errors: u32,
-    /// Idle time before `451 4.7.0 Timeout waiting for client input` and close [U].
+    /// Idle time before `451 4.7.0 Timeout waiting for client input` and close \[U\].
     pub idle_timeout: TimeSpan,
-    /// Absolute session lifetime before `421 4.4.1 Connection timed out` [U]; none by default.
+    /// Absolute session lifetime before `421 4.4.1 Connection timed out` \[U\]; none by default.
     pub session_timeout: Option<TimeSpan>,
 }
 
@@ -688,7 +688,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttributionSettings {
-    /// How far `*.` in TlsSenderCertificateName (and in a wildcard certificate) reaches [U].
+    /// How far `*.` in TlsSenderCertificateName (and in a wildcard certificate) reaches \[U\].
     pub wildcard: WildcardMatching,
     /// A certificate attributes a connector only when the connector's TlsSenderCertificateName
     /// is (a subdomain of) an accepted domain of the tenant (MC1226222) [D/U].
@@ -732,7 +732,7 @@ pub struct ReplyOverrides {
     pub direct_send_denied: Option<ReplyTemplate>,
     /// Tenant in another region (`451 4.4.62 ... ATTR35 ...`).
     pub wrong_region: Option<ReplyTemplate>,
-    /// The reply to a non-last BDAT chunk [U]; `{size}` is the chunk size.
+    /// The reply to a non-last BDAT chunk \[U\]; `{size}` is the chunk size.
     pub bdat_chunk: Option<ReplyTemplate>,
 }
 

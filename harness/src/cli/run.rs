@@ -34,7 +34,7 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
-    /// Write each scenario's artefacts into DIR/<scenario id>/.
+    /// Write each scenario's artefacts into DIR/SCENARIO_ID/.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Run only scenarios whose id, path or tags contain TEXT.

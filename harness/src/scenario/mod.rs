@@ -3,7 +3,7 @@
 //! the runner replays it against the embedded mock EOP and checks the expectations.
 //!
 //! - [`model`]: the file's data model (reusing the lab's own settings types).
-//! - [`load`]: parsing, `extend` chains, validation with file/line/column errors; [`load::discover`].
+//! - [`load`](mod@load): parsing, `extend` chains, validation with file/line/column errors; [`load::discover`].
 //! - [`runner`]: the replay on a paused (memory) or real (tcp) clock; [`runner::run_parallel`].
 //! - [`expect`]: expectation checks with expected/actual/evidence.
 //! - [`artefacts`]: the files `hybridlab run --out` writes per scenario.

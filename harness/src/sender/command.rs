@@ -1,5 +1,5 @@
 //! The commands the sender emits, as small `Display` types that write the exact wire bytes (CRLF
-//! included). The protocol log records them without the CRLF ([`line`]).
+//! included). The protocol log records them without the CRLF ([`line()`]).
 
 use std::fmt;
 
