@@ -12,7 +12,6 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -73,12 +72,6 @@ pub enum ConnectorError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A time span that does not parse.
-    #[error("time span {value:?} is not [d.]hh:mm:ss")]
-    BadTimeSpan {
-        /// The input.
-        value: String,
-    },
     /// A size that does not parse.
     #[error("size {value:?} is not a byte quantity (`35 MB`, `36700160`, `unlimited`)")]
     BadSize {
@@ -94,87 +87,10 @@ pub enum ConnectorError {
 // Value types
 // ---------------------------------------------------------------------------------------------
 
-/// A .NET `TimeSpan` as Exchange shows it: `[d.]hh:mm:ss` (`00:10:00`, `2.00:00:00`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct TimeSpan(pub Duration);
-
-impl TimeSpan {
-    /// From seconds.
-    pub const fn secs(s: u64) -> Self {
-        Self(Duration::from_secs(s))
-    }
-    /// From minutes.
-    pub const fn minutes(m: u64) -> Self {
-        Self(Duration::from_secs(m * 60))
-    }
-    /// From hours.
-    pub const fn hours(h: u64) -> Self {
-        Self(Duration::from_secs(h * 3600))
-    }
-    /// From days.
-    pub const fn days(d: u64) -> Self {
-        Self(Duration::from_secs(d * 86_400))
-    }
-    /// As a `time::Duration`.
-    pub fn to_time(self) -> time::Duration {
-        time::Duration::try_from(self.0).unwrap_or(time::Duration::MAX)
-    }
-}
-
-impl fmt::Display for TimeSpan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0.as_secs();
-        let (d, h, m, sec) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
-        if d > 0 {
-            write!(f, "{d}.")?;
-        }
-        write!(f, "{h:02}:{m:02}:{sec:02}")
-    }
-}
-
-impl FromStr for TimeSpan {
-    type Err = ConnectorError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ConnectorError::BadTimeSpan {
-            value: s.to_string(),
-        };
-        let t = s.trim();
-        let (days, rest) = match t.split_once(':') {
-            Some((first, _)) if first.contains('.') => {
-                let (d, _) = first.split_once('.').ok_or_else(bad)?;
-                (d.parse::<u64>().map_err(|_| bad())?, &t[d.len() + 1..])
-            }
-            _ => (0, t),
-        };
-        let parts: Vec<&str> = rest.split(':').collect();
-        if parts.len() != 3 {
-            return Err(bad());
-        }
-        let h: u64 = parts[0].parse().map_err(|_| bad())?;
-        let m: u64 = parts[1].parse().map_err(|_| bad())?;
-        let sec_str = parts[2].split('.').next().unwrap_or("");
-        let sec: u64 = sec_str.parse().map_err(|_| bad())?;
-        if h > 23 || m > 59 || sec > 59 {
-            return Err(bad());
-        }
-        Ok(Self(Duration::from_secs(
-            days * 86_400 + h * 3600 + m * 60 + sec,
-        )))
-    }
-}
-
-impl Serialize for TimeSpan {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeSpan {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// A .NET `TimeSpan` as Exchange shows it (`00:10:00`, `2.00:00:00`); the same type as the mock's
+/// `[eop]` durations, so scenario files write durations one way everywhere (`"00:05:00"`,
+/// `"1.00:00:00"`, `"30s"`, `"5m"` or a number of seconds).
+pub use mock_eop::config::TimeSpan;
 
 /// A byte quantity as Exchange shows it (`35 MB (36,700,160 bytes)`) or `Unlimited`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1048,8 +964,11 @@ mod tests {
             "1.02:03:04".parse::<TimeSpan>().unwrap().to_string(),
             "1.02:03:04"
         );
-        assert!("10".parse::<TimeSpan>().is_err());
+        assert_eq!("10".parse::<TimeSpan>().unwrap(), TimeSpan::secs(10));
+        assert_eq!("5m".parse::<TimeSpan>().unwrap().to_string(), "00:05:00");
         assert!("00:61:00".parse::<TimeSpan>().is_err());
+        assert!("25:00:00".parse::<TimeSpan>().is_err());
+        assert!("ten".parse::<TimeSpan>().is_err());
         assert_eq!(ByteQuantity::mb(35).to_string(), "35 MB (36,700,160 bytes)");
         assert_eq!(
             "35 MB (36,700,160 bytes)".parse::<ByteQuantity>().unwrap(),

@@ -1096,8 +1096,28 @@ impl TimeSpan {
         Self(std::time::Duration::from_secs(secs))
     }
 
+    /// Whole seconds (short form).
+    pub const fn secs(s: u64) -> Self {
+        Self::from_secs(s)
+    }
+
+    /// Whole minutes.
+    pub const fn minutes(m: u64) -> Self {
+        Self::from_secs(m * 60)
+    }
+
+    /// Whole hours.
+    pub const fn hours(h: u64) -> Self {
+        Self::from_secs(h * 3600)
+    }
+
+    /// Whole days.
+    pub const fn days(d: u64) -> Self {
+        Self::from_secs(d * 86_400)
+    }
+
     /// As `time::Duration` for arithmetic with `OffsetDateTime`.
-    pub fn as_time(self) -> time::Duration {
+    pub fn to_time(self) -> time::Duration {
         time::Duration::try_from(self.0).unwrap_or(time::Duration::MAX)
     }
 }
@@ -1108,14 +1128,20 @@ impl From<std::time::Duration> for TimeSpan {
     }
 }
 
+/// The .NET `TimeSpan` rendering Exchange shows: `[d.]hh:mm:ss[.fff]` (`00:10:00`, `2.00:00:00`).
 impl fmt::Display for TimeSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if !ms.is_multiple_of(1000) {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
+        let s = self.0.as_secs();
+        let (d, h, m, sec) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+        if d > 0 {
+            write!(f, "{d}.")?;
         }
+        write!(f, "{h:02}:{m:02}:{sec:02}")?;
+        let ms = self.0.subsec_millis();
+        if ms > 0 {
+            write!(f, ".{ms:03}")?;
+        }
+        Ok(())
     }
 }
 
@@ -1142,7 +1168,7 @@ impl FromStr for TimeSpan {
             let h: u64 = parts[0].parse().map_err(|_| bad())?;
             let m: u64 = parts[1].parse().map_err(|_| bad())?;
             let secs: f64 = parts[2].parse().map_err(|_| bad())?;
-            if m >= 60 || !(0.0..60.0).contains(&secs) {
+            if h >= 24 || m >= 60 || !(0.0..60.0).contains(&secs) {
                 return Err(bad());
             }
             let whole = days * 86_400 + h * 3600 + m * 60;
@@ -1347,8 +1373,14 @@ require_tls = true
         assert!("00:61:00".parse::<TimeSpan>().is_err());
         assert!("-5s".parse::<TimeSpan>().is_err());
         assert!("5 parsecs".parse::<TimeSpan>().is_err());
-        assert_eq!(TimeSpan(p("250ms")).to_string(), "250ms");
-        assert_eq!(TimeSpan::from_secs(60).to_string(), "60s");
+        assert!("24:00:00".parse::<TimeSpan>().is_err());
+        // written back the way Exchange shows a TimeSpan, and read back the same
+        assert_eq!(TimeSpan(p("250ms")).to_string(), "00:00:00.250");
+        assert_eq!(TimeSpan::from_secs(60).to_string(), "00:01:00");
+        assert_eq!(TimeSpan::days(2).to_string(), "2.00:00:00");
+        for t in ["00:00:00.250", "2.03:04:05", "00:10:00"] {
+            assert_eq!(TimeSpan(p(t)).to_string(), t);
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ async fn stall_fault_delays_in_virtual_time_and_two_days_pass_in_an_instant() {
     c.cmd("QUIT").await;
     let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
     assert_eq!(recs[0].faults_fired.len(), 1);
-    assert_eq!(recs[0].faults_fired[0].action, "stall 120s");
+    assert_eq!(recs[0].faults_fired[0].action, "stall 00:02:00");
 }
 
 #[tokio::test(start_paused = true)]

@@ -307,7 +307,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
 
     // the queue runs
     let src = s.onprem.source_address;
-    let until = start + s.run.duration.as_time();
+    let until = start + s.run.duration.to_time();
     let mut last_errors: Vec<(OffsetDateTime, LastError)> = Vec::new();
     match kind {
         TransportKind::Memory => {

@@ -222,7 +222,7 @@ impl Session {
             messages: Vec::new(),
         };
         let n = ctx.faults.faults().len();
-        let idle = ctx.config.limits.idle_timeout.as_time();
+        let idle = ctx.config.limits.idle_timeout.to_time();
         let mut s = Self {
             ctx,
             record,
@@ -475,7 +475,7 @@ impl Session {
         self.cfg()
             .limits
             .session_timeout
-            .map(|t| self.record.started_at + t.as_time())
+            .map(|t| self.record.started_at + t.to_time())
     }
 
     fn info(&mut self, text: String) {
@@ -526,7 +526,7 @@ impl Session {
             return;
         }
         if activity {
-            self.idle_deadline = self.cur + self.cfg().limits.idle_timeout.as_time();
+            self.idle_deadline = self.cur + self.cfg().limits.idle_timeout.to_time();
         }
         let deadline = match self.session_deadline() {
             Some(s) if s < self.idle_deadline => s,
