@@ -443,7 +443,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let local = stream.local_addr().unwrap_or(shared.local_addr);
+                    // A listener bound to one address accepts only on that address: ask the
+                    // kernel (one more system call per session) only for a wildcard listener.
+                    let local = if shared.local_addr.ip().is_unspecified() {
+                        stream.local_addr().unwrap_or(shared.local_addr)
+                    } else {
+                        shared.local_addr
+                    };
                     spawn_session(Arc::clone(&shared), stream, peer, local);
                 }
                 Err(e) => {
