@@ -163,6 +163,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(key) = &args.sign_cost {
         return sign_cost(key);
     }
+    println!("{}", load(&args)?);
+    Ok(())
+}
+
+/// One load run; the JSON line's object.
+fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
     if !args.host.is_loopback() {
         bail!("loopback only: {} is not a loopback address", args.host);
     }
@@ -173,7 +179,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         bail!("--port is required");
     };
     let tls = match args.mode {
-        Mode::Starttls => Some(TlsConnector::from(Arc::new(client_config(&args)?))),
+        Mode::Starttls => Some(TlsConnector::from(Arc::new(client_config(args)?))),
         Mode::Plain => None,
     };
     let name = match &args.server_name {
@@ -222,7 +228,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let wall = (clock.now() - t0).as_seconds_f64();
     let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let s = stats.borrow();
-    let out = serde_json::json!({
+    Ok(serde_json::json!({
         "label": args.label,
         "client": "starttls-load (rust)",
         "mode": match args.mode { Mode::Starttls => "starttls", Mode::Plain => "plain" },
@@ -244,9 +250,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "client_cpu_s": cpu.map(|c| round(c, 3)),
         "timed_out": timed_out,
         "errors": s.errors,
-    });
-    println!("{out}");
-    Ok(())
+    }))
 }
 
 /// Runs sessions until none are left or the deadline passed; `true` when stopped by the deadline.
@@ -553,6 +557,93 @@ mod tests {
         assert_eq!(b.len(), head.len() + 12 * 78 + 64 + 3);
         assert!(b.ends_with(b"yy\r\n.\r\n"));
         assert_eq!(body(78).len(), head.len() + 78 + 3);
+    }
+
+    /// Runs the client against the in-process mock (its generated EOP certificate, its lab CA).
+    fn against_mock(extra: &[&str], ca_pem: Option<&str>) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mock = rt.block_on(async {
+            mock_eop::MockEop::builder()
+                .config(
+                    mock_eop::config::MockFile::from_toml(
+                        include_str!("../compare/eop-bench.toml"),
+                        "eop-bench.toml",
+                    )
+                    .unwrap()
+                    .eop,
+                )
+                .seed(1)
+                .start()
+                .await
+                .unwrap()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem.map_or_else(|| mock.ca_pem(), str::to_string)).unwrap();
+        let port = mock.local_addr().port().to_string();
+        let mut argv = vec![
+            "starttls-load",
+            "--port",
+            &port,
+            "--count",
+            "6",
+            "--concurrency",
+            "3",
+            "--max-seconds",
+            "60",
+            "--cafile",
+            ca.to_str().unwrap(),
+            "--server-name",
+            "mail.protection.outlook.com",
+        ];
+        argv.extend_from_slice(extra);
+        let mut out = load(&Args::try_parse_from(argv).unwrap()).unwrap();
+        // The mock's view: every session ended (bounded wait), and how many messages it took.
+        let counts = rt.block_on(async {
+            let wait = mock.wait_for_sessions(6);
+            let counts = tokio::time::timeout(Duration::from_secs(30), wait).await;
+            mock.shutdown().await;
+            counts.expect("the mock saw six sessions end")
+        });
+        out["mock_messages"] = counts.messages.into();
+        out
+    }
+
+    #[test]
+    fn full_sessions_against_the_mock() {
+        for extra in [&[][..], &["--tls-max", "1.2"], &["--mode", "plain"]] {
+            let out = against_mock(extra, None);
+            assert_eq!(out["sessions_ok"], 6, "{extra:?}: {out}");
+            assert_eq!(out["sessions_failed"], 0, "{extra:?}: {out}");
+            assert_eq!(out["msgs"], 6, "{extra:?}: {out}");
+            assert_eq!(out["mock_messages"], 6, "{extra:?}: {out}");
+            assert_eq!(out["timed_out"], false);
+            let hs = out["handshake_ms_p50"].as_f64().unwrap();
+            assert_eq!(hs > 0.0, extra != ["--mode", "plain"], "{extra:?}: {out}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_chain_fails_every_session() {
+        // Any other CA: the mock's chain does not verify, so every session fails.
+        let other = mock_eop::pki::CertAuthority::root(&mock_eop::pki::CertSpec::authority(
+            "CN=Some Other Root".parse().unwrap(),
+            time::macros::datetime!(2026-05-02 06:30:00 UTC),
+        ))
+        .unwrap();
+        let pem = mock_eop::pki::pem_encode("CERTIFICATE", &other.cert.der);
+        let out = against_mock(&[], Some(&pem));
+        assert_eq!(out["sessions_ok"], 0, "{out}");
+        assert_eq!(out["sessions_failed"], 6, "{out}");
+        assert_eq!(out["mock_messages"], 0, "{out}");
+        assert!(
+            out["errors"][0].as_str().unwrap().contains("UnknownIssuer"),
+            "{out}"
+        );
     }
 
     #[test]
