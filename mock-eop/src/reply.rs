@@ -175,8 +175,20 @@ impl Reply {
     /// Appends the wire form (`250-a\r\n250 b\r\n`) to `out`.
     pub fn write_wire(&self, out: &mut Vec<u8>) {
         let n = self.lines.len().max(1);
-        let code = self.code.to_string();
-        let code = code.as_bytes();
+        // The code's digits without a String per reply (this runs for every reply sent).
+        let mut digits = [0u8; 5];
+        let mut start = digits.len();
+        let mut c = self.code;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (c % 10) as u8;
+            c /= 10;
+            if c == 0 {
+                break;
+            }
+        }
+        let code = &digits[start..];
+        out.reserve(self.lines.iter().map(String::len).sum::<usize>() + n * (code.len() + 3));
         for i in 0..n {
             let sep = if i + 1 < n { b'-' } else { b' ' };
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");

@@ -443,7 +443,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let local = stream.local_addr().unwrap_or(shared.local_addr);
+                    // A listener bound to one address accepts only on that address: ask the
+                    // kernel (one more system call per session) only for a wildcard listener.
+                    let local = if shared.local_addr.ip().is_unspecified() {
+                        stream.local_addr().unwrap_or(shared.local_addr)
+                    } else {
+                        shared.local_addr
+                    };
                     spawn_session(Arc::clone(&shared), stream, peer, local);
                 }
                 Err(e) => {
@@ -493,57 +499,24 @@ where
     let clock = shared.clock;
     let mut session = Session::new(ctx, clock.now());
     let mut shutdown = shared.shutdown.subscribe();
-    if let Outcome::StartTls(mut stream, fault) =
-        drive(&shared, &mut session, stream, &mut shutdown).await
+    // One read buffer for the whole session (plaintext and TLS phases), filled through
+    // `read_buf` so it is never zeroed.
+    let mut buf = Vec::with_capacity(READ_BUFFER);
+    if let Outcome::StartTls(stream, fault) =
+        drive(&shared, &mut session, stream, &mut shutdown, &mut buf).await
     {
-        let hs_timeout = shared.config.tls.handshake_timeout.0;
-        match fault {
-            None => {
-                let accept = tokio::time::timeout(hs_timeout, shared.acceptor.accept(stream));
-                let result = tokio::select! {
-                    r = accept => Some(r),
-                    () = signalled(&mut shutdown) => None,
-                };
-                match result {
-                    Some(Ok(Ok(tls))) => {
-                        let facts = tls_facts(tls.get_ref().1, &shared.verifier);
-                        session.handle_tls_established(facts, clock.now());
-                        if let Outcome::StartTls(..) =
-                            drive(&shared, &mut session, tls, &mut shutdown).await
-                        {
-                            session.handle_io_error("STARTTLS inside TLS", clock.now());
-                        }
-                    }
-                    Some(Ok(Err(e))) => session.handle_tls_failed(&e.to_string(), clock.now()),
-                    Some(Err(_)) => session.handle_tls_failed("handshake timed out", clock.now()),
-                    None => session.handle_shutdown(clock.now()),
-                }
-            }
-            Some(f) => {
-                // Read (part of) the ClientHello first, as a real peer would.
-                let mut buf = [0u8; 4096];
-                let _ = tokio::time::timeout(hs_timeout, stream.read(&mut buf)).await;
-                let what = match f {
-                    HandshakeFault::Drop => {
-                        "fault: connection dropped during the handshake".to_string()
-                    }
-                    HandshakeFault::Garbage(g) => {
-                        let _ = stream.write_all(&g).await;
-                        format!(
-                            "fault: {} bytes of garbage instead of a ServerHello",
-                            g.len()
-                        )
-                    }
-                    HandshakeFault::Alert(a) => {
-                        let _ = stream.write_all(&a.record()).await;
-                        format!("fault: TLS alert {} instead of a ServerHello", a.code())
-                    }
-                };
-                let _ = stream.flush().await;
-                let _ = stream.shutdown().await;
-                session.handle_tls_failed(&what, clock.now());
-            }
-        }
+        // The TLS phase (rustls connection, handshake, TLS driver) is a large future: keep it in
+        // its own allocation so the spawned task, which tokio moves on spawn and completion,
+        // stays small for every session.
+        Box::pin(tls_phase(
+            &shared,
+            &mut session,
+            stream,
+            fault,
+            &mut shutdown,
+            &mut buf,
+        ))
+        .await;
     }
     while let Some(a) = session.poll_action() {
         if let Action::Message(m) = a {
@@ -554,19 +527,92 @@ where
     shared.finish_session(record);
 }
 
+/// Bytes read from the client at a time (a TLS record's plaintext is at most 16 KiB).
+const READ_BUFFER: usize = 16 * 1024;
+
+/// After the STARTTLS 220: the handshake (or the handshake fault), then the session over TLS.
+async fn tls_phase<S>(
+    shared: &Shared,
+    session: &mut Session,
+    mut stream: S,
+    fault: Option<HandshakeFault>,
+    shutdown: &mut watch::Receiver<bool>,
+    buf: &mut Vec<u8>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let clock = shared.clock;
+    let hs_timeout = shared.config.tls.handshake_timeout.0;
+    match fault {
+        None => {
+            let accept = tokio::time::timeout(hs_timeout, shared.acceptor.accept(stream));
+            let result = tokio::select! {
+                r = accept => Some(r),
+                () = signalled(shutdown) => None,
+            };
+            match result {
+                Some(Ok(Ok(tls))) => {
+                    let facts = tls_facts(tls.get_ref().1, &shared.verifier);
+                    session.handle_tls_established(facts, clock.now());
+                    if let Outcome::StartTls(..) = drive(shared, session, tls, shutdown, buf).await
+                    {
+                        session.handle_io_error("STARTTLS inside TLS", clock.now());
+                    }
+                }
+                Some(Ok(Err(e))) => session.handle_tls_failed(&e.to_string(), clock.now()),
+                Some(Err(_)) => session.handle_tls_failed("handshake timed out", clock.now()),
+                None => session.handle_shutdown(clock.now()),
+            }
+        }
+        Some(f) => {
+            // Read (part of) the ClientHello first, as a real peer would.
+            buf.clear();
+            let _ = tokio::time::timeout(hs_timeout, stream.read_buf(buf)).await;
+            let what = match f {
+                HandshakeFault::Drop => {
+                    "fault: connection dropped during the handshake".to_string()
+                }
+                HandshakeFault::Garbage(g) => {
+                    let _ = stream.write_all(&g).await;
+                    format!(
+                        "fault: {} bytes of garbage instead of a ServerHello",
+                        g.len()
+                    )
+                }
+                HandshakeFault::Alert(a) => {
+                    let _ = stream.write_all(&a.record()).await;
+                    format!("fault: TLS alert {} instead of a ServerHello", a.code())
+                }
+            };
+            let _ = stream.flush().await;
+            let _ = stream.shutdown().await;
+            session.handle_tls_failed(&what, clock.now());
+        }
+    }
+}
+
+/// Reads what is there (up to the buffer's capacity) into the emptied `buf`.
+async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    buf.clear();
+    stream.read_buf(buf).await
+}
+
 /// Runs the session over `stream` until it closes or asks for TLS.
 async fn drive<S>(
     shared: &Shared,
     session: &mut Session,
     mut stream: S,
     shutdown: &mut watch::Receiver<bool>,
+    buf: &mut Vec<u8>,
 ) -> Outcome<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let clock = shared.clock;
     let write_timeout = shared.config.limits.idle_timeout.0;
-    let mut buf = vec![0u8; 16 * 1024];
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let mut wrote = false;
@@ -627,7 +673,7 @@ where
         tokio::select! {
             biased;
             () = signalled(shutdown) => session.handle_shutdown(clock.now()),
-            r = stream.read(&mut buf) => match r {
+            r = read_some(&mut stream, buf) => match r {
                 Ok(0) => session.handle_eof(clock.now()),
                 Ok(n) => session.handle_input(&buf[..n], clock.now()),
                 Err(e) => session.handle_io_error(&e.to_string(), clock.now()),
