@@ -627,6 +627,12 @@ fn parse_culture_date(t: &str) -> Option<OffsetDateTime> {
             return None;
         }
         let a: u32 = parts[0].parse().ok()?;
+        if parts[0].len() == 4 {
+            // ja-JP, zh-CN, en-ZA: `2019/05/02 6:32:14`, `2019/5/2 6:32:14`.
+            let month: u32 = parts[1].parse().ok()?;
+            let day: u32 = parts[2].parse().ok()?;
+            return build(day, month, i32::try_from(a).ok()?, &rest);
+        }
         let c = parts[2];
         let year = parse_year(c)?;
         if let Some(mn) = month_name(parts[1]) {
@@ -636,8 +642,10 @@ fn parse_culture_date(t: &str) -> Option<OffsetDateTime> {
             if sep == '/' {
                 if a > 12 {
                     (a, bnum, year)
-                } else {
+                } else if bnum > 12 || slash_is_month_first(parts[0], parts[1], &rest) {
                     (bnum, a, year)
+                } else {
+                    (a, bnum, year)
                 }
             } else if bnum > 12 {
                 (bnum, a, year)
@@ -654,6 +662,27 @@ fn parse_culture_date(t: &str) -> Option<OffsetDateTime> {
         return build(day, u32::from(mn), year, time_words);
     };
     build(d, m, y, &rest)
+}
+
+/// Tells en-US `M/d/yyyy h:mm:ss tt` from the day-first cultures that also use slashes (en-GB,
+/// en-AU, fr-FR, es-ES, it-IT: `dd/MM/yyyy HH:mm:ss`) when both numbers are 12 or less. en-US
+/// prints the time with AM/PM and does not pad the date; the day-first cultures print a 24-hour
+/// time and (en-GB, fr-FR, it-IT) pad to two digits. A date with neither cue is read as en-US,
+/// the culture of most Exchange servers.
+fn slash_is_month_first(first: &str, second: &str, time_words: &[&str]) -> bool {
+    let ampm = time_words.get(1).is_some_and(|w| {
+        matches!(
+            w.to_ascii_uppercase().replace('.', "").as_str(),
+            "AM" | "PM"
+        )
+    });
+    if ampm {
+        return true;
+    }
+    if time_words.is_empty() {
+        return !(first.len() == 2 && second.len() == 2);
+    }
+    false
 }
 
 fn parse_year(s: &str) -> Option<i32> {
@@ -724,6 +753,21 @@ mod tests {
         assert_eq!(
             parse_ps_datetime("31/12/2019 1:05:09 PM"),
             Some(datetime!(2019-12-31 13:05:09 UTC))
+        );
+        // en-GB and fr-FR (day first, 24-hour), ja-JP and zh-CN (year first).
+        for s in [
+            "02/05/2019 06:32:14",
+            "2/5/2019 06:32:14",
+            "02/05/2019",
+            "2019/05/02 6:32:14",
+            "2019/5/2 06:32:14",
+        ] {
+            let d = parse_ps_datetime(s).expect(s);
+            assert_eq!((d.month(), d.day()), (Month::May, 2), "{s}");
+        }
+        assert_eq!(
+            parse_ps_datetime("5/2/2019"),
+            Some(datetime!(2019-05-02 00:00:00 UTC))
         );
         assert_eq!(
             parse_ps_datetime("15-01-21 23:50:05"),
