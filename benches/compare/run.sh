@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side load comparison: mock-eop serve against the peers kit's reference servers under the
 # same load clients (../shared/peers, "Benchmarking your own server"). Run it on a quiet machine;
-# it takes about 15 minutes with the defaults. Reports medians and the ratios the issue asks for:
+# it takes about 11 minutes with the defaults. Reports medians and the ratios the issue asks for:
 #   plain:    mock-eop msgs/s / smtp-sink msgs/s   (smtp-source, 20 sessions, 1 KB, new connection
 #             per message; target >= 1)
 #   tls:      mock-eop sessions/s / aiosmtpd sessions/s   (starttls_load.py, 20 sessions, 1 KB,
@@ -13,7 +13,7 @@
 #             (aiosmtpd's "aiosmtpd-ec" set-up); medians, min-max, server and client CPU per
 #             session, and the ratios (benches/compare/bench_tls_rust.sh does one run)
 #
-# usage: benches/compare/run.sh [plain] [tls] [tls-rust]     (default: plain tls)
+# usage: benches/compare/run.sh [plain] [tls] [tls-rust]     (default: plain tls-rust)
 # environment:
 #   PEERS=/path/to/peers      the kit (default: ../shared/peers next to the project, /work/shared/peers)
 #   MOCK=path                 mock-eop binary (default: builds target/release/mock-eop)
@@ -36,7 +36,7 @@ PORT=${PORT:-2600}
 REPS=${REPS:-3}; SESSIONS=${SESSIONS:-20}; SIZE=${SIZE:-1000}
 N_PLAIN=${N_PLAIN:-20000}; N_TLS=${N_TLS:-5000}; N_RUST=${N_RUST:-10000}
 RUST_CERTS=${RUST_CERTS:-rsa ec}
-STAGES=("$@"); ((${#STAGES[@]})) || STAGES=(plain tls)
+STAGES=("$@"); ((${#STAGES[@]})) || STAGES=(plain tls-rust)
 if [[ ${SMOKE:-0} == 1 ]]; then
   REPS=1; N_PLAIN=${N_PLAIN_SMOKE:-300}; N_TLS=${N_TLS_SMOKE:-100}; N_RUST=${N_RUST_SMOKE:-200}
   export QUIET_WAIT=0 MAX_TRIES=1
