@@ -797,7 +797,13 @@ impl Transport {
         let name = &self.cfg.connector.name;
         let mut lines = vec![
             ConnectivityEvent::queue_start(start, &sid, &dest, name, n),
-            ConnectivityEvent::dns_resolved(start, &sid, &dest, &[report.target.addr.ip()]),
+            ConnectivityEvent::dns_resolved(
+                start,
+                &sid,
+                &dest,
+                &report.target.host,
+                &[report.target.addr.ip()],
+            ),
         ];
         match (connected, &report.failure) {
             (Some(at), _) => lines.push(ConnectivityEvent::established(

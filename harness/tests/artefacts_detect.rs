@@ -22,7 +22,7 @@ fn connectivity_events() -> Vec<ConnectivityEvent> {
     let ep: std::net::SocketAddr = "104.47.10.36:25".parse().unwrap();
     vec![
         ConnectivityEvent::queue_start(ms(0), s, NEXT_HOP, CONNECTOR, 12),
-        ConnectivityEvent::dns_resolved(ms(9), s, NEXT_HOP, &[ep.ip()]),
+        ConnectivityEvent::dns_resolved(ms(9), s, NEXT_HOP, NEXT_HOP, &[ep.ip()]),
         ConnectivityEvent::established(ms(62), s, NEXT_HOP, ep),
         ConnectivityEvent::summary(
             ms(223),

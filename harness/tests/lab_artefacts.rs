@@ -252,7 +252,7 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
                 addresses: "127.0.0.1".into()
             },
             ConnectivityNote::Established {
-                endpoint: "127.0.0.1:25".into()
+                endpoint: "127.0.0.1".into()
             },
             ConnectivityNote::Summary {
                 messages: 0,

@@ -7,8 +7,8 @@
 //! #Date: 2019-05-02T06:32:13.900Z
 //! #Fields: date-time,session,source,destination,direction,description
 //! 2019-05-02T06:32:13.900Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,+,Outbound to Office 365;QueueLength=TQ=1;RQ=1;LimitsReached=;
-//! 2019-05-02T06:32:13.901Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,>,DNS resolved to 104.47.10.36
-//! 2019-05-02T06:32:13.905Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,>,Established connection to 104.47.10.36:25
+//! 2019-05-02T06:32:13.901Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,>,tenant-mail-onmicrosoft-com.mail.protection.outlook.com[104.47.10.36]
+//! 2019-05-02T06:32:13.905Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,>,Established connection to 104.47.10.36
 //! 2019-05-02T06:32:14.123Z,08D6CEB1A2F3C4D5,SMTP,tenant-mail-onmicrosoft-com.mail.protection.outlook.com,-,Messages: 0 Bytes: 0 (Retry : 421 4.4.1 Connection timed out)
 //! ```
 //! One line per connection event; lines of concurrent sessions interleave. The field set comes
@@ -85,7 +85,7 @@ pub enum ConnectivityNote {
         /// The send connector name.
         connector: String,
     },
-    /// `DNS resolved to ...`.
+    /// The resolved target, `host[ip,ip]` as Exchange writes it (or `DNS resolved to ...`).
     DnsResolved {
         /// The addresses as written.
         addresses: String,
@@ -95,9 +95,9 @@ pub enum ConnectivityNote {
         /// The text.
         text: String,
     },
-    /// `Established connection to 104.47.10.36:25`.
+    /// `Established connection to 104.47.10.36` (Exchange writes the address without the port).
     Established {
-        /// `ip:port` as written.
+        /// The address as written.
         endpoint: String,
     },
     /// `Failed connection to 104.47.10.36:25 (TimedOut:...)`.
@@ -120,6 +120,22 @@ pub enum ConnectivityNote {
     Other,
 }
 
+/// `host[ip,ip]`: the addresses inside the brackets, when the text is a host name followed by
+/// bracketed IP addresses (the `>` line Exchange writes after resolving the next hop).
+fn resolved_target(d: &str) -> Option<&str> {
+    let (host, rest) = d.split_once('[')?;
+    let inside = rest.strip_suffix(']')?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    let ips_ok = !inside.is_empty()
+        && inside
+            .split(',')
+            .all(|a| a.trim().parse::<std::net::IpAddr>().is_ok());
+    (host_ok && ips_ok).then_some(inside)
+}
+
 impl ConnectivityEvent {
     /// `+` line of a connection attempt from a queue: `<connector>;QueueLength=TQ=<n>;RQ=<n>;LimitsReached=;`.
     pub fn queue_start(
@@ -138,11 +154,13 @@ impl ConnectivityEvent {
         )
     }
 
-    /// `>` line: `DNS resolved to <addresses>`.
+    /// `>` line: the resolved target as Exchange writes it, `<host>[<ip>,<ip>]` (quoted by the CSV
+    /// writer when there are several addresses).
     pub fn dns_resolved(
         at: OffsetDateTime,
         session: &str,
         destination: &str,
+        host: &str,
         addrs: &[std::net::IpAddr],
     ) -> Self {
         let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
@@ -151,7 +169,7 @@ impl ConnectivityEvent {
             session,
             destination,
             ConnectivityDirection::Send,
-            format!("DNS resolved to {}", list.join(", ")),
+            format!("{host}[{}]", list.join(",")),
         )
     }
 
@@ -166,7 +184,7 @@ impl ConnectivityEvent {
         )
     }
 
-    /// `>` line: `Established connection to <ip:port>`.
+    /// `>` line: `Established connection to <ip>` (no port, as Exchange writes it).
     pub fn established(
         at: OffsetDateTime,
         session: &str,
@@ -178,7 +196,7 @@ impl ConnectivityEvent {
             session,
             destination,
             ConnectivityDirection::Send,
-            format!("Established connection to {endpoint}"),
+            format!("Established connection to {}", endpoint.ip()),
         )
     }
 
@@ -279,6 +297,11 @@ impl ConnectivityEvent {
         if let Some(rest) = d.strip_prefix("DNS resolved to ") {
             return ConnectivityNote::DnsResolved {
                 addresses: rest.trim().to_string(),
+            };
+        }
+        if let Some(addresses) = resolved_target(d) {
+            return ConnectivityNote::DnsResolved {
+                addresses: addresses.to_string(),
             };
         }
         let l = d.to_ascii_lowercase();
@@ -441,6 +464,36 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
+    fn resolved_target_both_shapes() {
+        let t = datetime!(2019-05-02 06:32:13 UTC);
+        let ev = |d: &str| {
+            ConnectivityEvent::new(t, "S", "x", ConnectivityDirection::Send, d.to_string()).note()
+        };
+        let resolved = |a: &str| ConnectivityNote::DnsResolved {
+            addresses: a.to_string(),
+        };
+        assert_eq!(
+            ev(
+                "contoso-mail-onmicrosoft-com.mail.protection.outlook.com[104.47.10.36,104.47.9.36]"
+            ),
+            resolved("104.47.10.36,104.47.9.36")
+        );
+        assert_eq!(
+            ev("mx.fabrikam.com[2001:db8::25]"),
+            resolved("2001:db8::25")
+        );
+        assert_eq!(ev("DNS resolved to 104.47.10.36"), resolved("104.47.10.36"));
+        assert_eq!(ev("Throttled [by policy]"), ConnectivityNote::Other);
+        assert_eq!(ev("host[not-an-ip]"), ConnectivityNote::Other);
+        assert_eq!(
+            ev("Established connection to 104.47.10.36"),
+            ConnectivityNote::Established {
+                endpoint: "104.47.10.36".to_string()
+            }
+        );
+    }
+
+    #[test]
     fn writes_reads_and_classifies() {
         let t = datetime!(2019-05-02 06:32:13.900 UTC);
         let dest = "tenant-mail-onmicrosoft-com.mail.protection.outlook.com";
@@ -453,7 +506,7 @@ mod tests {
                 "Outbound to Office 365",
                 1,
             ),
-            ConnectivityEvent::dns_resolved(t, "08D6CEB1A2F3C4D5", dest, &[ep.ip()]),
+            ConnectivityEvent::dns_resolved(t, "08D6CEB1A2F3C4D5", dest, dest, &[ep.ip()]),
             ConnectivityEvent::established(t, "08D6CEB1A2F3C4D5", dest, ep),
             ConnectivityEvent::failed_connection(t, "08D6CEB1A2F3C4D6", dest, ep, "TimedOut:10060"),
             ConnectivityEvent::summary(
