@@ -764,18 +764,7 @@ impl FromStr for ReplyTemplate {
     }
 }
 
-impl Serialize for ReplyTemplate {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ReplyTemplate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_via_str!(ReplyTemplate, |v| v.0.clone());
 
 /// An Exchange Online organisation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -990,18 +979,7 @@ impl FromStr for SenderIpRange {
     }
 }
 
-impl Serialize for SenderIpRange {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for SenderIpRange {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_via_str!(SenderIpRange, |v| v.0.to_string());
 
 /// A rustls cipher-suite name, checked against the ring provider's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1031,18 +1009,7 @@ impl FromStr for CipherSuiteName {
     }
 }
 
-impl Serialize for CipherSuiteName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for CipherSuiteName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_via_str!(CipherSuiteName, |v| v.0.clone());
 
 /// A key-exchange group name (`X25519`, `secp256r1`, `secp384r1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1072,18 +1039,7 @@ impl FromStr for KxGroupName {
     }
 }
 
-impl Serialize for KxGroupName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for KxGroupName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_via_str!(KxGroupName, |v| v.0.clone());
 
 /// A duration written the Exchange way (`00:05:00`, `1.00:00:00`, `00:00:30.500`), with a unit
 /// (`250ms`, `30s`, `5m`, `2h`, `1d`) or as a number of seconds.

@@ -38,6 +38,26 @@
 //! - [`server`]: the tokio driver (generic over the stream; STARTTLS moves it into TLS), the
 //!   accept loop and the embedding API [`MockEop::builder`].
 
+/// `Serialize` as a string and `Deserialize` through `FromStr` (its error becomes the serde
+/// error, so the config loader can point at the field). `$to` turns a value into its text.
+macro_rules! serde_via_str {
+    ($t:ty, $to:expr) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let to: fn(&$t) -> String = $to;
+                s.serialize_str(&to(self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod attribution;
 pub mod clock;
 pub mod config;
