@@ -37,7 +37,10 @@
 //!   verdicts and the facts recorded after a handshake.
 //! - [`server`]: the tokio driver (generic over the stream; STARTTLS moves it into TLS), the
 //!   accept loop and the embedding API [`MockEop::builder`].
+//! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
+//!   faults at run time) over a running mock (axum).
 
+pub mod api;
 pub mod attribution;
 pub mod clock;
 pub mod config;
