@@ -40,7 +40,6 @@
 //! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
 //!   faults at run time) over a running mock (axum).
 
-pub mod api;
 pub mod attribution;
 pub mod clock;
 pub mod config;
@@ -52,5 +51,8 @@ pub mod server;
 pub mod session;
 pub mod tls;
 pub mod x509;
+
+// Over the embedding API: the HTTP API of `mock-eop serve --api`.
+pub mod api;
 
 pub use server::{Counts, MockEop, MockEopBuilder, MockEopError, MockEopHandle};
