@@ -37,6 +37,8 @@
 //!   verdicts and the facts recorded after a handshake.
 //! - [`server`]: the tokio driver (generic over the stream; STARTTLS moves it into TLS), the
 //!   accept loop and the embedding API [`MockEop::builder`].
+//! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
+//!   faults at run time) over a running mock (axum).
 
 /// `Serialize` as a string and `Deserialize` through `FromStr` (its error becomes the serde
 /// error, so the config loader can point at the field). `$to` turns a value into its text.
@@ -69,5 +71,8 @@ pub mod server;
 pub mod session;
 pub mod tls;
 pub mod x509;
+
+// Over the embedding API: the HTTP API of `mock-eop serve --api`.
+pub mod api;
 
 pub use server::{Counts, MockEop, MockEopBuilder, MockEopError, MockEopHandle};

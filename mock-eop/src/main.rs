@@ -3,6 +3,7 @@
 //! ```text
 //! mock-eop serve [--config FILE] [--listen 127.0.0.1:2525] [--records FILE] [--ca-out FILE]
 //!                [--cert FILE --key FILE] [--client-ca FILE]... [--seed N] [--keep N]
+//!                [--api 127.0.0.1:PORT [--api-allow-remote]]
 //! ```
 //!
 //! Without `--config` it serves an embedded contoso-like tenant (one OnPremises inbound
@@ -10,6 +11,11 @@
 //! bound address and the path of the lab CA, logs one line per session verdict on stderr, and
 //! with `--records` appends each session record as a JSON line (flushed per session, before the
 //! session's log line; SIGTERM or Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
+//!
+//! With `--api` it also serves the HTTP/1.1 JSON API of [`mock_eop::api`] (the kept records,
+//! counts, `GET /wait`, the lab CA, faults replaced at run time) and prints `api: http://ADDR`
+//! as the last start-up line. The API has no authentication: an address that is not loopback is
+//! refused unless `--api-allow-remote` is given.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mock_eop::MockEop;
+use mock_eop::api::Api;
 use mock_eop::clock::LabClock;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::record::SessionRecord;
@@ -74,6 +81,12 @@ struct ServeArgs {
     /// Finished sessions kept in memory (the records file gets all of them).
     #[arg(long, default_value_t = 10_000)]
     keep: usize,
+    /// Also serve the HTTP JSON API (records, counts, waits, CA, faults) on this address.
+    #[arg(long, value_name = "ADDR")]
+    api: Option<SocketAddr>,
+    /// Allow --api on an address that is not loopback (the API has no authentication).
+    #[arg(long, requires = "api")]
+    api_allow_remote: bool,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +125,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
         }
     }
+    if let Some(api) = args.api
+        && !api.ip().is_loopback()
+    {
+        if !args.api_allow_remote {
+            anyhow::bail!(
+                "--api {api} is not a loopback address: the API has no authentication and can \
+                 clear records and change faults; use 127.0.0.1, or add --api-allow-remote"
+            );
+        }
+        tracing::warn!(api = %api, "serving the API on a non-loopback address");
+    }
     if !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "listening on a non-loopback address");
     }
@@ -123,6 +147,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let api_listener = match args.api {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--api: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let records = match &args.records {
             Some(path) => Some(open_records(path)?),
             None => None,
@@ -156,7 +188,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             log_session(r);
         });
-        let handle = builder.start().await?;
+        let handle = std::sync::Arc::new(builder.start().await?);
         let addr = handle.local_addr();
         let mut lines = vec![format!("mock-eop listening on {addr}")];
         if let Some(cert) = &args.cert {
@@ -185,9 +217,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(p) = &args.records {
             lines.push(format!("records: {}", p.display()));
         }
+        let api = match api_listener {
+            Some(l) => {
+                lines.push(format!("api: http://{}", l.local_addr()?));
+                let mut api = Api::new(std::sync::Arc::clone(&handle));
+                if let Some(cert) = &args.cert {
+                    api = api.without_lab_ca(format!(
+                        "serving {}; clients trust its issuer",
+                        cert.display()
+                    ));
+                }
+                Some(api.serve(l))
+            }
+            None => None,
+        };
         announce(&lines);
         // Serve until the process is killed.
-        std::future::pending::<()>().await;
+        match api {
+            Some(api) => api.await.context("the API server stopped")?,
+            None => std::future::pending::<()>().await,
+        }
         drop(handle);
         anyhow::Ok(())
     })

@@ -9,6 +9,9 @@
 //!   ([`MockEopHandle::records`], [`MockEopHandle::messages`]), waits without sleeping
 //!   ([`MockEopHandle::wait_for_sessions`], [`MockEopHandle::wait_for_messages`]) and a draining
 //!   [`MockEopHandle::shutdown`].
+//! - At run time the handle can forget the kept records and restart the counters
+//!   ([`MockEopHandle::clear_records`]) and replace the scripted faults for the sessions that
+//!   start afterwards ([`MockEopHandle::replace_faults`]); `mock-eop serve --api` exposes both.
 //! - The driver is generic over `AsyncRead + AsyncWrite + Unpin` streams:
 //!   [`MockEopHandle::connect_in_memory`] gives a `DuplexStream` whose session believes the
 //!   client is at `peer` (so IP attribution works in memory), [`MockEopHandle::serve_stream`]
@@ -19,6 +22,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::RangeBounds;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -197,7 +201,7 @@ impl MockEopBuilder {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             config: Arc::new(self.config),
-            faults: Arc::new(FaultBook::new(self.faults, self.seed)),
+            faults: Mutex::new(Arc::new(FaultBook::new(self.faults, self.seed))),
             seed: self.seed,
             clock,
             acceptor: TlsAcceptor::from(tls),
@@ -217,7 +221,7 @@ impl MockEopBuilder {
 }
 
 /// Live counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
     /// Finished sessions.
     pub sessions: u64,
@@ -235,7 +239,8 @@ struct Store {
 
 struct Shared {
     config: Arc<EopConfig>,
-    faults: Arc<FaultBook>,
+    /// The book new sessions take (sessions keep the one they started with).
+    faults: Mutex<Arc<FaultBook>>,
     seed: u64,
     clock: LabClock,
     acceptor: TlsAcceptor,
@@ -255,6 +260,10 @@ impl Shared {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn fault_book(&self) -> Arc<FaultBook> {
+        Arc::clone(&self.faults.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn publish_message(&self, m: MessageRecord) {
         {
             let mut s = self.store();
@@ -264,8 +273,9 @@ impl Shared {
                     s.messages.pop_front();
                 }
             }
+            // Counted under the store lock, so `clear_records` drops a record and its count together.
+            self.counts.send_modify(|c| c.messages += 1);
         }
-        self.counts.send_modify(|c| c.messages += 1);
     }
 
     fn finish_session(&self, record: SessionRecord) {
@@ -287,8 +297,8 @@ impl Shared {
                     s.sessions.pop_front();
                 }
             }
+            self.counts.send_modify(|c| c.sessions += 1);
         }
-        self.counts.send_modify(|c| c.sessions += 1);
     }
 }
 
@@ -361,15 +371,59 @@ impl MockEopHandle {
 
     /// Finished sessions in connection order (by `index`), with message headers parsed.
     pub fn records(&self) -> Vec<SessionRecord> {
+        self.records_in(..)
+    }
+
+    /// The finished sessions whose `index` (connection order) is in `range`, in that order,
+    /// with message headers parsed; only those are copied.
+    pub fn records_in(&self, range: impl RangeBounds<u64>) -> Vec<SessionRecord> {
         let mut out: Vec<SessionRecord> = {
             let mut s = self.shared.store();
-            for r in s.sessions.iter_mut() {
-                r.ensure_parsed();
-            }
-            s.sessions.iter().cloned().collect()
+            s.sessions
+                .iter_mut()
+                .filter(|r| range.contains(&r.index))
+                .map(|r| {
+                    r.ensure_parsed();
+                    r.clone()
+                })
+                .collect()
         };
         out.sort_by_key(|r| r.index);
         out
+    }
+
+    /// Forgets the kept session and message records and restarts the `sessions` and `messages`
+    /// counters from zero (so [`Self::wait_for_sessions`]`(1)` waits for the next session);
+    /// returns how many records were dropped (sessions, messages). Sessions in progress are
+    /// recorded and counted when they end; session indexes keep increasing.
+    pub fn clear_records(&self) -> (usize, usize) {
+        let mut s = self.shared.store();
+        let dropped = (s.sessions.len(), s.messages.len());
+        s.sessions.clear();
+        s.messages.clear();
+        self.shared.counts.send_modify(|c| {
+            c.sessions = 0;
+            c.messages = 0;
+        });
+        dropped
+    }
+
+    /// The scripted faults in force for new sessions.
+    pub fn faults(&self) -> Vec<Fault> {
+        self.shared.fault_book().faults().to_vec()
+    }
+
+    /// Replaces the scripted faults (after validating every one) for the sessions that start
+    /// from now on, with the same seed; `first_attempts` counts start again from zero. Sessions
+    /// in progress keep the faults they started with.
+    pub fn replace_faults(&self, faults: Vec<Fault>) -> Result<(), MockEopError> {
+        for (index, f) in faults.iter().enumerate() {
+            f.validate()
+                .map_err(|message| MockEopError::Fault { index, message })?;
+        }
+        let book = Arc::new(FaultBook::new(faults, self.shared.seed));
+        *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = book;
+        Ok(())
     }
 
     /// Messages answered 250, oldest first, headers parsed.
@@ -490,7 +544,7 @@ where
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
     let ctx = SessionContext {
         config: Arc::clone(&shared.config),
-        faults: Arc::clone(&shared.faults),
+        faults: shared.fault_book(),
         index,
         seed: shared.seed,
         peer,

@@ -134,3 +134,88 @@ async fn serve_answers_with_eop_banner_logs_the_verdict_and_writes_records() {
         Some(mock_eop::attribution::VerdictKind::RelayDenied)
     );
 }
+
+#[test]
+fn api_on_a_non_loopback_address_is_refused() {
+    // 192.0.2.0/24 is TEST-NET-1: nothing is bound, the check comes first.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "192.0.2.10:8025",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mock-eop: --api 192.0.2.10:8025 is not a loopback address"),
+        "{err}"
+    );
+    assert!(err.contains("--api-allow-remote"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing announced");
+}
+
+#[tokio::test]
+async fn serve_with_api_prints_its_address_last_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--seed",
+            "5",
+            "--ca-out",
+        ])
+        .arg(&ca)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _kill = Kill(child);
+    // The existing lines, unchanged and in their order, then the API.
+    let (stdout, line) = read_until(stdout, |_| true).await;
+    assert!(
+        line.starts_with("mock-eop listening on 127.0.0.1:"),
+        "{line}"
+    );
+    let smtp: std::net::SocketAddr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let (stdout, line) = read_until(stdout, |_| true).await;
+    assert_eq!(line.trim(), format!("lab CA: {}", ca.display()));
+    let (stdout, line) = read_until(stdout, |_| true).await;
+    assert!(line.starts_with("server certificate: "), "{line}");
+    let (_, line) = read_until(stdout, |_| true).await;
+    let api: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("api: http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    assert!(api.ip().is_loopback());
+    assert_ne!(api.port(), smtp.port());
+
+    let h = http::get(api, "/health").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json()["smtp"], smtp.to_string());
+    let pem = http::get(api, "/ca").await;
+    assert_eq!(pem.text(), std::fs::read_to_string(&ca).unwrap());
+
+    let mut c = connect_from(smtp, "127.0.0.50").await;
+    assert_eq!(c.reply().await.code, 220);
+    c.cmd("QUIT").await;
+    let w = http::get(api, "/wait?sessions=1&timeout=20").await;
+    assert_eq!(w.status, 200, "{}", w.text());
+    let s = http::get(api, "/sessions/0").await.json();
+    assert_eq!(
+        s["peer"].as_str().unwrap().split(':').next(),
+        Some("127.0.0.50")
+    );
+}

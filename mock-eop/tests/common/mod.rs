@@ -3,6 +3,8 @@
 //! STARTTLS with rustls (ring).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
