@@ -608,6 +608,17 @@ impl CertStore {
         Some(e)
     }
 
+    /// Puts an entry (one [`Self::remove`] gave back, or a clone from another store) into
+    /// `LocalMachine\My` at enumeration position `index` (clamped: past the end appends), as an
+    /// admin's `Import-PfxCertificate` does.
+    pub fn insert(&mut self, entry: StoreEntry, index: usize) {
+        let at = index.min(self.my.len());
+        self.my.insert(at, entry);
+        for (i, e) in self.my.iter_mut().enumerate() {
+            e.enumeration_index = i;
+        }
+    }
+
     /// A generated authority by name (to issue more certificates, or hand a root to the mock).
     pub fn authority(&self, name: &str) -> Option<&CertAuthority> {
         self.authorities

@@ -7,6 +7,13 @@
 //! clock until the next wake-up, resolves the next hop with the [`LabResolver`], runs a session
 //! through a [`Deliver`] implementation (TCP or an in-memory stream), and feeds the result back.
 //! Under a paused tokio clock two virtual days of retries pass in milliseconds.
+//!
+//! An admin can act while the queue runs ([`Transport::remove_certificate`],
+//! [`Transport::install_certificate`], [`Transport::set_send_connector`], [`Transport::restart`],
+//! [`Transport::retry_now`]); each action is a [`TransportRecord::AdminChange`] on the timeline.
+//! The transport keeps the certificate it selected by `TlsCertificateName` in a cache keyed by the
+//! identifier ([`CertificateCache`], exchange-hybrid.md 2.2 step 1a, FM-34): store changes do not
+//! reach a cached selection until the service restarts.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +27,7 @@ use time::OffsetDateTime;
 use crate::artefacts::bundle::{ArtefactBundle, ExportedCertificate};
 use crate::artefacts::connectivity::ConnectivityEvent;
 use crate::artefacts::queue::{self, LastError, QueueSnapshot, en_us_datetime};
-use crate::certstore::CertStore;
+use crate::certstore::{CertStore, StoreEntry};
 use crate::connector::{
     ProtocolLoggingLevel, RetryInterleaving, SchannelSettings, SendConnector, ServerIdentity,
     ServerRole, TransportSettings,
@@ -28,7 +35,7 @@ use crate::connector::{
 use crate::exchange::{DeliveryType, ExchangeVersion, QueueStatus, synthetic};
 use crate::message::OutboundMessage;
 use crate::resolver::{DnsFailure, LabResolver, Target};
-use crate::selection::SelectionSettings;
+use crate::selection::{SelectionOutcome, SelectionPath, SelectionSettings};
 use crate::sender::{
     ConnectOptions, MessageStatus, SenderMachine, SessionConfig, SessionFailure, SessionReport,
     deliver_tcp, run_session,
@@ -215,6 +222,27 @@ pub enum TransportRecord {
         /// The reason (`550 4.4.7 QUEUE.Expired; message expired`, a 5xx reply...).
         reply: Reply,
     },
+    /// An admin ran a command (`Remove-Item Cert:\LocalMachine\My\<thumbprint>`,
+    /// `Restart-Service MSExchangeTransport`...).
+    AdminChange {
+        /// The PowerShell, as the admin would type it.
+        command: String,
+    },
+    /// A session took its certificate from the transport's cache although the store now selects
+    /// another one (or none): FM-34.
+    CachedCertificate {
+        /// Which session (index into [`Transport::sessions`]).
+        session: usize,
+        /// The `TlsCertificateName` the selection is cached under.
+        identifier: String,
+        /// The thumbprint the cache holds.
+        cached: String,
+        /// When the transport selected it.
+        #[serde(with = "time::serde::rfc3339")]
+        selected_at: OffsetDateTime,
+        /// What the store selects now (`None`: nothing).
+        current: Option<String>,
+    },
 }
 
 /// A record with its time.
@@ -244,6 +272,50 @@ pub struct TransportConfig {
     pub queue_number: u32,
     /// First session id (incremented per session), 64 bits shown as 16 hex digits.
     pub first_session_id: u64,
+    /// How long a certificate selected by `TlsCertificateName` is kept \[U\].
+    pub certificate_cache: CertificateCache,
+}
+
+/// How long the transport keeps the certificate it selected by `TlsCertificateName`
+/// (exchange-hybrid.md 2.2 step 1a; FM-34). The exact refresh timing is uncertain \[U\]: the
+/// reference reconstructs a cache keyed by the identifier that a store change or a restart
+/// invalidates, while the community guidance is to restart the transport after any certificate
+/// change, which is what the default models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateCache {
+    /// The first successful selection for an identifier is kept until `Restart-Service
+    /// MSExchangeTransport`; store changes do not reach it, a new identifier is a new key
+    /// (default).
+    #[default]
+    UntilRestart,
+    /// Every session selects again from the store as it is (equivalent, in the lab, to a cache
+    /// the store-change bookmark invalidates).
+    #[serde(rename = "none")]
+    Disabled,
+}
+
+impl CertificateCache {
+    /// `until_restart` / `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UntilRestart => "until_restart",
+            Self::Disabled => "none",
+        }
+    }
+}
+
+/// One selection the transport keeps in its certificate cache.
+#[derive(Debug, Clone)]
+pub struct CachedCertificate {
+    /// The `<I>issuer<S>subject` identifier it is cached under.
+    pub identifier: String,
+    /// The certificate's thumbprint.
+    pub thumbprint: String,
+    /// When the transport selected it.
+    pub selected_at: OffsetDateTime,
+    /// The store as it was then: a session that hits the cache selects from it.
+    store: Arc<CertStore>,
 }
 
 impl TransportConfig {
@@ -258,6 +330,7 @@ impl TransportConfig {
             schannel: SchannelSettings::default(),
             queue_number: 3,
             first_session_id: 0x08D6_CEB1_A2F3_C4D5,
+            certificate_cache: CertificateCache::default(),
         }
     }
 }
@@ -282,6 +355,13 @@ pub struct Transport {
     done: Vec<(u64, TransportRecord)>,
     connectivity: Vec<ConnectivityEvent>,
     ndrs: Vec<crate::artefacts::ndr::NdrReport>,
+    cert_cache: Vec<CachedCertificate>,
+    /// The cache hit of the session being run, recorded when it finishes.
+    pending_cache_note: Option<TransportRecord>,
+    /// The store the session being run selects from.
+    session_store: Option<Arc<CertStore>>,
+    /// The time of the last [`Self::on_time`] (the time sessions are configured at).
+    last_wakeup: OffsetDateTime,
 }
 
 impl Transport {
@@ -306,6 +386,10 @@ impl Transport {
             done: Vec::new(),
             connectivity: Vec::new(),
             ndrs: Vec::new(),
+            cert_cache: Vec::new(),
+            pending_cache_note: None,
+            session_store: None,
+            last_wakeup: OffsetDateTime::UNIX_EPOCH,
         }
     }
 
@@ -321,9 +405,190 @@ impl Transport {
         });
     }
 
-    /// Replaces the certificate store (an admin removed the key-less twin and restarted transport).
+    /// Replaces the certificate store (an admin removed the key-less twin and restarted transport):
+    /// the certificate cache is cleared too. For a store change without a restart use
+    /// [`Self::remove_certificate`] / [`Self::install_certificate`].
     pub fn set_store(&mut self, store: Arc<CertStore>) {
         self.store = store;
+        self.cert_cache.clear();
+    }
+
+    /// The store as it is now.
+    pub fn store(&self) -> &Arc<CertStore> {
+        &self.store
+    }
+
+    /// The selections the certificate cache holds.
+    pub fn cached_certificates(&self) -> &[CachedCertificate] {
+        &self.cert_cache
+    }
+
+    fn admin(&mut self, now: OffsetDateTime, command: String) {
+        self.record(now, TransportRecord::AdminChange { command });
+    }
+
+    /// `Remove-Item Cert:\LocalMachine\My\<thumbprint>`: the store changes at once; a selection
+    /// the certificate cache holds does not (FM-34). Gives the entry back (`None`: not in the
+    /// store, nothing recorded).
+    pub fn remove_certificate(
+        &mut self,
+        thumbprint: &str,
+        now: OffsetDateTime,
+    ) -> Option<StoreEntry> {
+        self.store.by_thumbprint(thumbprint)?;
+        let e = Arc::make_mut(&mut self.store).remove(thumbprint)?;
+        self.admin(
+            now,
+            format!(
+                "Remove-Item Cert:\\LocalMachine\\My\\{}",
+                e.facts.thumbprint
+            ),
+        );
+        Some(e)
+    }
+
+    /// `Import-PfxCertificate -CertStoreLocation Cert:\LocalMachine\My` (or `Import-Certificate`
+    /// for a key-less one): `entry` enters the store at enumeration position `index` (past the
+    /// end appends); a selection the certificate cache holds does not change.
+    pub fn install_certificate(&mut self, entry: StoreEntry, index: usize, now: OffsetDateTime) {
+        let command = if entry.has_private_key {
+            format!(
+                "Import-PfxCertificate -FilePath C:\\Temp\\{}.pfx -CertStoreLocation Cert:\\LocalMachine\\My   # {}",
+                entry.name, entry.facts.thumbprint
+            )
+        } else {
+            format!(
+                "Import-Certificate -FilePath C:\\Temp\\{}.cer -CertStoreLocation Cert:\\LocalMachine\\My   # {}",
+                entry.name, entry.facts.thumbprint
+            )
+        };
+        Arc::make_mut(&mut self.store).insert(entry, index);
+        self.admin(now, command);
+    }
+
+    /// `Set-SendConnector`: the connector every later session uses. A new `TlsCertificateName` is
+    /// a new cache key, so it is selected afresh; an unchanged one keeps its cached selection.
+    /// `command` is what the admin typed (recorded as is).
+    pub fn set_send_connector(
+        &mut self,
+        connector: SendConnector,
+        command: String,
+        now: OffsetDateTime,
+    ) {
+        self.cfg.connector = connector;
+        self.admin(now, command);
+    }
+
+    /// `Restart-Service MSExchangeTransport`: the certificate cache is empty again and the queue
+    /// is rebuilt from the queue database: it keeps its messages (with their retry counts) and
+    /// tries them at once; the queue's own retry state and LastError start over \[U\].
+    pub fn restart(&mut self, now: OffsetDateTime) {
+        self.cert_cache.clear();
+        self.fallback_next = false;
+        self.consecutive_failures = 0;
+        self.retry_count = 0;
+        self.first_retry_time = None;
+        self.last_retry_time = None;
+        self.next_retry_time = None;
+        self.last_error = None;
+        if self.status != QueueStatus::Suspended {
+            self.status = QueueStatus::Ready;
+        }
+        for m in &mut self.messages {
+            m.next_retry_time = None;
+            if m.status != MessageQueueStatus::Suspended {
+                m.status = MessageQueueStatus::Ready;
+            }
+        }
+        self.admin(now, "Restart-Service MSExchangeTransport".to_string());
+    }
+
+    /// `Retry-Queue -Identity <queue>` as an admin's action: [`Self::retry_now`], recorded on the
+    /// timeline.
+    pub fn retry_queue(&mut self, now: OffsetDateTime) {
+        self.retry_now(now);
+        let id = self.identity();
+        self.admin(now, format!("Retry-Queue -Identity {id}"));
+    }
+
+    /// The certificate-cache key of the connector: its `TlsCertificateName`, when it parses.
+    fn cache_key(&self) -> Option<String> {
+        if self.cfg.certificate_cache == CertificateCache::Disabled {
+            return None;
+        }
+        match self.cfg.connector.tls_certificate_identifier() {
+            Ok(Some(id)) => Some(id.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The store a session selects from: the cached snapshot on a cache hit, else the store as it
+    /// is. Notes a hit whose certificate the store would no longer select.
+    fn store_for_session(&mut self, now: OffsetDateTime) -> Arc<CertStore> {
+        self.pending_cache_note = None;
+        let Some(key) = self.cache_key() else {
+            return self.store.clone();
+        };
+        let Some(hit) = self.cert_cache.iter().find(|c| c.identifier == key) else {
+            return self.store.clone();
+        };
+        if !Arc::ptr_eq(&hit.store, &self.store) {
+            let current = crate::selection::select(
+                &self.store,
+                &self.cfg.connector,
+                &self.cfg.server.fqdn,
+                &self.cfg.selection,
+                now,
+            )
+            .ok()
+            .and_then(|s| match s.outcome {
+                SelectionOutcome::Selected { thumbprint, .. } => Some(thumbprint),
+                _ => None,
+            });
+            if current.as_deref() != Some(hit.thumbprint.as_str()) {
+                self.pending_cache_note = Some(TransportRecord::CachedCertificate {
+                    session: self.sessions.len(),
+                    identifier: hit.identifier.clone(),
+                    cached: hit.thumbprint.clone(),
+                    selected_at: hit.selected_at,
+                    current,
+                });
+            }
+        }
+        hit.store.clone()
+    }
+
+    /// Keeps a session's successful `TlsCertificateName` selection in the cache (first one wins).
+    fn cache_selection(&mut self, report: &SessionReport, store: Option<Arc<CertStore>>) {
+        let (Some(key), Some(store), Some(sel)) = (self.cache_key(), store, &report.selection)
+        else {
+            return;
+        };
+        if !matches!(sel.path, SelectionPath::TlsCertificateName { .. })
+            || self.cert_cache.iter().any(|c| c.identifier == key)
+        {
+            return;
+        }
+        if let SelectionOutcome::Selected { thumbprint, .. } = &sel.outcome {
+            let selected_at = report
+                .log
+                .events
+                .iter()
+                .find(|e| {
+                    matches!(
+                        e.event,
+                        crate::artefacts::protocol_log::SessionEvent::Certificate { .. }
+                    )
+                })
+                .or(report.log.events.first())
+                .map_or(OffsetDateTime::UNIX_EPOCH, |e| e.at);
+            self.cert_cache.push(CachedCertificate {
+                identifier: key,
+                thumbprint: thumbprint.clone(),
+                selected_at,
+                store,
+            });
+        }
     }
 
     /// The configuration.
@@ -599,6 +864,7 @@ impl Transport {
 
     /// Expiry NDRs and delay DSNs due at `now`.
     pub fn on_time(&mut self, now: OffsetDateTime) {
+        self.last_wakeup = now;
         let s = self.cfg.settings.clone();
         let mut i = 0;
         while i < self.messages.len() {
@@ -652,10 +918,13 @@ impl Transport {
         self.next_session = self.next_session.wrapping_add(1);
         let skip = std::mem::take(&mut self.fallback_next);
         self.status = QueueStatus::Active;
+        let now = self.last_wakeup;
+        let store = self.store_for_session(now);
+        self.session_store = Some(store.clone());
         SessionConfig {
             connector: self.cfg.connector.clone(),
             server: self.cfg.server.clone(),
-            store: self.store.clone(),
+            store,
             selection: self.cfg.selection,
             schannel: self.cfg.schannel.clone(),
             session_id: mock_eop::x509::hex_upper(&id.to_be_bytes()),
@@ -849,6 +1118,13 @@ impl Transport {
         let target = report.target.clone();
         self.log_connectivity(&report, now);
         let index = self.sessions.len();
+        let store = self.session_store.take();
+        if let Some(note) = self.pending_cache_note.take()
+            && report.selection.is_some()
+        {
+            self.record(now, note);
+        }
+        self.cache_selection(&report, store);
         self.record(
             now,
             TransportRecord::Attempt {

@@ -330,6 +330,7 @@ bundle_tests! {
     fm10_mock_records_missing_intermediate => "fm10-mock-records-missing-intermediate",
     fm29_eop_throttled => "fm29-eop-throttled",
     fm30_partner_restriction => "fm30-partner-restriction",
+    fm34_cached_certificate => "fm34-cached-certificate",
     healthy => "healthy",
     lint_config_warnings => "lint-config-warnings",
 }

@@ -169,7 +169,8 @@ fn fingerprint(r: &ScenarioResult) -> String {
         for m in &rep.mock_sessions {
             s.push_str(&format!("{:?} {:?}", m.attribution, m.close_reason));
         }
-        s.push_str(&format!("{:?}", rep.timeline));
+        // admin changes and certificate-cache notes name thumbprints
+        s.push_str(&mask_hex(&format!("{:?}", rep.timeline)));
     }
     s
 }

@@ -1,8 +1,8 @@
 //! The finding catalogue (docs/findings.md): every id with its severity, rank and title.
 //!
 //! Ids are a contract: their spelling never changes once released. The rank is the
-//! "root cause first" order of docs/findings.md (errors 1..=23, then the warnings in their listed
-//! order); findings are sorted by severity, then rank, then the time of their newest evidence.
+//! "root cause first" order of docs/findings.md (errors 1..=24, then the warnings in their listed
+//! order, then the info ids); findings are sorted by severity, then rank, then the time of their newest evidence.
 
 use std::fmt;
 use std::str::FromStr;
@@ -74,74 +74,77 @@ macro_rules! findings {
 }
 
 findings! {
+    /// FM-34: the transport still presents the certificate it selected before a change.
+    CertCachedAfterChange => "cert-cached-after-change", Error, 1,
+        "The transport still presents a certificate from before a change (its certificate cache)";
     /// FM-06: the connector's certificate has expired.
-    CertExpired => "cert-expired", Error, 1,
+    CertExpired => "cert-expired", Error, 2,
         "The connector's certificate has expired";
     /// FM-04: TlsCertificateName resolves to nothing.
-    TlsCertNameNotFound => "tls-cert-name-not-found", Error, 2,
+    TlsCertNameNotFound => "tls-cert-name-not-found", Error, 3,
         "TlsCertificateName matches no certificate in the store";
     /// FM-01: the classic case, a key-less twin is chosen.
-    CertKeylessDuplicate => "cert-keyless-duplicate", Error, 3,
+    CertKeylessDuplicate => "cert-keyless-duplicate", Error, 4,
         "The transport presents a copy of the hybrid certificate that has no private key";
     /// FM-02: the only matching certificate has no key.
-    CertMissingPrivateKey => "cert-missing-private-key", Error, 4,
+    CertMissingPrivateKey => "cert-missing-private-key", Error, 5,
         "The only certificate matching TlsCertificateName has no private key";
     /// FM-03: UnknownCredentials.
-    CertKeyInaccessible => "cert-key-inaccessible", Error, 5,
+    CertKeyInaccessible => "cert-key-inaccessible", Error, 6,
         "The certificate has a private key but the transport cannot read it (UnknownCredentials)";
     /// FM-15/16: no common protocol or cipher.
-    TlsVersionMismatch => "tls-version-mismatch", Error, 6,
+    TlsVersionMismatch => "tls-version-mismatch", Error, 7,
         "No TLS version or cipher in common with EOP";
     /// FM-11: EOP's chain is not trusted.
-    RemoteCertUntrusted => "remote-cert-untrusted", Error, 7,
+    RemoteCertUntrusted => "remote-cert-untrusted", Error, 8,
         "The server does not trust the chain of EOP's certificate";
     /// FM-35/14: DomainValidation name check fails.
-    RemoteCertNameMismatch => "remote-cert-name-mismatch", Error, 8,
+    RemoteCertNameMismatch => "remote-cert-name-mismatch", Error, 9,
         "DomainValidation fails: EOP's certificate does not match TlsDomain";
     /// FM-17: STARTTLS removed on the path.
-    StarttlsStripped => "starttls-stripped", Error, 9,
+    StarttlsStripped => "starttls-stripped", Error, 10,
         "A firewall removes STARTTLS from EOP's EHLO reply";
     /// FM-21: EOP refuses a cleartext session.
-    TlsRequiredCleartext => "tls-required-cleartext", Error, 10,
+    TlsRequiredCleartext => "tls-required-cleartext", Error, 11,
         "EOP requires TLS but the session is in clear text";
     /// FM-07: certificate names vs TlsSenderCertificateName.
-    InboundConnectorCertMismatch => "inbound-connector-cert-mismatch", Error, 11,
+    InboundConnectorCertMismatch => "inbound-connector-cert-mismatch", Error, 12,
         "The certificate's names do not match the Exchange Online connector's TlsSenderCertificateName";
     /// FM-08: no or a self-signed client certificate.
-    NoClientCertificate => "no-client-certificate", Error, 12,
+    NoClientCertificate => "no-client-certificate", Error, 13,
         "No certificate, or a self-signed one, is presented to EOP";
     /// FM-10/13: EOP cannot build the client certificate's chain.
-    ClientCertUntrusted => "client-cert-untrusted", Error, 13,
+    ClientCertUntrusted => "client-cert-untrusted", Error, 14,
         "EOP cannot validate the certificate the server presents (incomplete chain or private CA)";
     /// FM-09: the certificate's domain belongs to another tenant.
-    CertDomainNotAccepted => "cert-domain-not-accepted", Error, 14,
+    CertDomainNotAccepted => "cert-domain-not-accepted", Error, 15,
         "The certificate's domain is not an accepted domain of your tenant: another tenant's connector takes the mail";
     /// FM-30: 550 5.7.51.
-    PartnerConnectorRestriction => "partner-connector-restriction", Error, 15,
+    PartnerConnectorRestriction => "partner-connector-restriction", Error, 16,
         "A Partner connector's restriction catches the on-premises mail (5.7.51)";
     /// FM-23/24: 550 5.7.64.
-    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 16,
+    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 17,
         "EOP does not recognise the server and refuses to relay (5.7.64)";
     /// FM-22: 451 4.4.62 ATTR35.
-    WrongRegionEndpoint => "wrong-region-endpoint", Error, 17,
+    WrongRegionEndpoint => "wrong-region-endpoint", Error, 18,
         "Mail is sent to an EOP endpoint in the wrong region (ATTR35)";
     /// FM-29: EOP reputation verdicts.
-    EopThrottled => "eop-throttled", Error, 18,
+    EopThrottled => "eop-throttled", Error, 19,
         "EOP throttles or blocks the sending IP";
     /// FM-26: Exchange Online refuses a recipient.
-    RecipientRejected => "recipient-rejected", Error, 19,
+    RecipientRejected => "recipient-rejected", Error, 20,
         "Exchange Online rejects the recipient (Directory-Based Edge Blocking, unknown address)";
     /// FM-25: DNS failure.
-    DnsResolutionFailed => "dns-resolution-failed", Error, 20,
+    DnsResolutionFailed => "dns-resolution-failed", Error, 21,
         "The next hop cannot be resolved in DNS";
     /// FM-19: no TCP connection.
-    ConnectFailed => "connect-failed", Error, 21,
+    ConnectFailed => "connect-failed", Error, 22,
         "The server cannot open a TCP connection to EOP";
     /// FM-27: a size limit.
-    MessageTooLarge => "message-too-large", Error, 22,
+    MessageTooLarge => "message-too-large", Error, 23,
         "A message exceeds a size limit on the path";
     /// FM-20: a real timeout.
-    ConnectionTimeout => "connection-timeout", Error, 23,
+    ConnectionTimeout => "connection-timeout", Error, 24,
         "A real timeout: the session went silent, no TLS failure";
     /// FM-01/02 rule R2: the presented certificate is invisible to Get-ExchangeCertificate.
     CertInvisibleToEms => "cert-invisible-to-ems", Warning, 1,
@@ -167,6 +170,9 @@ findings! {
     /// FM-22 latent.
     LintSmarthostNotTenantMx => "lint-smarthost-not-tenant-mx", Warning, 8,
         "A hybrid connector's smart host is not a tenant MX host";
+    /// FM-01/02/03 after the fix: the latest session delivers with another certificate.
+    CertFailureRecovered => "cert-failure-recovered", Info, 1,
+        "Mail flows again: the certificate failure in the log no longer occurs";
 }
 
 impl fmt::Display for FindingId {
@@ -211,6 +217,6 @@ mod tests {
             assert_eq!(same, 1, "{id}");
         }
         assert!("nope".parse::<FindingId>().is_err());
-        assert_eq!(FindingId::ALL.len(), 31);
+        assert_eq!(FindingId::ALL.len(), 33);
     }
 }

@@ -68,6 +68,25 @@ fn suppressed(d: &Draft, all: &[Draft]) -> bool {
                 .collect();
             !d.sessions.is_empty() && d.sessions.iter().all(|s| explained.contains(s.as_str()))
         }
+        // The certificate these sessions presented is gone or no longer used: the cache finding
+        // (restart) or the recovery (nothing to do) says so; "remove it" or "repair its key" would
+        // be stale advice.
+        FindingId::CertKeylessDuplicate
+        | FindingId::CertMissingPrivateKey
+        | FindingId::CertKeyInaccessible
+        | FindingId::CertInvisibleToEms => {
+            let covered: BTreeSet<&str> = all
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.id,
+                        FindingId::CertCachedAfterChange | FindingId::CertFailureRecovered
+                    )
+                })
+                .flat_map(|o| o.sessions.iter().map(String::as_str))
+                .collect();
+            !d.sessions.is_empty() && d.sessions.iter().all(|s| covered.contains(s.as_str()))
+        }
         // The key-less twin already says the identifier matches two certificates.
         FindingId::LintTlsCertificateNameAmbiguous => all.iter().any(|o| {
             o.id == FindingId::CertKeylessDuplicate

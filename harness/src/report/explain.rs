@@ -314,6 +314,17 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
     );
     let _ = writeln!(o, "  Cert:\\LocalMachine\\My, in enumeration order:");
     for c in &r.certificates {
+        if !c.installed {
+            let _ = writeln!(
+                o,
+                "    (not installed at the start) {:<12} {} | issuer {} | thumbprint {}",
+                c.name,
+                c.facts.subject,
+                c.facts.issuer,
+                st.dim(&c.facts.thumbprint)
+            );
+            continue;
+        }
         let key = if !c.has_private_key {
             st.red("NO private key")
         } else if !c.key_readable {
@@ -423,10 +434,44 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
     let _ = writeln!(o, "\n{}", st.bold("3. What happened"));
     let pairs = pair_sessions(r);
     let n = pairs.len();
+    // the admin's commands, narrated where they happened among the attempts
+    let admin: Vec<(time::OffsetDateTime, &str)> = r
+        .timeline
+        .iter()
+        .filter_map(|t| match &t.record {
+            TransportRecord::AdminChange { command } => Some((t.at, command.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut admin_next = 0;
+    let mut skipped: Option<(usize, usize)> = None;
+    let flush_skipped = |o: &mut String, skipped: &mut Option<(usize, usize)>| {
+        if let Some((a, b)) = skipped.take() {
+            let what = if a == b {
+                format!("... attempt {a} went the same way (see the timeline below) ...")
+            } else {
+                format!("... attempts {a} to {b} went the same way (see the timeline below) ...")
+            };
+            let _ = writeln!(o, "\n  {}", st.dim(&what));
+        }
+    };
     for (i, (sess, rec)) in pairs.iter().enumerate() {
-        // long retry series: narrate the first two and the last attempt in full
-        let full = n <= 4 || i < 2 || i + 1 == n;
         let first_at = sess.log.events.first().map(|e| e.at).unwrap_or(r.start);
+        let after_change = admin_next < admin.len() && admin[admin_next].0 <= first_at;
+        while admin_next < admin.len() && admin[admin_next].0 <= first_at {
+            flush_skipped(&mut o, &mut skipped);
+            let (at, command) = admin[admin_next];
+            let _ = writeln!(
+                o,
+                "\n  {}  {}",
+                st.dim(&day_hms(r.start, at)),
+                st.bold(&format!("admin: {command}"))
+            );
+            admin_next += 1;
+        }
+        // long retry series: narrate the first two, the first after an admin's change and the
+        // last attempt in full
+        let full = n <= 4 || i < 2 || i + 1 == n || after_change;
         let head = format!(
             "Attempt {} of {} at {} (session {}) to {} [{}]",
             i + 1,
@@ -437,21 +482,31 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
             sess.log.remote
         );
         if !full {
-            if i == 2 {
-                let _ = writeln!(
-                    o,
-                    "\n  {}",
-                    st.dim(&format!(
-                        "... attempts 3 to {} went the same way (see the timeline below) ...",
-                        n - 1
-                    ))
-                );
-            }
+            skipped = Some(skipped.map_or((i + 1, i + 1), |(a, _)| (a, i + 1)));
             continue;
         }
+        flush_skipped(&mut o, &mut skipped);
         let _ = writeln!(o, "\n  {}", st.bold(&head));
         if let Some(sel) = &sess.selection {
             let _ = writeln!(o, "  {}", st.bold("Certificate selection:"));
+            let cached = r.timeline.iter().find_map(|t| match &t.record {
+                TransportRecord::CachedCertificate {
+                    session,
+                    selected_at,
+                    ..
+                } if *session == i => Some(*selected_at),
+                _ => None,
+            });
+            if let Some(at) = cached {
+                let _ = writeln!(
+                    o,
+                    "    {}",
+                    st.yellow(&format!(
+                        "from the transport's certificate cache: the store as it was at {} (Restart-Service MSExchangeTransport clears it)",
+                        day_hms(r.start, at)
+                    ))
+                );
+            }
             for l in sel.narrate() {
                 let _ = writeln!(o, "    {l}");
             }
@@ -467,6 +522,16 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
                 st.red(&format!("{:?} -> ack {}", f.kind, f.ack.one_line()))
             );
         }
+    }
+
+    flush_skipped(&mut o, &mut skipped);
+    for (at, command) in &admin[admin_next..] {
+        let _ = writeln!(
+            o,
+            "\n  {}  {}",
+            st.dim(&day_hms(r.start, *at)),
+            st.bold(&format!("admin: {command}"))
+        );
     }
 
     // the timeline
@@ -499,6 +564,18 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
             TransportRecord::Ndr { internal_id, reply } => {
                 st.red(&format!("NDR for {internal_id}: {}", reply.one_line()))
             }
+            TransportRecord::AdminChange { command } => st.bold(&format!("admin: {command}")),
+            TransportRecord::CachedCertificate {
+                identifier,
+                cached,
+                selected_at,
+                current,
+                ..
+            } => st.yellow(&format!(
+                "certificate cache: {identifier} still gives {cached} (selected at {}); the store now gives {}",
+                day_hms(r.start, *selected_at),
+                current.as_deref().unwrap_or("nothing")
+            )),
         };
         let _ = writeln!(o, "    {}  {what}", st.dim(&day_hms(r.start, t.at)));
     }

@@ -217,13 +217,16 @@ pub fn check(s: &Scenario, r: &Replay) -> Vec<Check> {
             .with_evidence(hit.map(at)),
         );
     }
-    if let Some(name) = &e.thumbprint_logged {
-        let want = r
-            .certificates
-            .iter()
-            .find(|c| &c.name == name)
-            .map(|c| c.facts.thumbprint.clone())
-            .unwrap_or_default();
+    if !e.thumbprint_logged.items().is_empty() {
+        let thumb_of = |name: &String| {
+            r.certificates
+                .iter()
+                .find(|c| &c.name == name)
+                .map(|c| c.facts.thumbprint.clone())
+                .unwrap_or_default()
+        };
+        let wants: Vec<String> = e.thumbprint_logged.items().iter().map(thumb_of).collect();
+        let want = wants.last().cloned().unwrap_or_default();
         let logged: Vec<String> = r
             .sessions
             .iter()
@@ -236,13 +239,21 @@ pub fn check(s: &Scenario, r: &Replay) -> Vec<Check> {
                 _ => None,
             })
             .collect();
-        let ok = !logged.is_empty() && logged.iter().all(|t| t.eq_ignore_ascii_case(&want));
+        let mut distinct = logged.clone();
+        distinct.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        let ok = if wants.len() == 1 {
+            !logged.is_empty() && logged.iter().all(|t| t.eq_ignore_ascii_case(&want))
+        } else {
+            distinct.len() == wants.len()
+                && distinct
+                    .iter()
+                    .zip(&wants)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        };
         let describe = |t: &str| match r.cert_name(t) {
             Some(n) => format!("{n} ({t})"),
             None => t.to_string(),
         };
-        let mut distinct = logged;
-        distinct.dedup();
         let hit = lines
             .iter()
             .find(|l| l.text.contains("Certificate thumbprint") && l.text.contains(&want));
@@ -250,7 +261,18 @@ pub fn check(s: &Scenario, r: &Replay) -> Vec<Check> {
             Check::new(
                 "thumbprint_logged",
                 ok,
-                format!("the sending certificate {}", describe(&want)),
+                if wants.len() == 1 {
+                    format!("the sending certificate {}", describe(&want))
+                } else {
+                    format!(
+                        "the sending certificates, in this order: {}",
+                        wants
+                            .iter()
+                            .map(|t| describe(t))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
                 if distinct.is_empty() {
                     "no Sending certificate block in the send log".into()
                 } else {

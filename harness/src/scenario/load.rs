@@ -15,8 +15,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::model::Scenario;
+use super::model::{ChangeAction, Scenario};
 use crate::certstore::AuthorityDescription;
+use crate::connector::SendConnector;
+use crate::transport::CertificateCache;
 
 /// How deep `extend` chains may go.
 const MAX_EXTEND_DEPTH: usize = 8;
@@ -230,6 +232,23 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     scenario.source.path = path.to_path_buf();
     scenario.source.chain = chain.iter().map(|(p, _)| p.clone()).collect();
     scenario.source.tls_certificate_ref = pre.cert_ref.as_ref().map(|(n, _)| n.clone());
+    if let Some(c) = pre.certificate_cache {
+        scenario.onprem.certificate_cache = c;
+    }
+    scenario.onprem.not_installed = pre
+        .not_installed
+        .iter()
+        .filter_map(|&i| scenario.onprem.certificates.get(i).map(|c| c.name.clone()))
+        .collect();
+    for (i, (name, _)) in &pre.change_cert_refs {
+        if let Some(c) = scenario
+            .changes
+            .get_mut(*i)
+            .and_then(|c| c.set_send_connector.as_mut())
+        {
+            c.certificate = Some(name.clone());
+        }
+    }
     if scenario.scenario.id.trim().is_empty() {
         scenario.scenario.id = path
             .file_stem()
@@ -361,6 +380,12 @@ fn merge_tables<'a>(base: &mut DeTable<'a>, overlay: DeTable<'a>) {
 struct Preprocessed {
     /// `tls_certificate_name = { cert = "name" }`: the name and its span.
     cert_ref: Option<(String, Range<usize>)>,
+    /// `[onprem.transport] certificate_cache`.
+    certificate_cache: Option<CertificateCache>,
+    /// Indices into `[[onprem.certificates]]` of the entries with `installed = false`.
+    not_installed: Vec<usize>,
+    /// `[[changes]]` index -> `set_send_connector.tls_certificate_name = { cert = "name" }`.
+    change_cert_refs: BTreeMap<usize, (String, Range<usize>)>,
 }
 
 fn table_mut<'a, 'b>(t: &'b mut DeTable<'a>, key: &str) -> Option<&'b mut DeTable<'a>> {
@@ -372,6 +397,19 @@ fn table_mut<'a, 'b>(t: &'b mut DeTable<'a>, key: &str) -> Option<&'b mut DeTabl
 
 fn preprocess(sources: &Sources, root: &mut DeTable<'_>) -> Result<Preprocessed, ScenarioError> {
     let mut out = Preprocessed::default();
+    if let Some(changes) = root.get_mut("changes")
+        && let DeValue::Array(a) = changes.get_mut()
+    {
+        for (i, c) in a.iter_mut().enumerate() {
+            if let DeValue::Table(t) = c.get_mut()
+                && let Some(DeValue::Table(conn)) =
+                    t.get_mut("set_send_connector").map(|v| v.get_mut())
+                && let Some(r) = take_cert_ref(sources, conn)?
+            {
+                out.change_cert_refs.insert(i, r);
+            }
+        }
+    }
     let Some(onprem) = table_mut(root, "onprem") else {
         return Ok(out);
     };
@@ -383,52 +421,99 @@ fn preprocess(sources: &Sources, root: &mut DeTable<'_>) -> Result<Preprocessed,
             "field `version`: set the Exchange version in [scenario] exchange_version",
         ));
     }
-    if let Some(conn) = table_mut(onprem, "send_connector")
-        && let Some(v) = conn.get("tls_certificate_name")
-        && let DeValue::Table(t) = v.get_ref()
-    {
-        let span = v.span();
-        let mut name = None;
-        for (k, val) in t.iter() {
-            match (k.get_ref().as_ref(), val.get_ref()) {
-                ("cert", DeValue::String(s)) => name = Some((s.to_string(), val.span())),
-                ("cert", _) => {
-                    return Err(sources.error_span(
-                        Some(val.span()),
-                        "field `cert`: expected the name of a certificate in [[onprem.certificates]]",
-                    ));
-                }
-                (other, _) => {
-                    return Err(sources.error_span(
-                        Some(k.span()),
-                        format!(
-                            "unknown field `{other}`, expected `cert` (tls_certificate_name = {{ cert = \"name\" }} or a literal \"<I>issuer<S>subject\")"
-                        ),
-                    ));
-                }
-            }
-        }
-        let Some(name) = name else {
-            return Err(sources.error_span(
-                Some(span),
-                "field `tls_certificate_name`: expected { cert = \"name\" } or a literal \"<I>issuer<S>subject\"",
-            ));
-        };
-        out.cert_ref = Some(name);
-        conn.remove("tls_certificate_name");
+    if let Some(conn) = table_mut(onprem, "send_connector") {
+        out.cert_ref = take_cert_ref(sources, conn)?;
     }
     if let Some(certs) = onprem.get_mut("certificates")
         && let DeValue::Array(a) = certs.get_mut()
     {
-        for c in a.iter_mut() {
-            if let DeValue::Table(t) = c.get_mut()
-                && matches!(t.get("issuer").map(|v| v.get_ref()), Some(DeValue::String(s)) if s.eq_ignore_ascii_case("self-signed"))
-            {
-                t.remove("issuer");
+        for (i, c) in a.iter_mut().enumerate() {
+            if let DeValue::Table(t) = c.get_mut() {
+                if matches!(t.get("issuer").map(|v| v.get_ref()), Some(DeValue::String(s)) if s.eq_ignore_ascii_case("self-signed"))
+                {
+                    t.remove("issuer");
+                }
+                if let Some(v) = t.get("installed") {
+                    match v.get_ref() {
+                        DeValue::Boolean(false) => out.not_installed.push(i),
+                        DeValue::Boolean(true) => {}
+                        _ => {
+                            return Err(sources.error_span(
+                                Some(v.span()),
+                                "field `installed`: expected true or false (false: absent from the store until a [[changes]] entry installs it)",
+                            ));
+                        }
+                    }
+                    t.remove("installed");
+                }
             }
         }
     }
+    let mut empty_transport = false;
+    if let Some(tr) = table_mut(onprem, "transport")
+        && let Some(v) = tr.get("certificate_cache")
+    {
+        out.certificate_cache = Some(match v.get_ref() {
+            DeValue::String(s) if s.as_ref() == "until_restart" => CertificateCache::UntilRestart,
+            DeValue::String(s) if s.as_ref() == "none" => CertificateCache::Disabled,
+            _ => {
+                return Err(sources.error_span(
+                    Some(v.span()),
+                    "field `certificate_cache`: expected \"until_restart\" (the transport keeps the certificate it selected until Restart-Service MSExchangeTransport) or \"none\"",
+                ));
+            }
+        });
+        tr.remove("certificate_cache");
+        // an empty [onprem.transport] would pick the Edge defaults instead of the role's
+        empty_transport = tr.is_empty();
+    }
+    if empty_transport {
+        onprem.remove("transport");
+    }
     Ok(out)
+}
+
+/// Takes `tls_certificate_name = { cert = "name" }` out of a connector table: the name and its
+/// span. A literal string stays.
+fn take_cert_ref(
+    sources: &Sources,
+    conn: &mut DeTable<'_>,
+) -> Result<Option<(String, Range<usize>)>, ScenarioError> {
+    let Some(v) = conn.get("tls_certificate_name") else {
+        return Ok(None);
+    };
+    let DeValue::Table(t) = v.get_ref() else {
+        return Ok(None);
+    };
+    let span = v.span();
+    let mut name = None;
+    for (k, val) in t.iter() {
+        match (k.get_ref().as_ref(), val.get_ref()) {
+            ("cert", DeValue::String(s)) => name = Some((s.to_string(), val.span())),
+            ("cert", _) => {
+                return Err(sources.error_span(
+                    Some(val.span()),
+                    "field `cert`: expected the name of a certificate in [[onprem.certificates]]",
+                ));
+            }
+            (other, _) => {
+                return Err(sources.error_span(
+                    Some(k.span()),
+                    format!(
+                        "unknown field `{other}`, expected `cert` (tls_certificate_name = {{ cert = \"name\" }} or a literal \"<I>issuer<S>subject\")"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(name) = name else {
+        return Err(sources.error_span(
+            Some(span),
+            "field `tls_certificate_name`: expected { cert = \"name\" } or a literal \"<I>issuer<S>subject\"",
+        ));
+    };
+    conn.remove("tls_certificate_name");
+    Ok(Some(name))
 }
 
 /// A step of a key path.
@@ -608,8 +693,12 @@ impl Validator<'_, '_, '_> {
                 ),
             ));
         }
-        if let Some(name) = &s.expect.thumbprint_logged
-            && !seen.contains(name)
+        if let Some(name) = s
+            .expect
+            .thumbprint_logged
+            .items()
+            .iter()
+            .find(|n| !seen.contains(*n))
         {
             return Err(self.err(
                 "expect.thumbprint_logged",
@@ -689,6 +778,7 @@ impl Validator<'_, '_, '_> {
         if s.run.max_steps == 0 {
             return Err(self.err("run.max_steps", "field `max_steps`: must be at least 1"));
         }
+        self.validate_changes(s, pre)?;
         if s.expect.no_other_error_finding && s.expect.top_finding.is_none() {
             return Err(self.err(
                 "expect.no_other_error_finding",
@@ -723,6 +813,221 @@ impl Validator<'_, '_, '_> {
                         .join(", ")
                 ),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Validator<'_, '_, '_> {
+    /// The value at a key path (`changes[1].set_send_connector`).
+    fn value_at(&self, path: &str) -> Option<&Spanned<DeValue<'_>>> {
+        let mut value: Option<&Spanned<DeValue<'_>>> = None;
+        let mut table: Option<&DeTable<'_>> = Some(self.tree);
+        for seg in parse_path(path) {
+            value = match seg {
+                Seg::Key(k) => table?.get(k.as_str()),
+                Seg::Index(i) => match value?.get_ref() {
+                    DeValue::Array(a) => a.get(i),
+                    _ => None,
+                },
+            };
+            table = match value?.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            };
+        }
+        value
+    }
+
+    /// `[[changes]]`: one action each, within the run, naming certificates that exist and are
+    /// (or are not) in the store at that time; every `set_send_connector` gives a connector
+    /// `Set-SendConnector` would accept (applied in time order, each on top of the earlier ones).
+    fn validate_changes(&self, s: &mut Scenario, pre: &Preprocessed) -> Result<(), ScenarioError> {
+        const ACTIONS: &str = "remove_certificate = \"name\", install_certificate = \"name\", \
+             set_send_connector = { ... }, restart_transport = true or retry_queue = true";
+        let names: Vec<&String> = s.onprem.certificates.iter().map(|c| &c.name).collect();
+        let known = |n: &str| names.iter().any(|x| x.as_str() == n);
+        let cert_list = || {
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, c) in s.changes.iter().enumerate() {
+            let keys = c.action_keys();
+            match keys.as_slice() {
+                [] => {
+                    return Err(self.err(
+                        &format!("changes[{i}]"),
+                        format!(
+                            "[[changes]] entry {i}: no action; expected exactly one of {ACTIONS}"
+                        ),
+                    ));
+                }
+                [_] => {}
+                [first, second, ..] => {
+                    return Err(self.err(
+                        &format!("changes[{i}].{second}"),
+                        format!(
+                            "field `{second}`: one action per [[changes]] entry (`{first}` is already set); \
+                             add another [[changes]] entry with the same `at`"
+                        ),
+                    ));
+                }
+            }
+            for (key, v) in [
+                ("restart_transport", c.restart_transport),
+                ("retry_queue", c.retry_queue),
+            ] {
+                if v == Some(false) {
+                    return Err(self.err(
+                        &format!("changes[{i}].{key}"),
+                        format!(
+                            "field `{key}`: expected true (leave the entry out rather than false)"
+                        ),
+                    ));
+                }
+            }
+            if c.at.0 > s.run.duration.0 {
+                return Err(self.err(
+                    &format!("changes[{i}].at"),
+                    format!(
+                        "field `at`: {} is after the end of the run ([run] duration = {}); expected a time from the run start up to {}",
+                        c.at, s.run.duration, s.run.duration
+                    ),
+                ));
+            }
+            for (key, name) in [
+                ("remove_certificate", &c.remove_certificate),
+                ("install_certificate", &c.install_certificate),
+            ] {
+                if let Some(n) = name
+                    && !known(n)
+                {
+                    return Err(self.err(
+                        &format!("changes[{i}].{key}"),
+                        format!(
+                            "field `{key}`: no certificate named {n:?}; expected one of {}",
+                            cert_list()
+                        ),
+                    ));
+                }
+            }
+            if let Some((n, span)) = pre.change_cert_refs.get(&i)
+                && !known(n)
+            {
+                return Err(self.sources.error_span(
+                    Some(span.clone()),
+                    format!(
+                        "field `cert`: no certificate named {n:?}; expected one of {}",
+                        cert_list()
+                    ),
+                ));
+            }
+        }
+
+        // the timeline, in time order (as listed for equal times)
+        let mut order: Vec<usize> = (0..s.changes.len()).collect();
+        order.sort_by_key(|&i| s.changes[i].at.0);
+        let mut in_store: BTreeSet<String> = s
+            .onprem
+            .certificates
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| !s.onprem.not_installed.contains(n))
+            .collect();
+        let mut conn_table: DeTable<'_> =
+            match self.value_at("onprem.send_connector").map(|v| v.get_ref()) {
+                Some(DeValue::Table(t)) => t.clone(),
+                _ => DeTable::default(),
+            };
+        let mut conn_ref: Option<String> = s.source.tls_certificate_ref.clone();
+        let mut results: Vec<(usize, SendConnector, Option<String>)> = Vec::new();
+        for &i in &order {
+            let c = &s.changes[i];
+            let at = c.at;
+            match c.action() {
+                Some(ChangeAction::RemoveCertificate(n)) => {
+                    if !in_store.remove(n) {
+                        return Err(self.err(
+                            &format!("changes[{i}].remove_certificate"),
+                            format!(
+                                "field `remove_certificate`: {n:?} is not in the store at {at} (declared with installed = false and not installed yet, or already removed)"
+                            ),
+                        ));
+                    }
+                }
+                Some(ChangeAction::InstallCertificate(n)) => {
+                    if !in_store.insert(n.to_string()) {
+                        return Err(self.err(
+                            &format!("changes[{i}].install_certificate"),
+                            format!(
+                                "field `install_certificate`: {n:?} is already in the store at {at}; declare it with installed = false in [[onprem.certificates]]"
+                            ),
+                        ));
+                    }
+                }
+                Some(ChangeAction::SetSendConnector(_)) => {
+                    let path = format!("changes[{i}].set_send_connector");
+                    let Some(v) = self.value_at(&path) else {
+                        continue;
+                    };
+                    let (DeValue::Table(patch), span) = (v.get_ref(), v.span()) else {
+                        return Err(self.err(
+                            &path,
+                            "field `set_send_connector`: expected a table of [onprem.send_connector] keys ({ tls_domain = \"...\" })",
+                        ));
+                    };
+                    let literal = patch
+                        .get("tls_certificate_name")
+                        .map(|v| match v.get_ref() {
+                            DeValue::String(s) => s.trim().is_empty(),
+                            _ => false,
+                        });
+                    merge_tables(&mut conn_table, patch.clone());
+                    if pre.change_cert_refs.contains_key(&i) {
+                        conn_ref = pre.change_cert_refs.get(&i).map(|(n, _)| n.clone());
+                        conn_table.remove("tls_certificate_name");
+                    } else if let Some(empty) = literal {
+                        conn_ref = None;
+                        if empty {
+                            conn_table.remove("tls_certificate_name");
+                        }
+                    }
+                    let mut conn = SendConnector::deserialize(toml::de::Deserializer::from(
+                        Spanned::new(span, conn_table.clone()),
+                    ))
+                    .map_err(|e| {
+                        self.sources.error_span(
+                            e.span(),
+                            format!("{path}: {}", with_suggestion(e.message().trim())),
+                        )
+                    })?;
+                    let mut check = conn.clone();
+                    if conn_ref.is_some() {
+                        // stands in for the identifier resolved at run time
+                        check.tls_certificate_name = Some("<I>CN=x<S>CN=x".into());
+                    }
+                    if let Err(e) = check.validate() {
+                        return Err(self.err(
+                            &path,
+                            format!("{path}: after this change the send connector is invalid: {e}"),
+                        ));
+                    }
+                    if conn_ref.is_some() {
+                        conn.tls_certificate_name = None;
+                    }
+                    results.push((i, conn, conn_ref.clone()));
+                }
+                Some(ChangeAction::RestartTransport | ChangeAction::RetryQueue) | None => {}
+            }
+        }
+        for (i, conn, r) in results {
+            if let Some(cc) = s.changes[i].set_send_connector.as_mut() {
+                cc.connector = Some(Box::new(conn));
+                cc.connector_certificate = r;
+            }
         }
         Ok(())
     }

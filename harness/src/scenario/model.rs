@@ -7,6 +7,12 @@
 //! [`SendConnector`] for `[onprem.send_connector]`, [`TransportSettings`] for
 //! `[onprem.transport]`, [`SchannelSettings`] and [`SelectionSettings`]; `[eop]` is exactly
 //! [`EopConfig`] and `[[faults]]` exactly [`Fault`].
+//!
+//! Three keys the reused types do not know are taken out by the loader before serde reads the
+//! tree: `installed` in `[[onprem.certificates]]` ([`OnPrem::not_installed`]),
+//! `certificate_cache` in `[onprem.transport]` ([`OnPrem::certificate_cache`]) and
+//! `tls_certificate_name = { cert = "name" }` (in the connector and in `set_send_connector`).
+//! `[[changes]]` is the admin's timeline ([`ChangeSpec`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +31,7 @@ use crate::connector::{
 use crate::exchange::{ExchangeVersion, QueueStatus};
 use crate::resolver::ConnectFailure;
 use crate::selection::SelectionSettings;
+use crate::transport::CertificateCache;
 
 /// The default run start: a fixed epoch so artefacts are the same from run to run (except key
 /// material).
@@ -47,6 +54,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// `[[messages]]`: what to send.
     pub messages: Vec<MessageSpec>,
+    /// `[[changes]]`: what the admin runs while the queue runs, at times relative to the start.
+    pub changes: Vec<ChangeSpec>,
     /// `[run]`: how long and how.
     pub run: RunSettings,
     /// `[expect]`: what must come out.
@@ -124,6 +133,14 @@ pub struct OnPrem {
     /// `[onprem.dns]`: what host names resolve to (default: every smart host and MX host to the
     /// mock).
     pub dns: BTreeMap<String, DnsEntry>,
+    /// `[onprem.transport] certificate_cache` (taken out by the loader): how long the transport
+    /// keeps a certificate selected by `TlsCertificateName` \[U\].
+    #[serde(skip)]
+    pub certificate_cache: CertificateCache,
+    /// Certificates declared with `installed = false` (taken out by the loader): generated, but
+    /// absent from the store until a `[[changes]]` entry installs them.
+    #[serde(skip)]
+    pub not_installed: Vec<String>,
 }
 
 impl Default for OnPrem {
@@ -139,6 +156,8 @@ impl Default for OnPrem {
             schannel: SchannelSettings::default(),
             selection: SelectionSettings::default(),
             dns: BTreeMap::new(),
+            certificate_cache: CertificateCache::default(),
+            not_installed: Vec::new(),
         }
     }
 }
@@ -205,6 +224,108 @@ impl Default for MessageSpec {
             org_headers: true,
             count: 1,
         }
+    }
+}
+
+/// One `[[changes]]` entry: at `at` (from the run start) the admin runs exactly one command.
+/// Entries run in time order (as listed when two have the same `at`), each before any delivery
+/// attempt at or after its time.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    /// When, from the run start (`"30m"`, `"00:30:00"`); at most `[run] duration`.
+    pub at: TimeSpan,
+    /// `Remove-Item Cert:\LocalMachine\My\<thumbprint>` of this certificate (scenario-local name).
+    #[serde(default)]
+    pub remove_certificate: Option<String>,
+    /// Import this certificate (declared with `installed = false`); it is enumerated last unless
+    /// it has an `order`.
+    #[serde(default)]
+    pub install_certificate: Option<String>,
+    /// `Set-SendConnector` with any subset of `[onprem.send_connector]`'s keys.
+    #[serde(default)]
+    pub set_send_connector: Option<ConnectorChange>,
+    /// `Restart-Service MSExchangeTransport` (`true`).
+    #[serde(default)]
+    pub restart_transport: Option<bool>,
+    /// `Retry-Queue` (`true`).
+    #[serde(default)]
+    pub retry_queue: Option<bool>,
+}
+
+/// What a `[[changes]]` entry does, by name.
+#[derive(Debug, Clone, Copy)]
+pub enum ChangeAction<'a> {
+    /// `remove_certificate = "name"`.
+    RemoveCertificate(&'a str),
+    /// `install_certificate = "name"`.
+    InstallCertificate(&'a str),
+    /// `set_send_connector = { ... }`.
+    SetSendConnector(&'a ConnectorChange),
+    /// `restart_transport = true`.
+    RestartTransport,
+    /// `retry_queue = true`.
+    RetryQueue,
+}
+
+impl ChangeSpec {
+    /// The action keys present in the entry, in schema order.
+    pub fn action_keys(&self) -> Vec<&'static str> {
+        [
+            ("remove_certificate", self.remove_certificate.is_some()),
+            ("install_certificate", self.install_certificate.is_some()),
+            ("set_send_connector", self.set_send_connector.is_some()),
+            ("restart_transport", self.restart_transport.is_some()),
+            ("retry_queue", self.retry_queue.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect()
+    }
+
+    /// The action (the loader guarantees exactly one; `None` only for an unvalidated entry).
+    pub fn action(&self) -> Option<ChangeAction<'_>> {
+        if let Some(n) = &self.remove_certificate {
+            Some(ChangeAction::RemoveCertificate(n))
+        } else if let Some(n) = &self.install_certificate {
+            Some(ChangeAction::InstallCertificate(n))
+        } else if let Some(c) = &self.set_send_connector {
+            Some(ChangeAction::SetSendConnector(c))
+        } else if self.restart_transport == Some(true) {
+            Some(ChangeAction::RestartTransport)
+        } else if self.retry_queue == Some(true) {
+            Some(ChangeAction::RetryQueue)
+        } else {
+            None
+        }
+    }
+}
+
+/// `set_send_connector = { ... }`: the keys as written, and the connector they give (filled by the
+/// loader, which applies every earlier change in time order and validates the result).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorChange {
+    /// The keys as written, `tls_certificate_name = { cert = "name" }` left out (see
+    /// [`Self::certificate`]).
+    pub keys: toml::Table,
+    /// `tls_certificate_name = { cert = "name" }`: the certificate whose `<I>issuer<S>subject` the
+    /// connector gets.
+    pub certificate: Option<String>,
+    /// The whole connector after this change; its `tls_certificate_name` is resolved at run time
+    /// from [`Self::connector_certificate`] when that is set.
+    pub connector: Option<Box<SendConnector>>,
+    /// The certificate (scenario-local name) the connector's `TlsCertificateName` refers to after
+    /// this change, when it is a reference rather than a literal.
+    pub connector_certificate: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ConnectorChange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self {
+            keys: toml::Table::deserialize(d)?,
+            ..Self::default()
+        })
     }
 }
 
@@ -326,8 +447,9 @@ pub struct Expectations {
     /// Send-protocol-log text that must not appear anywhere.
     pub log_absent: OneOrMany,
     /// The certificate (scenario-local name) whose thumbprint the send log shows as the sending
-    /// certificate.
-    pub thumbprint_logged: Option<String>,
+    /// certificate in every session; a list gives the certificates in the order the sessions
+    /// show them (`["twin-nokey", "good"]`: first the twin, then, after a fix, the keyed one).
+    pub thumbprint_logged: OneOrMany,
     /// Transport events logged during selection (12014, 12016).
     pub events: Vec<u32>,
     /// The mock's attribution verdict (the last session that reached one).

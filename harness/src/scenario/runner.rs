@@ -11,6 +11,11 @@
 //!   advances it to the next retry and resumes it. Scenarios marked `memory_only` (long stalls
 //!   inside a session) are skipped there.
 //!
+//! `[[changes]]` run on the same clock: before each wake-up of the queue the runner applies every
+//! admin change due by then (a change at T happens before any attempt at or after T), through the
+//! transport's admin actions ([`Transport::remove_certificate`], [`Transport::restart`]...). The
+//! run goes on until the queue is empty and every change has been applied, or the duration ends.
+//!
 //! [`run_parallel`] runs many scenarios on a small pool of threads (`available_parallelism`).
 
 use std::net::SocketAddr;
@@ -25,9 +30,9 @@ use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::model::{DnsEntry, Scenario, TransportKind};
+use super::model::{ChangeAction, ConnectorChange, DnsEntry, Scenario, TransportKind};
 use crate::artefacts::queue::{LastError, QueueSnapshot};
-use crate::certstore::{CertStore, StoreDescription};
+use crate::certstore::{CertStore, StoreDescription, StoreEntry};
 use crate::connector::{SendConnector, ServerIdentity, TransportSettings};
 use crate::message::OutboundMessage;
 use crate::resolver::{HostEntry, LabResolver};
@@ -75,6 +80,9 @@ pub struct CertRow {
     pub friendly_name: String,
     /// The certificate's facts.
     pub facts: CertFacts,
+    /// In the store at the start (`false`: declared `installed = false`, for a `[[changes]]`
+    /// entry to install).
+    pub installed: bool,
 }
 
 /// Everything a replay produced.
@@ -94,9 +102,12 @@ pub struct Replay {
     pub connector: SendConnector,
     /// The transport's retry settings.
     pub settings: TransportSettings,
-    /// The store as built (entries, roots, intermediates).
+    /// The store as it was at the start (entries, roots, intermediates).
     pub store: Arc<CertStore>,
-    /// `LocalMachine\My`, in enumeration order.
+    /// The store at the end, after the `[[changes]]`.
+    pub final_store: Arc<CertStore>,
+    /// `LocalMachine\My`, in enumeration order, followed by the certificates declared with
+    /// `installed = false` (see [`CertRow::installed`]).
     pub certificates: Vec<CertRow>,
     /// Messages submitted.
     pub submitted: u32,
@@ -252,18 +263,41 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
         .clone()
         .ok_or_else(|| RunError::Unsupported("no send connector".into()))?;
     if let Some(name) = &s.source.tls_certificate_ref {
-        let entry = store
-            .entry(name)
-            .ok_or_else(|| RunError::Unsupported(format!("no certificate named {name:?}")))?;
-        connector.tls_certificate_name = Some(entry.x509_identifier());
+        connector.tls_certificate_name = Some(identifier_of(&store, name)?);
     }
+
+    // the admin's timeline; certificates declared `installed = false` leave the store until then
+    let certificates: Vec<CertRow> = store
+        .my()
+        .iter()
+        .map(|e| cert_row(e, !s.onprem.not_installed.contains(&e.name)))
+        .collect();
+    let mut timeline = AdminTimeline::build(s, &store, &connector)?;
+    for name in &s.onprem.not_installed {
+        if let Some(t) = store.entry(name).map(|e| e.facts.thumbprint.clone())
+            && let Some(e) = store.remove(&t)
+        {
+            timeline.held.push(e);
+        }
+    }
+    let certificates: Vec<CertRow> = {
+        let (mut on, off): (Vec<CertRow>, Vec<CertRow>) =
+            certificates.into_iter().partition(|c| c.installed);
+        for (i, c) in on.iter_mut().enumerate() {
+            c.enumeration_index = i;
+        }
+        on.extend(off);
+        on
+    };
 
     // the resolver
     let mock_addr = match kind {
         TransportKind::Memory => SocketAddr::new(s.run.eop_address, 0),
         TransportKind::Tcp => mock.local_addr(),
     };
-    let resolver = build_resolver(s, &connector, mock_addr);
+    let mut connectors = vec![&connector];
+    connectors.extend(timeline.connectors());
+    let resolver = build_resolver(s, &connectors, mock_addr);
 
     // the transport and the queue
     let server = ServerIdentity {
@@ -280,20 +314,8 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     cfg.settings = settings.clone();
     cfg.selection = s.onprem.selection;
     cfg.schannel = s.onprem.schannel.clone();
+    cfg.certificate_cache = s.onprem.certificate_cache;
     let store = Arc::new(store);
-    let certificates = store
-        .my()
-        .iter()
-        .map(|e| CertRow {
-            name: e.name.clone(),
-            enumeration_index: e.enumeration_index,
-            has_private_key: e.has_private_key,
-            key_readable: e.key_readable,
-            services: crate::artefacts::certs::services_text(&e.services),
-            friendly_name: e.friendly_name.clone(),
-            facts: e.facts.clone(),
-        })
-        .collect();
     let mut transport = Transport::new(cfg, Arc::clone(&store));
     let mut next_id = FIRST_INTERNAL_ID;
     let mut submitted = 0;
@@ -326,6 +348,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
                 kind,
                 &mock,
                 &mut last_errors,
+                &mut timeline,
             )
             .await?;
         }
@@ -347,6 +370,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
                 kind,
                 &mock,
                 &mut last_errors,
+                &mut timeline,
             )
             .await?;
         }
@@ -383,6 +407,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
         settings,
         store,
         certificates,
+        final_store: transport.store().clone(),
         submitted,
         sessions: transport.sessions().to_vec(),
         timeline: transport.records().to_vec(),
@@ -415,23 +440,25 @@ fn outbound(m: &super::model::MessageSpec, id: u64, at: OffsetDateTime) -> Outbo
     o
 }
 
-fn build_resolver(s: &Scenario, connector: &SendConnector, mock: SocketAddr) -> LabResolver {
+fn build_resolver(s: &Scenario, connectors: &[&SendConnector], mock: SocketAddr) -> LabResolver {
     let mut r = LabResolver::new();
     let mut names: Vec<String> = Vec::new();
-    if connector.dns_routing_enabled {
-        for m in &s.messages {
-            for to in &m.to {
-                if let Some((_, domain)) = to.rsplit_once('@') {
-                    let host = mx_host(domain);
-                    if !r.mx.contains_key(&domain.to_ascii_lowercase()) {
-                        r = r.with_mx(domain, 10, &host);
+    for connector in connectors {
+        if connector.dns_routing_enabled {
+            for m in &s.messages {
+                for to in &m.to {
+                    if let Some((_, domain)) = to.rsplit_once('@') {
+                        let host = mx_host(domain);
+                        if !r.mx.contains_key(&domain.to_ascii_lowercase()) {
+                            r = r.with_mx(domain, 10, &host);
+                        }
+                        names.push(host);
                     }
-                    names.push(host);
                 }
             }
+        } else {
+            names.extend(connector.smart_hosts.iter().cloned());
         }
-    } else {
-        names.extend(connector.smart_hosts.iter().cloned());
     }
     names.extend(s.onprem.dns.keys().cloned());
     for name in names {
@@ -498,10 +525,20 @@ async fn drive<D: Deliver>(
     kind: TransportKind,
     mock: &MockEopHandle,
     last_errors: &mut Vec<(OffsetDateTime, LastError)>,
+    timeline: &mut AdminTimeline,
 ) -> Result<(), RunError> {
-    let connector = transport.config().connector.clone();
-    for _ in 0..max_steps {
-        let Some(wake) = transport.next_wakeup() else {
+    for _ in 0..max_steps.saturating_add(timeline.len()) {
+        let wake = transport.next_wakeup();
+        // a change at T happens before any attempt at or after T
+        if let Some(at) = timeline.next_at()
+            && at <= until
+            && wake.is_none_or(|w| at <= w)
+        {
+            sleep_to(clock, at, kind).await;
+            timeline.apply_next(transport, clock.now());
+            continue;
+        }
+        let Some(wake) = wake else {
             break;
         };
         if wake > until {
@@ -515,6 +552,7 @@ async fn drive<D: Deliver>(
         if due.is_empty() {
             continue;
         }
+        let connector = transport.config().connector.clone();
         let domain = due[0].recipient_domain().to_string();
         match resolver.next_hop(&connector, &domain) {
             Err(e) => transport.on_dns_failure(&e, now),
@@ -554,6 +592,227 @@ async fn drive<D: Deliver>(
         }
     }
     Ok(())
+}
+
+fn cert_row(e: &StoreEntry, installed: bool) -> CertRow {
+    CertRow {
+        name: e.name.clone(),
+        enumeration_index: e.enumeration_index,
+        has_private_key: e.has_private_key,
+        key_readable: e.key_readable,
+        services: crate::artefacts::certs::services_text(&e.services),
+        friendly_name: e.friendly_name.clone(),
+        facts: e.facts.clone(),
+        installed,
+    }
+}
+
+fn identifier_of(store: &CertStore, name: &str) -> Result<String, RunError> {
+    store
+        .entry(name)
+        .map(StoreEntry::x509_identifier)
+        .ok_or_else(|| RunError::Unsupported(format!("no certificate named {name:?}")))
+}
+
+/// What the admin does, resolved against the store the run built.
+#[derive(Debug)]
+enum AdminStep {
+    Remove(String),
+    Install(String),
+    SetConnector(Box<SendConnector>, String),
+    Restart,
+    Retry,
+}
+
+/// The `[[changes]]` of a scenario in time order, with the certificates waiting to be installed.
+#[derive(Debug, Default)]
+struct AdminTimeline {
+    steps: Vec<(OffsetDateTime, AdminStep)>,
+    next: usize,
+    /// Certificates declared `installed = false` (taken out of the store before the run).
+    held: Vec<StoreEntry>,
+    /// Enumeration keys (`order`, else the listing position; then the listing position) by name.
+    keys: Vec<(String, (i64, usize), bool)>,
+}
+
+impl AdminTimeline {
+    /// Resolves the scenario's changes against the store (which still holds every certificate).
+    fn build(s: &Scenario, store: &CertStore, first: &SendConnector) -> Result<Self, RunError> {
+        let mut order: Vec<usize> = (0..s.changes.len()).collect();
+        order.sort_by_key(|&i| s.changes[i].at.0);
+        let mut steps = Vec::new();
+        let mut previous = first.clone();
+        for i in order {
+            let c = &s.changes[i];
+            let at = s.run.start + c.at.to_time();
+            let step = match c.action() {
+                Some(ChangeAction::RemoveCertificate(n)) => AdminStep::Remove(
+                    store
+                        .entry(n)
+                        .map(|e| e.facts.thumbprint.clone())
+                        .ok_or_else(|| {
+                            RunError::Unsupported(format!("no certificate named {n:?}"))
+                        })?,
+                ),
+                Some(ChangeAction::InstallCertificate(n)) => AdminStep::Install(n.to_string()),
+                Some(ChangeAction::SetSendConnector(cc)) => {
+                    let mut conn = cc
+                        .connector
+                        .as_deref()
+                        .cloned()
+                        .unwrap_or_else(|| previous.clone());
+                    if let Some(name) = &cc.connector_certificate {
+                        conn.tls_certificate_name = Some(identifier_of(store, name)?);
+                    }
+                    let command = set_send_connector_command(&previous.name, cc, &conn);
+                    previous = conn.clone();
+                    AdminStep::SetConnector(Box::new(conn), command)
+                }
+                Some(ChangeAction::RestartTransport) => AdminStep::Restart,
+                Some(ChangeAction::RetryQueue) => AdminStep::Retry,
+                None => continue,
+            };
+            steps.push((at, step));
+        }
+        let keys = s
+            .onprem
+            .certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    c.name.clone(),
+                    (c.order.unwrap_or(i as i64), i),
+                    c.order.is_some(),
+                )
+            })
+            .collect();
+        Ok(Self {
+            steps,
+            keys,
+            ..Self::default()
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The connectors the changes install (for the resolver).
+    fn connectors(&self) -> impl Iterator<Item = &SendConnector> {
+        self.steps.iter().filter_map(|(_, s)| match s {
+            AdminStep::SetConnector(c, _) => Some(c.as_ref()),
+            _ => None,
+        })
+    }
+
+    fn next_at(&self) -> Option<OffsetDateTime> {
+        self.steps.get(self.next).map(|(t, _)| *t)
+    }
+
+    fn key(&self, name: &str) -> Option<((i64, usize), bool)> {
+        self.keys
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, k, explicit)| (*k, *explicit))
+    }
+
+    /// Applies the next change at `now`.
+    fn apply_next(&mut self, t: &mut Transport, now: OffsetDateTime) {
+        let Some((_, step)) = self.steps.get(self.next) else {
+            return;
+        };
+        self.next += 1;
+        match step {
+            AdminStep::Remove(thumb) => {
+                let thumb = thumb.clone();
+                if let Some(e) = t.remove_certificate(&thumb, now) {
+                    self.held.push(e);
+                }
+            }
+            AdminStep::Install(name) => {
+                let Some(pos) = self.held.iter().position(|e| &e.name == name) else {
+                    return;
+                };
+                let entry = self.held.remove(pos);
+                // appended, unless an explicit `order` places it among the others
+                let index = match self.key(name) {
+                    Some((k, true)) => t
+                        .store()
+                        .my()
+                        .iter()
+                        .filter(|e| self.key(&e.name).is_some_and(|(o, _)| o < k))
+                        .count(),
+                    _ => usize::MAX,
+                };
+                t.install_certificate(entry, index, now);
+            }
+            AdminStep::SetConnector(c, command) => {
+                let (c, command) = (c.as_ref().clone(), command.clone());
+                t.set_send_connector(c, command, now);
+            }
+            AdminStep::Restart => t.restart(now),
+            AdminStep::Retry => t.retry_queue(now),
+        }
+    }
+}
+
+/// `Set-SendConnector "<name>" -TlsCertificateName "<I>...<S>..." -RequireTLS $true`: the keys of
+/// the change as `Set-SendConnector` parameters, values from the connector they give.
+fn set_send_connector_command(name: &str, cc: &ConnectorChange, after: &SendConnector) -> String {
+    const PARAMS: &[(&str, &str)] = &[
+        ("name", "Name"),
+        ("address_spaces", "AddressSpaces"),
+        ("dns_routing_enabled", "DNSRoutingEnabled"),
+        ("smart_hosts", "SmartHosts"),
+        ("smart_host_auth_mechanism", "SmartHostAuthMechanism"),
+        ("port", "Port"),
+        ("fqdn", "Fqdn"),
+        ("require_tls", "RequireTLS"),
+        ("ignore_starttls", "IgnoreSTARTTLS"),
+        ("tls_auth_level", "TlsAuthLevel"),
+        ("tls_domain", "TlsDomain"),
+        ("tls_certificate_name", "TlsCertificateName"),
+        ("cloud_services_mail_enabled", "CloudServicesMailEnabled"),
+        ("connector_type", "ConnectorType"),
+        (
+            "connection_inactivity_timeout",
+            "ConnectionInactivityTimeOut",
+        ),
+        ("max_message_size", "MaxMessageSize"),
+        (
+            "smtp_max_messages_per_connection",
+            "SmtpMaxMessagesPerConnection",
+        ),
+        ("protocol_logging_level", "ProtocolLoggingLevel"),
+        ("source_ip_address", "SourceIPAddress"),
+        ("force_helo", "ForceHELO"),
+        ("enabled", "Enabled"),
+    ];
+    fn value(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) if s.is_empty() => "$null".into(),
+            toml::Value::String(s) => format!("\"{s}\""),
+            toml::Value::Boolean(b) => if *b { "$true" } else { "$false" }.into(),
+            toml::Value::Array(a) => a.iter().map(value).collect::<Vec<_>>().join(","),
+            other => other.to_string(),
+        }
+    }
+    let mut out = format!("Set-SendConnector \"{name}\"");
+    for (key, param) in PARAMS {
+        let v = if *key == "tls_certificate_name" && cc.certificate.is_some() {
+            after
+                .tls_certificate_name
+                .as_deref()
+                .map(|t| format!("\"{t}\""))
+        } else {
+            cc.keys.get(*key).map(value)
+        };
+        if let Some(v) = v {
+            out.push_str(&format!(" -{param} {v}"));
+        }
+    }
+    out
 }
 
 /// Runs `f` over `items` on up to `threads` threads (at least one), results in input order.

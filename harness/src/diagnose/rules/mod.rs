@@ -3,6 +3,9 @@
 //! Ranking and the "symptoms never outrank causes" suppressions happen afterwards
 //! (`super::rank`).
 //!
+//! - [`cache`]: what changed while the transport ran (a certificate still used from the
+//!   transport's cache after a change, FM-34; a certificate failure the latest sessions no longer
+//!   show).
 //! - [`certs`]: the local certificate (NoCredentials, UnknownCredentials, TlsCertificateName,
 //!   expiry, visibility to `Get-ExchangeCertificate`, ambiguity, syntax).
 //! - [`tls`]: the handshake and STARTTLS (protocol mismatch, remote validation, stripping,
@@ -14,6 +17,7 @@
 //! - [`network`]: DNS, TCP connect and real timeouts.
 //! - [`lint`]: configuration warnings that need no failure.
 
+pub(crate) mod cache;
 pub(crate) mod certs;
 pub(crate) mod eop;
 pub(crate) mod eop_record;
@@ -179,6 +183,7 @@ pub(crate) fn count(n: usize, what: &str) -> String {
 /// Runs every rule.
 pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     let mut out = Vec::new();
+    out.extend(cache::rules(m));
     out.extend(certs::rules(m, opts));
     out.extend(tls::rules(m));
     out.extend(eop::rules(m));
