@@ -13,7 +13,9 @@ use mock_eop::reply::Reply;
 
 use super::{Draft, MAX_OCCURRENCES, count, fill, when};
 use crate::diagnose::FindingId;
-use crate::diagnose::model::{Model, NdrView, QueueView, SessionView, prop_ev};
+use crate::diagnose::model::{
+    Model, NdrView, QueueView, SessionView, is_eop_host, is_eop_ip, prop_ev,
+};
 
 pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     let mut out = Vec::new();
@@ -475,8 +477,24 @@ fn is_recipient_rejected(r: &Reply) -> bool {
     t.starts_with("5.4.1") || t.starts_with("5.1.1 ") || t.starts_with("5.1.10")
 }
 
+/// A session with Exchange Online: the banner or EHLO names an EOP host, the peer is in EOP's
+/// ranges, or it went out through a connector to Exchange Online. An Internet server refusing an
+/// unknown recipient on the Internet connector is not a hybrid problem.
+fn toward_eop(m: &Model<'_>, s: &SessionView<'_>) -> bool {
+    is_eop_host(&s.remote_name())
+        || is_eop_ip(s.remote().ip())
+        || m.connector_of(s).is_some_and(|c| c.hybrid)
+}
+
 fn recipient_rejected(m: &Model<'_>) -> Vec<Draft> {
-    let hits = find(m, is_recipient_rejected);
+    let mut hits = find(m, is_recipient_rejected);
+    for v in hits.by_conn.values_mut() {
+        v.retain(|(s, _)| toward_eop(m, s));
+    }
+    hits.by_conn.retain(|_, v| !v.is_empty());
+    let hybrid = |c: Option<usize>| c.is_none_or(|c| m.connectors.get(c).is_some_and(|c| c.hybrid));
+    hits.queues.retain(|q| hybrid(q.connector));
+    hits.ndrs.retain(|n| hybrid(n.connector));
     let mut out = Vec::new();
     for (c, v, qs, ns) in hits.groups() {
         let mut d = start_draft(FindingId::RecipientRejected, m, c, &v, &qs, &ns);
