@@ -34,8 +34,8 @@ pub(crate) fn rank(drafts: Vec<Draft>) -> Vec<Finding> {
         })
         .collect();
     out.sort_by(|(a, ta), (b, tb)| {
-        a.id.severity()
-            .cmp(&b.id.severity())
+        a.severity()
+            .cmp(&b.severity())
             .then(a.id.rank().cmp(&b.id.rank()))
             .then(tb.cmp(ta))
             .then(a.key.cmp(&b.key))
@@ -43,7 +43,7 @@ pub(crate) fn rank(drafts: Vec<Draft>) -> Vec<Finding> {
     out.into_iter()
         .map(|(d, newest)| Finding {
             id: d.id,
-            severity: d.id.severity(),
+            severity: d.severity(),
             title: d.id.title().to_string(),
             evidence: d.evidence.all().map(|e| e.to_evidence()).collect(),
             explanation: d.explanation,

@@ -232,7 +232,7 @@ fn queue_identity(m: &Model<'_>, ci: usize) -> String {
 }
 
 /// A 250 reply that accepted a message (after BDAT ... LAST or the end of DATA).
-fn delivered(s: &SessionView<'_>) -> Option<usize> {
+pub(crate) fn delivered(s: &SessionView<'_>) -> Option<usize> {
     s.replies()
         .filter(|(_, r)| r.code == 250)
         .find(|(i, r)| {

@@ -13,9 +13,7 @@ use mock_eop::reply::Reply;
 
 use super::{Draft, MAX_OCCURRENCES, count, fill, when};
 use crate::diagnose::FindingId;
-use crate::diagnose::model::{
-    Model, NdrView, QueueView, SessionView, is_eop_host, is_eop_ip, prop_ev,
-};
+use crate::diagnose::model::{Model, NdrView, QueueView, SessionView, prop_ev};
 
 pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     let mut out = Vec::new();
@@ -481,9 +479,7 @@ fn is_recipient_rejected(r: &Reply) -> bool {
 /// ranges, or it went out through a connector to Exchange Online. An Internet server refusing an
 /// unknown recipient on the Internet connector is not a hybrid problem.
 fn toward_eop(m: &Model<'_>, s: &SessionView<'_>) -> bool {
-    is_eop_host(&s.remote_name())
-        || is_eop_ip(s.remote().ip())
-        || m.connector_of(s).is_some_and(|c| c.hybrid)
+    s.to_eop || m.connector_of(s).is_some_and(|c| c.hybrid)
 }
 
 fn recipient_rejected(m: &Model<'_>) -> Vec<Draft> {

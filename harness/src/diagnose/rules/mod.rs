@@ -27,8 +27,8 @@ pub(crate) mod tls;
 
 use time::OffsetDateTime;
 
-use super::FindingId;
 use super::model::{Ev, Model};
+use super::{FindingId, Severity};
 
 /// How many repeated occurrences of a failure a finding quotes (most recent first).
 pub(crate) const MAX_OCCURRENCES: usize = 5;
@@ -46,6 +46,9 @@ pub(crate) struct Draft {
     pub evidence: Evidences,
     pub explanation: String,
     pub fix: Vec<String>,
+    /// Set when the failure is history: the connector delivered in a later session and no queue
+    /// holds a LastError for it. The finding is then reported as a warning.
+    pub recovered: bool,
 }
 
 impl Draft {
@@ -58,6 +61,15 @@ impl Draft {
             evidence: Evidences::default(),
             explanation: String::new(),
             fix: Vec::new(),
+            recovered: false,
+        }
+    }
+
+    /// The severity reported: the id's, or a warning for a failure that is history.
+    pub(crate) fn severity(&self) -> Severity {
+        match self.id.severity() {
+            Severity::Error if self.recovered => Severity::Warning,
+            s => s,
         }
     }
 
@@ -190,5 +202,66 @@ pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     out.extend(eop_record::rules(m));
     out.extend(network::rules(m));
     out.extend(lint::rules(m));
+    mark_recovered(m, &mut out);
     out
+}
+
+/// Failures that mail flow has since left behind: an error finding about a connector whose
+/// newest session delivered, later than every session the finding explains, while no queue
+/// shows a LastError for that connector (an intermittent throttle, a 421 that the next retry got
+/// past, a fixed certificate). The finding stays, as a warning that says so, so that a bundle
+/// from a server that works again does not read like an outage.
+fn mark_recovered(m: &Model<'_>, drafts: &mut [Draft]) {
+    for d in drafts.iter_mut() {
+        // Only failures of the whole session: one later delivery proves them gone. Attribution
+        // and recipient verdicts (5.7.64, 5.7.51, 5.1.1, size) hit some recipients or messages
+        // while others are delivered in the same sessions, so a delivery says nothing about them.
+        let session_level = matches!(
+            d.id,
+            FindingId::CertExpired
+                | FindingId::TlsCertNameNotFound
+                | FindingId::CertKeylessDuplicate
+                | FindingId::CertMissingPrivateKey
+                | FindingId::CertKeyInaccessible
+                | FindingId::TlsVersionMismatch
+                | FindingId::RemoteCertUntrusted
+                | FindingId::RemoteCertNameMismatch
+                | FindingId::StarttlsStripped
+                | FindingId::TlsRequiredCleartext
+                | FindingId::WrongRegionEndpoint
+                | FindingId::EopThrottled
+                | FindingId::DnsResolutionFailed
+                | FindingId::ConnectFailed
+                | FindingId::ConnectionTimeout
+        );
+        if !session_level || d.id.severity() != Severity::Error || d.sessions.is_empty() {
+            continue;
+        }
+        let Some(ci) = d.connector else { continue };
+        let Some(last) = m.sessions_of(ci).max_by_key(|s| s.start) else {
+            continue;
+        };
+        let Some(ok) = cache::delivered(last) else {
+            continue;
+        };
+        let explained_before = d.sessions.iter().all(|id| {
+            m.sessions
+                .iter()
+                .find(|s| s.id() == id)
+                .is_some_and(|s| s.id() != last.id() && s.start < last.start)
+        });
+        let queue_clear = m
+            .queues
+            .iter()
+            .all(|q| q.connector.is_some_and(|c| c != ci));
+        if explained_before && queue_clear {
+            d.recovered = true;
+            d.evidence.push(last.ev(ok));
+            d.explanation.push_str(&format!(
+                " Since then mail has flowed again: the connector's latest session ({}) delivered, and no \
+                 queue shows a LastError for it. This is history unless it recurs; the fix is for next time.",
+                when(last.at(ok)),
+            ));
+        }
+    }
 }
