@@ -198,6 +198,34 @@ impl FromStr for FindingId {
     }
 }
 
+impl FindingId {
+    /// Errors that fail the whole session, so that one later delivery on the same connector
+    /// proves them gone (docs/findings.md, "Failures that mail flow has left behind"): such a
+    /// finding is reported as a warning once mail flows again. Attribution and recipient verdicts
+    /// (5.7.64, 5.7.51, 5.1.1, size) hit some recipients or messages while others are delivered
+    /// in the same sessions, so a delivery says nothing about them.
+    pub fn can_recover(self) -> bool {
+        matches!(
+            self,
+            Self::CertExpired
+                | Self::TlsCertNameNotFound
+                | Self::CertKeylessDuplicate
+                | Self::CertMissingPrivateKey
+                | Self::CertKeyInaccessible
+                | Self::TlsVersionMismatch
+                | Self::RemoteCertUntrusted
+                | Self::RemoteCertNameMismatch
+                | Self::StarttlsStripped
+                | Self::TlsRequiredCleartext
+                | Self::WrongRegionEndpoint
+                | Self::EopThrottled
+                | Self::DnsResolutionFailed
+                | Self::ConnectFailed
+                | Self::ConnectionTimeout
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -789,13 +789,14 @@ impl Validator<'_, '_, '_> {
             && let Some(id) = &s.expect.top_finding
             && id
                 .parse::<crate::diagnose::FindingId>()
-                .is_ok_and(|f| f.severity() == crate::diagnose::Severity::Error)
+                .is_ok_and(|f| f.severity() == crate::diagnose::Severity::Error && !f.can_recover())
         {
             return Err(self.err(
                 "expect.no_error_finding",
                 format!(
                     "field `no_error_finding`: contradicts `top_finding` ({id} is of severity error; \
-                     only a warning can rank first in a run without errors)"
+                     only a warning, or an error that later deliveries left behind, can rank first \
+                     in a run without errors)"
                 ),
             ));
         }

@@ -213,27 +213,7 @@ pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
 /// from a server that works again does not read like an outage.
 fn mark_recovered(m: &Model<'_>, drafts: &mut [Draft]) {
     for d in drafts.iter_mut() {
-        // Only failures of the whole session: one later delivery proves them gone. Attribution
-        // and recipient verdicts (5.7.64, 5.7.51, 5.1.1, size) hit some recipients or messages
-        // while others are delivered in the same sessions, so a delivery says nothing about them.
-        let session_level = matches!(
-            d.id,
-            FindingId::CertExpired
-                | FindingId::TlsCertNameNotFound
-                | FindingId::CertKeylessDuplicate
-                | FindingId::CertMissingPrivateKey
-                | FindingId::CertKeyInaccessible
-                | FindingId::TlsVersionMismatch
-                | FindingId::RemoteCertUntrusted
-                | FindingId::RemoteCertNameMismatch
-                | FindingId::StarttlsStripped
-                | FindingId::TlsRequiredCleartext
-                | FindingId::WrongRegionEndpoint
-                | FindingId::EopThrottled
-                | FindingId::DnsResolutionFailed
-                | FindingId::ConnectFailed
-                | FindingId::ConnectionTimeout
-        );
+        let session_level = d.id.can_recover();
         if !session_level || d.id.severity() != Severity::Error || d.sessions.is_empty() {
             continue;
         }
