@@ -158,7 +158,7 @@ fn majority(objects: &[PsObject]) -> Option<ListingKind> {
 
 /// The kind of a file, from its bytes (any encoding [`text::decode`] reads).
 pub fn detect(bytes: &[u8]) -> ArtefactKind {
-    detect_text(&text::decode(bytes).text)
+    detect_text(&text::decode_cow(bytes).0)
 }
 
 /// What the first lines of a transport log say.
@@ -372,8 +372,8 @@ impl ArtefactReader {
 
     /// Adds one file's bytes; `file` names it in evidence. Returns its kind.
     pub fn add_bytes(&mut self, file: &str, bytes: &[u8]) -> ArtefactKind {
-        let decoded = text::decode(bytes);
-        self.add_decoded(file, &decoded.text, decoded.encoding)
+        let (text, encoding) = text::decode_cow(bytes);
+        self.add_decoded(file, &text, encoding)
     }
 
     fn add_decoded(&mut self, file: &str, text: &str, encoding: TextEncoding) -> ArtefactKind {

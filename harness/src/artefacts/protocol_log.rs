@@ -17,6 +17,8 @@
 //! what the log carries ([`logged_view`]). Lines it does not understand are counted per file
 //! ([`LogFileInfo::skipped`]) and skipped.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mock_eop::reply::Reply;
@@ -670,7 +672,7 @@ struct RawLine {
 /// usually belong to the same session, so most lookups are one comparison.
 #[derive(Debug, Default)]
 struct Interner {
-    index: std::collections::HashMap<String, u32>,
+    index: HashMap<String, u32>,
     values: Vec<String>,
     recent: [Option<u32>; 4],
 }
@@ -741,6 +743,8 @@ impl ProtocolLogReader {
         };
         let mut index = FieldIndex::from_names(&DEFAULT_FIELDS);
         let mut votes = (0usize, 0usize);
+        // One field buffer for every line: the fields borrow from `text`.
+        let mut fields = Vec::with_capacity(MAX_FIELDS + 1);
         for (i, raw) in split_lines(text).enumerate() {
             let line_no = i + 1;
             if raw.trim().is_empty() {
@@ -755,7 +759,7 @@ impl ProtocolLogReader {
                 }
                 continue;
             }
-            match parse_record(raw, &index, &mut self.names) {
+            match parse_record(raw, &index, &mut self.names, &mut fields) {
                 Some(mut r) => {
                     r.file = file_idx;
                     r.line_no = line_no;
@@ -785,22 +789,54 @@ impl ProtocolLogReader {
             lines,
             names,
         } = self;
-        // Group by (session id, connector) in order of first appearance.
-        let mut slot: std::collections::HashMap<(u32, u32), usize> =
-            std::collections::HashMap::new();
-        let mut groups: Vec<Vec<RawLine>> = Vec::new();
-        for l in lines {
-            let i = *slot.entry((l.session, l.connector)).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[i].push(l);
+        // Group by (session id, connector) in order of first appearance. Session ids are
+        // interned, so the usual case (one connector per session id) is an array lookup.
+        const NONE: u32 = u32::MAX;
+        let mut by_session = vec![NONE; names.values.len()];
+        let mut other: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut group_connector: Vec<u32> = Vec::new();
+        let mut group_len: Vec<u32> = Vec::new();
+        let mut group_of = Vec::with_capacity(lines.len());
+        for l in &lines {
+            let first = by_session.get(l.session as usize).copied().unwrap_or(NONE);
+            let g = if first != NONE && group_connector[first as usize] == l.connector {
+                first
+            } else {
+                let new = u32::try_from(group_connector.len()).unwrap_or(u32::MAX);
+                let g = if first == NONE {
+                    if let Some(slot) = by_session.get_mut(l.session as usize) {
+                        *slot = new;
+                    }
+                    new
+                } else {
+                    *other.entry((l.session, l.connector)).or_insert(new)
+                };
+                if g == new {
+                    group_connector.push(l.connector);
+                    group_len.push(0);
+                }
+                g
+            };
+            group_len[g as usize] += 1;
+            group_of.push(g);
         }
-        drop(slot);
+        drop((by_session, other, group_connector));
+        let mut groups: Vec<Vec<RawLine>> = group_len
+            .iter()
+            .map(|n| Vec::with_capacity(*n as usize))
+            .collect();
+        for (l, g) in lines.into_iter().zip(group_of) {
+            groups[g as usize].push(l);
+        }
+        let mut rebuild = Rebuild {
+            files: &mut files,
+            names: &names,
+            dn: DnCache::default(),
+        };
         let mut sessions = Vec::with_capacity(groups.len());
         for mut ls in groups {
             ls.sort_by_key(|l| l.seq);
-            sessions.push(build_session(ls, &mut files, &names));
+            sessions.push(rebuild.session(ls));
         }
         sessions.sort_by(|a, b| {
             let ta = a.session.events.first().map(|e| e.at);
@@ -889,15 +925,31 @@ impl FieldIndex {
     }
 }
 
-fn parse_record(raw: &str, idx: &FieldIndex, names: &mut Interner) -> Option<RawLine> {
-    let f = crate::artefacts::csv::split_record(raw);
-    if f.len() < idx.required() || f.len() > 9.max(idx.required()) + 8 {
+/// At most this many fields on a line with the standard nine columns (more is not a record).
+const MAX_FIELDS: usize = 9 + 8;
+
+fn parse_record<'a>(
+    raw: &'a str,
+    idx: &FieldIndex,
+    names: &mut Interner,
+    f: &mut Vec<Cow<'a, str>>,
+) -> Option<RawLine> {
+    let required = idx.required();
+    let max = 9.max(required) + 8;
+    f.clear();
+    f.extend(crate::artefacts::csv::fields_of(raw).take(max + 1));
+    if f.len() < required || f.len() > max {
         return None;
     }
-    let get = |i: Option<usize>| -> String {
-        i.and_then(|i| f.get(i))
-            .map(|c| c.to_string())
-            .unwrap_or_default()
+    let at = crate::artefacts::ps::parse_iso(f[idx.at].trim())?;
+    let session = f[idx.session].trim();
+    if session.is_empty() || session.len() > 64 {
+        return None;
+    }
+    let seq: u32 = f[idx.seq].trim().parse().ok()?;
+    let event = match f[idx.event].trim().as_bytes() {
+        [c @ (b'+' | b'-' | b'>' | b'<' | b'*')] => *c,
+        _ => return None,
     };
     // An unquoted comma in the data column (a hand-edited or re-exported file) splits it: with
     // the standard layout, everything between `event` and the last field is the data.
@@ -905,29 +957,21 @@ fn parse_record(raw: &str, idx: &FieldIndex, names: &mut Interner) -> Option<Raw
         (Some(d), Some(c)) if c == d + 1 && c + 1 == 9 && f.len() > 9 => {
             (f[d..f.len() - 1].join(","), f[f.len() - 1].to_string())
         }
-        _ => (get(idx.data), get(idx.context)),
-    };
-    let at = crate::artefacts::ps::parse_iso(f[idx.at].trim())?;
-    let session = f[idx.session].trim();
-    if session.is_empty() || session.len() > 64 {
-        return None;
-    }
-    let seq: u32 = f[idx.seq].trim().parse().ok()?;
-    let ev = f[idx.event].trim();
-    let event = match ev.as_bytes() {
-        [c @ (b'+' | b'-' | b'>' | b'<' | b'*')] => *c,
-        _ => return None,
+        _ => (
+            field(f, idx.data).to_string(),
+            field(f, idx.context).to_string(),
+        ),
     };
     Some(RawLine {
         file: 0,
         line_no: 0,
         text: raw.to_string(),
         at,
-        connector: names.id(0, field(&f, idx.connector)),
+        connector: names.id(0, field(f, idx.connector)),
         session: names.id(1, session),
         seq,
-        local: names.id(2, field(&f, idx.local)),
-        remote: names.id(3, field(&f, idx.remote)),
+        local: names.id(2, field(f, idx.local)),
+        remote: names.id(3, field(f, idx.remote)),
         event,
         data,
         context,
@@ -935,7 +979,7 @@ fn parse_record(raw: &str, idx: &FieldIndex, names: &mut Interner) -> Option<Raw
 }
 
 /// Column `i` of a split record ("" when absent).
-fn field<'a>(f: &'a [std::borrow::Cow<'a, str>], i: Option<usize>) -> &'a str {
+fn field<'a>(f: &'a [Cow<'_, str>], i: Option<usize>) -> &'a str {
     i.and_then(|i| f.get(i)).map_or("", |c| c.as_ref())
 }
 
@@ -1019,24 +1063,32 @@ struct CertParts {
 }
 
 impl CertParts {
-    /// Takes one classic-block line; false if it is not one or its field is already set.
-    fn take(&mut self, context: &str, data: &str) -> bool {
-        let slot = match context.trim().to_ascii_lowercase().as_str() {
-            "certificate subject" => &mut self.subject,
-            "certificate issuer name" | "certificate issuer" => &mut self.issuer,
-            "certificate serial number" => &mut self.serial,
-            "certificate thumbprint" => &mut self.thumbprint,
-            "certificate alternate names" | "certificate subject alternate names" => &mut self.sans,
-            _ => return false,
+    /// Takes one classic-block line (its data is moved out); false if it is not one or its
+    /// field is already set (the data is then left in place).
+    fn take(&mut self, context: &str, data: &mut String) -> bool {
+        let c = context.trim();
+        let is = |name: &str| c.eq_ignore_ascii_case(name);
+        let slot = if is("certificate subject") {
+            &mut self.subject
+        } else if is("certificate issuer name") || is("certificate issuer") {
+            &mut self.issuer
+        } else if is("certificate serial number") {
+            &mut self.serial
+        } else if is("certificate thumbprint") {
+            &mut self.thumbprint
+        } else if is("certificate alternate names") || is("certificate subject alternate names") {
+            &mut self.sans
+        } else {
+            return false;
         };
         if slot.is_some() {
             return false;
         }
-        *slot = Some(data.to_string());
+        *slot = Some(std::mem::take(data));
         true
     }
 
-    fn into_facts(self) -> CertFacts {
+    fn into_facts(self, dn: &mut DnCache) -> CertFacts {
         facts_from_parts(
             self.subject.unwrap_or_default(),
             self.issuer.unwrap_or_default(),
@@ -1045,10 +1097,34 @@ impl CertParts {
             UNKNOWN_TIME,
             UNKNOWN_TIME,
             self.sans.as_deref().unwrap_or(""),
+            dn,
         )
     }
 }
 
+/// What a certificate's subject and issuer give ([`common_names_of`], self-signed), per distinct
+/// pair: a big log repeats the same few certificates in every session.
+#[derive(Debug, Default)]
+struct DnCache(HashMap<String, HashMap<String, (Vec<String>, bool)>>);
+
+impl DnCache {
+    fn facts(&mut self, subject: &str, issuer: &str) -> (Vec<String>, bool) {
+        if let Some(hit) = self.0.get(subject).and_then(|m| m.get(issuer)) {
+            return hit.clone();
+        }
+        let facts = (
+            common_names_of(subject),
+            !subject.is_empty() && mock_eop::x509::dn_eq(subject, issuer),
+        );
+        self.0
+            .entry(subject.to_string())
+            .or_default()
+            .insert(issuer.to_string(), facts.clone());
+        facts
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn facts_from_parts(
     subject: String,
     issuer: String,
@@ -1057,10 +1133,12 @@ fn facts_from_parts(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     sans: &str,
+    dn: &mut DnCache,
 ) -> CertFacts {
+    let (common_names, is_self_signed) = dn.facts(&subject, &issuer);
     CertFacts {
-        common_names: common_names_of(&subject),
-        is_self_signed: !subject.is_empty() && mock_eop::x509::dn_eq(&subject, &issuer),
+        common_names,
+        is_self_signed,
         subject,
         issuer,
         serial: serial.trim().to_string(),
@@ -1085,6 +1163,10 @@ fn facts_from_parts(
 /// Read from the right (names, dates, thumbprint, serial), then the subject/issuer boundary is
 /// the first space not preceded by a comma and followed by an attribute (`CN=`).
 pub fn parse_one_line_cert(data: &str) -> Option<CertFacts> {
+    parse_one_line_cert_with(data, &mut DnCache::default())
+}
+
+fn parse_one_line_cert_with(data: &str, dn: &mut DnCache) -> Option<CertFacts> {
     let mut rest = data.trim();
     // Alternate names: the last token, unless it is the not-after date.
     let (head, last) = rest.rsplit_once(' ')?;
@@ -1114,6 +1196,7 @@ pub fn parse_one_line_cert(data: &str) -> Option<CertFacts> {
         not_before,
         not_after,
         sans,
+        dn,
     ))
 }
 
@@ -1245,160 +1328,183 @@ pub fn parse_log_reply(text: &str) -> Option<Reply> {
     Some(Reply::multi(single.code, lines))
 }
 
-fn build_session(
-    mut lines: Vec<RawLine>,
-    files: &mut [LogFileInfo],
-    names: &Interner,
-) -> ParsedSession {
-    let first = &lines[0];
-    let connector_id = names.get(first.connector).to_string();
-    let session_id = names.get(first.session).to_string();
-    let local = lines
-        .iter()
-        .find_map(|l| parse_endpoint(names.get(l.local)));
-    let remote = lines
-        .iter()
-        .find_map(|l| parse_endpoint(names.get(l.remote)))
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut kind_votes = (0usize, 0usize);
-    let mut header_kind = None;
-    for l in &lines {
-        if header_kind.is_none() {
-            header_kind = files[l.file].header.kind();
-        }
-        match vote(l) {
-            Some(LogKind::Send) => kind_votes.0 += 1,
-            Some(LogKind::Receive) => kind_votes.1 += 1,
-            None => {}
-        }
-    }
-    let kind = header_kind.or(match kind_votes {
-        (0, 0) => files[lines[0].file].kind,
-        (s, r) if s >= r => Some(LogKind::Send),
-        _ => Some(LogKind::Receive),
-    });
+/// What rebuilding sessions needs besides their lines: the files (for evidence and skipped
+/// counts), the interned columns and the certificate name cache.
+struct Rebuild<'a> {
+    files: &'a mut [LogFileInfo],
+    names: &'a Interner,
+    dn: DnCache,
+}
 
-    // The lines are consumed: their text moves into the evidence rather than being copied.
-    let ev = |l: &mut RawLine, files: &[LogFileInfo]| Evidence {
-        file: files[l.file].file.clone(),
-        line: l.line_no,
-        text: std::mem::take(&mut l.text),
-    };
-    let mut events = Vec::with_capacity(lines.len());
-    let mut sources = Vec::with_capacity(lines.len());
-    let mut i = 0;
-    while i < lines.len() {
-        let l = &lines[i];
-        let mut consumed = 1;
-        let mut validity = false;
-        let event = match l.event {
-            b'+' => Some(SessionEvent::Connected),
-            b'-' => {
-                let reason_text = if l.context.trim().is_empty() {
-                    l.data.trim()
-                } else {
-                    l.context.trim()
-                };
-                reason_text
-                    .parse::<DisconnectReason>()
-                    .ok()
-                    .map(|reason| SessionEvent::Disconnected { reason })
+impl Rebuild<'_> {
+    /// One session from its lines (sorted by sequence number). The lines are consumed: their
+    /// text moves into the evidence and their data into the events rather than being copied.
+    fn session(&mut self, mut lines: Vec<RawLine>) -> ParsedSession {
+        let (files, names) = (&mut *self.files, self.names);
+        let first = &lines[0];
+        let connector_id = names.get(first.connector).to_string();
+        let session_id = names.get(first.session).to_string();
+        let local = lines
+            .iter()
+            .find_map(|l| parse_endpoint(names.get(l.local)));
+        let remote = lines
+            .iter()
+            .find_map(|l| parse_endpoint(names.get(l.remote)))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut kind_votes = (0usize, 0usize);
+        let mut header_kind = None;
+        for l in &lines {
+            if header_kind.is_none() {
+                header_kind = files[l.file].header.kind();
             }
-            b'>' => Some(SessionEvent::Sent {
-                line: l.data.clone(),
-            }),
-            b'<' => Some(match parse_log_reply(&l.data) {
-                Some(reply) => SessionEvent::Received { reply },
-                None => SessionEvent::ReceivedLine {
-                    line: l.data.clone(),
-                },
-            }),
-            _ => {
-                let data = l.data.as_str();
-                let ctx = l.context.as_str();
-                if let (true, Some(role)) = (data.is_empty(), cert_role(ctx)) {
-                    let mut parts = CertParts::default();
-                    let mut j = i + 1;
-                    while let Some(n) = lines.get(j) {
-                        if n.event != b'*' || !parts.take(&n.context, &n.data) {
-                            break;
-                        }
-                        j += 1;
-                    }
-                    if j > i + 1 {
-                        consumed = j - i;
-                        Some(SessionEvent::Certificate {
-                            role,
-                            cert: parts.into_facts(),
-                        })
+            match vote(l) {
+                Some(LogKind::Send) => kind_votes.0 += 1,
+                Some(LogKind::Receive) => kind_votes.1 += 1,
+                None => {}
+            }
+        }
+        let kind = header_kind.or(match kind_votes {
+            (0, 0) => files[lines[0].file].kind,
+            (s, r) if s >= r => Some(LogKind::Send),
+            _ => Some(LogKind::Receive),
+        });
+
+        let ev = |l: &mut RawLine, files: &[LogFileInfo]| Evidence {
+            file: files[l.file].file.clone(),
+            line: l.line_no,
+            text: std::mem::take(&mut l.text),
+        };
+        let mut events = Vec::with_capacity(lines.len());
+        let mut sources = Vec::with_capacity(lines.len());
+        let mut i = 0;
+        while i < lines.len() {
+            let mut consumed = 1;
+            let mut validity = false;
+            let event = match lines[i].event {
+                b'+' => Some(SessionEvent::Connected),
+                b'-' => {
+                    let l = &lines[i];
+                    let reason_text = if l.context.trim().is_empty() {
+                        l.data.trim()
                     } else {
-                        Some(SessionEvent::Info {
-                            data: String::new(),
-                            context: ctx.to_string(),
-                        })
-                    }
-                } else if let Some(role) = one_line_cert_role(ctx).filter(|_| !data.is_empty()) {
-                    match parse_one_line_cert(data) {
-                        Some(cert) => {
-                            validity = true;
-                            Some(SessionEvent::Certificate { role, cert })
-                        }
-                        None => Some(SessionEvent::Info {
-                            data: data.to_string(),
-                            context: ctx.to_string(),
-                        }),
-                    }
-                } else if data.is_empty() && ctx.eq_ignore_ascii_case("attempting to connect") {
-                    Some(SessionEvent::AttemptingConnect)
-                } else if data.is_empty()
-                    && ctx.starts_with("TLS protocol ")
-                    && ctx.contains("negotiation succeeded")
-                {
-                    Some(SessionEvent::TlsNegotiated {
-                        text: ctx.to_string(),
-                    })
-                } else if let Some(status) =
-                    SecurityStatus::from_log_text(ctx).filter(|_| data.is_empty())
-                {
-                    Some(SessionEvent::TlsFailed { status })
-                } else {
-                    Some(SessionEvent::Info {
-                        data: data.to_string(),
-                        context: ctx.to_string(),
+                        l.context.trim()
+                    };
+                    reason_text
+                        .parse::<DisconnectReason>()
+                        .ok()
+                        .map(|reason| SessionEvent::Disconnected { reason })
+                }
+                b'>' => Some(SessionEvent::Sent {
+                    line: std::mem::take(&mut lines[i].data),
+                }),
+                b'<' => {
+                    let l = &mut lines[i];
+                    Some(match parse_log_reply(&l.data) {
+                        Some(reply) => SessionEvent::Received { reply },
+                        None => SessionEvent::ReceivedLine {
+                            line: std::mem::take(&mut l.data),
+                        },
                     })
                 }
+                _ => Some(self.info_event(&mut lines, i, &mut consumed, &mut validity)),
+            };
+            let files = &mut *self.files;
+            let l = &lines[i];
+            match event {
+                Some(event) => {
+                    let (at, sequence) = (l.at, l.seq);
+                    events.push(TimedEvent { at, event });
+                    sources.push(EventSource {
+                        lines: lines[i..i + consumed]
+                            .iter_mut()
+                            .map(|x| ev(x, files))
+                            .collect(),
+                        sequence,
+                        cert_validity_logged: validity,
+                    });
+                }
+                None => {
+                    let name = files[l.file].file.clone();
+                    files[l.file].skipped.push(&name, l.line_no, &l.text);
+                }
             }
-        };
-        match event {
-            Some(event) => {
-                let (at, sequence) = (l.at, l.seq);
-                events.push(TimedEvent { at, event });
-                sources.push(EventSource {
-                    lines: lines[i..i + consumed]
-                        .iter_mut()
-                        .map(|x| ev(x, files))
-                        .collect(),
-                    sequence,
-                    cert_validity_logged: validity,
-                });
+            i += consumed;
+        }
+        ParsedSession {
+            kind,
+            session: ProtocolLogSession {
+                connector_id,
+                session_id,
+                local,
+                remote,
+                events,
+            },
+            sources,
+        }
+    }
+
+    /// The event of a `*` line at `i` (with the lines after it for a classic certificate
+    /// block: `consumed` says how many).
+    fn info_event(
+        &mut self,
+        lines: &mut [RawLine],
+        i: usize,
+        consumed: &mut usize,
+        validity: &mut bool,
+    ) -> SessionEvent {
+        let (head, rest) = lines.split_at_mut(i + 1);
+        let l = &mut head[i];
+        let (data, ctx) = (l.data.as_str(), l.context.as_str());
+        if let (true, Some(role)) = (data.is_empty(), cert_role(ctx)) {
+            let mut parts = CertParts::default();
+            let mut n = 0;
+            while let Some(next) = rest.get_mut(n) {
+                if next.event != b'*' || !parts.take(&next.context, &mut next.data) {
+                    break;
+                }
+                n += 1;
             }
-            None => {
-                let name = files[l.file].file.clone();
-                files[l.file].skipped.push(&name, l.line_no, &l.text);
+            if n > 0 {
+                *consumed = n + 1;
+                SessionEvent::Certificate {
+                    role,
+                    cert: parts.into_facts(&mut self.dn),
+                }
+            } else {
+                SessionEvent::Info {
+                    data: String::new(),
+                    context: std::mem::take(&mut l.context),
+                }
+            }
+        } else if let Some(role) = one_line_cert_role(ctx).filter(|_| !data.is_empty()) {
+            match parse_one_line_cert_with(data, &mut self.dn) {
+                Some(cert) => {
+                    *validity = true;
+                    SessionEvent::Certificate { role, cert }
+                }
+                None => SessionEvent::Info {
+                    data: std::mem::take(&mut l.data),
+                    context: std::mem::take(&mut l.context),
+                },
+            }
+        } else if data.is_empty() && ctx.eq_ignore_ascii_case("attempting to connect") {
+            SessionEvent::AttemptingConnect
+        } else if data.is_empty()
+            && ctx.starts_with("TLS protocol ")
+            && ctx.contains("negotiation succeeded")
+        {
+            SessionEvent::TlsNegotiated {
+                text: std::mem::take(&mut l.context),
+            }
+        } else if let Some(status) = SecurityStatus::from_log_text(ctx).filter(|_| data.is_empty())
+        {
+            SessionEvent::TlsFailed { status }
+        } else {
+            SessionEvent::Info {
+                data: std::mem::take(&mut l.data),
+                context: std::mem::take(&mut l.context),
             }
         }
-        i += consumed;
-    }
-    ParsedSession {
-        kind,
-        session: ProtocolLogSession {
-            connector_id,
-            session_id,
-            local,
-            remote,
-            events,
-        },
-        sources,
     }
 }
 

@@ -6,6 +6,8 @@
 //! BOM, recognised by its zero bytes) and never fails: invalid sequences become U+FFFD. [`encode`]
 //! writes the same variants so the lab can produce each of them.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// How a file was (or is to be) encoded.
@@ -60,37 +62,34 @@ pub struct Decoded {
 /// Decodes bytes as text; never fails (invalid sequences become U+FFFD, a dangling odd byte of
 /// UTF-16 is dropped).
 pub fn decode(bytes: &[u8]) -> Decoded {
+    let (text, encoding) = decode_cow(bytes);
+    Decoded {
+        text: text.into_owned(),
+        encoding,
+    }
+}
+
+/// [`decode`] without copying: valid UTF-8 (with or without its BOM) is borrowed from `bytes`.
+pub fn decode_cow(bytes: &[u8]) -> (Cow<'_, str>, TextEncoding) {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return Decoded {
-            text: String::from_utf8_lossy(rest).into_owned(),
-            encoding: TextEncoding::Utf8Bom,
-        };
+        return (String::from_utf8_lossy(rest), TextEncoding::Utf8Bom);
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return Decoded {
-            text: utf16(rest, false),
-            encoding: TextEncoding::Utf16LeBom,
-        };
+        return (Cow::Owned(utf16(rest, false)), TextEncoding::Utf16LeBom);
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return Decoded {
-            text: utf16(rest, true),
-            encoding: TextEncoding::Utf16BeBom,
-        };
+        return (Cow::Owned(utf16(rest, true)), TextEncoding::Utf16BeBom);
     }
     match sniff_utf16(bytes) {
-        Some(big_endian) => Decoded {
-            text: utf16(bytes, big_endian),
-            encoding: if big_endian {
+        Some(big_endian) => (
+            Cow::Owned(utf16(bytes, big_endian)),
+            if big_endian {
                 TextEncoding::Utf16Be
             } else {
                 TextEncoding::Utf16Le
             },
-        },
-        None => Decoded {
-            text: String::from_utf8_lossy(bytes).into_owned(),
-            encoding: TextEncoding::Utf8,
-        },
+        ),
+        None => (String::from_utf8_lossy(bytes), TextEncoding::Utf8),
     }
 }
 
