@@ -75,7 +75,12 @@ impl<'a> Iterator for Fields<'a> {
 
 /// The next comma at or after `i`, else the end of the line.
 fn comma_from(line: &str, i: usize) -> usize {
-    line[i..].find(',').map_or(line.len(), |k| i + k)
+    byte_from(line, i, b',').unwrap_or(line.len())
+}
+
+/// The next `b` at or after `i`.
+fn byte_from(line: &str, i: usize, b: u8) -> Option<usize> {
+    memchr::memchr(b, line.as_bytes().get(i..)?).map(|k| i + k)
 }
 
 /// The quoted field opening at `i` (a `"`): its value and where it ends (the next comma after
@@ -84,29 +89,25 @@ fn quoted_field(line: &str, i: usize) -> (Cow<'_, str>, usize) {
     let bytes = line.as_bytes();
     let body = i + 1;
     // Common cases: `"text"` followed by a comma or the end, or unterminated: borrowed.
-    match line[body..].find('"') {
+    match byte_from(line, body, b'"') {
         None => return (Cow::Borrowed(&line[body..]), bytes.len()),
-        Some(k) => {
-            let q = body + k;
-            match bytes.get(q + 1) {
-                None => return (Cow::Borrowed(&line[body..q]), bytes.len()),
-                Some(b',') => return (Cow::Borrowed(&line[body..q]), q + 1),
-                _ => {}
-            }
-        }
+        Some(q) => match bytes.get(q + 1) {
+            None => return (Cow::Borrowed(&line[body..q]), bytes.len()),
+            Some(b',') => return (Cow::Borrowed(&line[body..q]), q + 1),
+            _ => {}
+        },
     }
     let mut value = String::new();
     let mut j = body;
     let mut seg_start = j;
     loop {
-        match line[j..].find('"') {
+        match byte_from(line, j, b'"') {
             None => {
                 value.push_str(&line[seg_start..]);
                 j = bytes.len();
                 break;
             }
-            Some(k) => {
-                let q = j + k;
+            Some(q) => {
                 value.push_str(&line[seg_start..q]);
                 if bytes.get(q + 1) == Some(&b'"') {
                     value.push('"');

@@ -72,7 +72,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
 /// [`decode`] without copying: valid UTF-8 (with or without its BOM) is borrowed from `bytes`.
 pub fn decode_cow(bytes: &[u8]) -> (Cow<'_, str>, TextEncoding) {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return (String::from_utf8_lossy(rest), TextEncoding::Utf8Bom);
+        return (utf8(rest), TextEncoding::Utf8Bom);
     }
     if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         return (Cow::Owned(utf16(rest, false)), TextEncoding::Utf16LeBom);
@@ -89,7 +89,16 @@ pub fn decode_cow(bytes: &[u8]) -> (Cow<'_, str>, TextEncoding) {
                 TextEncoding::Utf16Le
             },
         ),
-        None => (String::from_utf8_lossy(bytes), TextEncoding::Utf8),
+        None => (utf8(bytes), TextEncoding::Utf8),
+    }
+}
+
+/// UTF-8, invalid sequences replaced. The strict check first: it is several times faster than
+/// the lossy decoder on valid text, which is what nearly every file is.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
