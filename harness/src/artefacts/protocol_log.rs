@@ -28,7 +28,7 @@ use mock_eop::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::artefacts::text::{Evidence, Skipped, split_lines};
+use crate::artefacts::text::{Evidence, FileLabel, Skipped, split_lines};
 use crate::exchange::{DisconnectReason, SecurityStatus};
 
 /// Which certificate a certificate block describes.
@@ -851,6 +851,7 @@ impl ProtocolLogReader {
             let mut b = Rebuild {
                 src: &src,
                 dn: DnCache::default(),
+                labels: vec![None; src.files.len()],
                 skipped: Vec::new(),
             };
             let sessions: Vec<ParsedSession> = groups
@@ -1559,10 +1560,11 @@ fn looks_like_keyword(t: &str) -> bool {
 /// `250  host Hello [ip] SIZE 157286400 PIPELINING ...` (two spaces after the code), split back
 /// into one line per EHLO keyword.
 pub fn parse_log_reply(text: &str) -> Option<Reply> {
-    let single = Reply::parse_line(text)?;
     let Some(body) = text.get(3..).and_then(|r| r.strip_prefix("  ")) else {
-        return Some(single);
+        return Reply::parse_line(text);
     };
+    // The code alone: the whole line would be copied into a reply only to be split again.
+    let code = Reply::parse_line(text.get(..3)?)?.code;
     let mut lines: Vec<String> = Vec::new();
     let mut cur: Vec<&str> = Vec::new();
     let mut cur_keyword: Option<&str> = None;
@@ -1581,7 +1583,7 @@ pub fn parse_log_reply(text: &str) -> Option<Reply> {
         cur.push(tok);
     }
     lines.push(cur.join(" "));
-    Some(Reply::multi(single.code, lines))
+    Some(Reply::multi(code, lines))
 }
 
 /// What rebuilding sessions reads: the files' text and what parsing them gave.
@@ -1620,11 +1622,23 @@ impl Sources<'_, '_> {
 struct Rebuild<'a, 'b, 't> {
     src: &'b Sources<'a, 't>,
     dn: DnCache,
+    /// Each file's name, made once (per chunk: threads do not share the reference counts).
+    labels: Vec<Option<FileLabel>>,
     /// Indices (in `src.lines`) of lines skipped, in the order met.
     skipped: Vec<u32>,
 }
 
 impl Rebuild<'_, '_, '_> {
+    fn label(&mut self, file: u32) -> FileLabel {
+        let files = self.src.files;
+        match self.labels.get_mut(file as usize) {
+            Some(slot) => slot
+                .get_or_insert_with(|| FileLabel::from(files[file as usize].file.as_str()))
+                .clone(),
+            None => FileLabel::default(),
+        }
+    }
+
     /// One session from the indices of its lines (in sequence-number order).
     fn session(&mut self, idx: &[u32]) -> ParsedSession {
         let src = self.src;
@@ -1659,11 +1673,6 @@ impl Rebuild<'_, '_, '_> {
             _ => Some(LogKind::Receive),
         });
 
-        let ev = |l: &RawLine| Evidence {
-            file: files[l.file as usize].file.clone(),
-            line: l.line_no,
-            text: src.line(l).to_string(),
-        };
         let mut events = Vec::with_capacity(lines.len());
         let mut sources = Vec::with_capacity(lines.len());
         let mut i = 0;
@@ -1701,7 +1710,14 @@ impl Rebuild<'_, '_, '_> {
                 Some(event) => {
                     events.push(TimedEvent { at: l.at, event });
                     sources.push(EventSource {
-                        lines: lines[i..i + consumed].iter().map(|x| ev(x)).collect(),
+                        lines: lines[i..i + consumed]
+                            .iter()
+                            .map(|x| Evidence {
+                                file: self.label(x.file),
+                                line: x.line_no,
+                                text: src.line(x).to_string(),
+                            })
+                            .collect(),
                         sequence: l.seq,
                         cert_validity_logged: validity,
                     });
