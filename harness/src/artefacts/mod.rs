@@ -41,6 +41,7 @@ pub mod ps_json;
 pub mod queue;
 pub mod text;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -158,7 +159,7 @@ fn majority(objects: &[PsObject]) -> Option<ListingKind> {
 
 /// The kind of a file, from its bytes (any encoding [`text::decode`] reads).
 pub fn detect(bytes: &[u8]) -> ArtefactKind {
-    detect_text(&text::decode(bytes).text)
+    detect_text(&text::decode_cow(bytes).0)
 }
 
 /// What the first lines of a transport log say.
@@ -372,12 +373,17 @@ impl ArtefactReader {
 
     /// Adds one file's bytes; `file` names it in evidence. Returns its kind.
     pub fn add_bytes(&mut self, file: &str, bytes: &[u8]) -> ArtefactKind {
-        let decoded = text::decode(bytes);
-        self.add_decoded(file, &decoded.text, decoded.encoding)
+        let (text, encoding) = text::decode_cow(bytes);
+        self.add_decoded(file, text, encoding)
     }
 
-    fn add_decoded(&mut self, file: &str, text: &str, encoding: TextEncoding) -> ArtefactKind {
-        let kind = detect_text(text);
+    fn add_decoded(
+        &mut self,
+        file: &str,
+        decoded: Cow<'_, str>,
+        encoding: TextEncoding,
+    ) -> ArtefactKind {
+        let kind = detect_text(&decoded);
         let mut entry = ArtefactFile {
             file: file.to_string(),
             kind,
@@ -385,10 +391,13 @@ impl ArtefactReader {
             items: 0,
             skipped: Skipped::default(),
         };
+        let text = decoded.as_ref();
         match kind {
             ArtefactKind::SendProtocolLog | ArtefactKind::ReceiveProtocolLog => {
-                self.protocol.add_text(file, text);
+                self.protocol.add_text_owned(file, decoded.into_owned());
                 self.protocol_files.push(self.out.files.len());
+                self.out.files.push(entry);
+                return kind;
             }
             ArtefactKind::ConnectivityLog => {
                 let log = connectivity::read_log(file, text);

@@ -15,8 +15,12 @@
 //! [`ParsedSession`]s: the lab's own [`ProtocolLogSession`] plus, per event, the lines it came from
 //! ([`EventSource`]). A write then read round trip gives back the sessions, certificates reduced to
 //! what the log carries ([`logged_view`]). Lines it does not understand are counted per file
-//! ([`LogFileInfo::skipped`]) and skipped.
+//! ([`LogFileInfo::skipped`]) and skipped. The reader keeps each file's text and reads the lines
+//! as slices of it; big inputs are read on several threads (files in parallel, then sessions in
+//! parallel), merged in a fixed order so the result is the same whatever the thread count.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mock_eop::reply::Reply;
@@ -24,7 +28,7 @@ use mock_eop::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::artefacts::text::{Evidence, Skipped, split_lines};
+use crate::artefacts::text::{Evidence, FileLabel, Skipped, split_lines};
 use crate::exchange::{DisconnectReason, SecurityStatus};
 
 /// Which certificate a certificate block describes.
@@ -647,14 +651,17 @@ pub struct ProtocolLogs {
     pub files: Vec<LogFileInfo>,
 }
 
-/// One record before sessions are rebuilt. The columns that repeat on every line of a session
-/// (connector, session id, endpoints) are interned: a big log holds millions of lines but only a
-/// few thousand distinct values, and four allocations per line are most of the reader's memory.
-#[derive(Debug, Clone)]
+/// One record before sessions are rebuilt: where its line is in its file's text and what its
+/// columns say. Nothing is copied out of the text until the session is built, so a session's
+/// strings are allocated together, in session order, and freed together. The columns that repeat
+/// on every line of a session (connector, session id, endpoints) are interned.
+#[derive(Debug, Clone, Copy)]
 struct RawLine {
-    file: usize,
+    file: u32,
     line_no: usize,
-    text: String,
+    /// The line: byte offset in the file's text and length.
+    start: usize,
+    len: u32,
     at: OffsetDateTime,
     connector: u32,
     session: u32,
@@ -662,53 +669,86 @@ struct RawLine {
     local: u32,
     remote: u32,
     event: u8,
-    data: String,
-    context: String,
+    /// What the line says about the log's kind ([`vote`]).
+    vote: Option<LogKind>,
+    data: Field,
+    context: Field,
 }
 
-/// Distinct column values, by index. Each column remembers its last value: consecutive lines
-/// usually belong to the same session, so most lookups are one comparison.
+/// A column's value: a slice of its line, or (when unquoting changed it) an entry of the file's
+/// table of unquoted values.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Span { start: u32, len: u32 },
+    Owned(u32),
+}
+
+/// Distinct column values, by index, borrowed from the files' text where possible. Each column
+/// remembers its last value: consecutive lines usually belong to the same session, so most
+/// lookups are one comparison.
 #[derive(Debug, Default)]
-struct Interner {
-    index: std::collections::HashMap<String, u32>,
-    values: Vec<String>,
+struct Interner<'t> {
+    index: HashMap<Cow<'t, str>, u32>,
+    values: Vec<Cow<'t, str>>,
     recent: [Option<u32>; 4],
 }
 
-impl Interner {
+impl<'t> Interner<'t> {
     /// The id of `s` in column `col` (0..4).
-    fn id(&mut self, col: usize, s: &str) -> u32 {
+    fn id(&mut self, col: usize, s: Cow<'t, str>) -> u32 {
         let slot = col.min(3);
         if let Some(i) = self.recent[slot]
             && self.values[i as usize] == s
         {
             return i;
         }
-        let i = match self.index.get(s) {
-            Some(&i) => i,
-            None => {
-                let i = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
-                self.values.push(s.to_string());
-                self.index.insert(s.to_string(), i);
-                i
-            }
-        };
+        let i = self.intern(s);
         self.recent[slot] = Some(i);
         i
     }
 
+    /// The id of `s`.
+    fn intern(&mut self, s: Cow<'t, str>) -> u32 {
+        if let Some(&i) = self.index.get(s.as_ref()) {
+            return i;
+        }
+        let i = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
+        self.values.push(s.clone());
+        self.index.insert(s, i);
+        i
+    }
+
     fn get(&self, i: u32) -> &str {
-        self.values.get(i as usize).map_or("", String::as_str)
+        self.values.get(i as usize).map_or("", |v| v.as_ref())
     }
 }
 
 /// Reads protocol log files (any number, any order, sessions spread over several files) into
 /// sessions. Lines it cannot read are counted per file and skipped.
-#[derive(Debug, Default)]
+///
+/// Files are kept as added and read by [`ProtocolLogReader::finish`], on several threads when
+/// the input is large; the result does not depend on how many.
+#[derive(Default)]
 pub struct ProtocolLogReader {
-    files: Vec<LogFileInfo>,
-    lines: Vec<RawLine>,
-    names: Interner,
+    /// Name and text of each file, in the order added.
+    files: Vec<(String, String)>,
+    threads: Option<usize>,
+}
+
+impl std::fmt::Debug for ProtocolLogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolLogReader")
+            .field(
+                "files",
+                &self
+                    .files
+                    .iter()
+                    .map(|(name, text)| (name, text.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("threads", &self.threads)
+            .finish()
+    }
 }
 
 const DEFAULT_FIELDS: [&str; 9] = [
@@ -723,84 +763,114 @@ const DEFAULT_FIELDS: [&str; 9] = [
     "context",
 ];
 
+/// Below this much text, [`ProtocolLogReader::finish`] uses one thread by default.
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// At most this many threads by default.
+const MAX_THREADS: usize = 8;
+
 impl ProtocolLogReader {
     /// A reader with no files yet.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds one decoded file. `file` names it in evidence.
-    pub fn add_text(&mut self, file: &str, text: &str) {
-        let file_idx = self.files.len();
-        let mut info = LogFileInfo {
-            file: file.to_string(),
-            kind: None,
-            header: LogHeader::default(),
-            records: 0,
-            skipped: Skipped::default(),
-        };
-        let mut index = FieldIndex::from_names(&DEFAULT_FIELDS);
-        let mut votes = (0usize, 0usize);
-        for (i, raw) in split_lines(text).enumerate() {
-            let line_no = i + 1;
-            if raw.trim().is_empty() {
-                continue;
-            }
-            if let Some(h) = raw.strip_prefix('#') {
-                if !read_header_line(h, &mut info.header) {
-                    info.skipped.push(file, line_no, raw);
-                } else if !info.header.fields.is_empty() {
-                    let names: Vec<&str> = info.header.fields.iter().map(String::as_str).collect();
-                    index = FieldIndex::from_names(&names);
-                }
-                continue;
-            }
-            match parse_record(raw, &index, &mut self.names) {
-                Some(mut r) => {
-                    r.file = file_idx;
-                    r.line_no = line_no;
-                    match vote(&r) {
-                        Some(LogKind::Send) => votes.0 += 1,
-                        Some(LogKind::Receive) => votes.1 += 1,
-                        None => {}
-                    }
-                    info.records += 1;
-                    self.lines.push(r);
-                }
-                None => info.skipped.push(file, line_no, raw),
-            }
-        }
-        info.kind = info.header.kind().or(match votes {
-            (0, 0) => None,
-            (s, r) if s >= r => Some(LogKind::Send),
-            _ => Some(LogKind::Receive),
-        });
-        self.files.push(info);
+    /// The same reader with `n` worker threads for [`ProtocolLogReader::finish`] (at least one).
+    /// By default: the machine's parallelism (at most 8) for a few megabytes of logs and more,
+    /// else one. The sessions, evidence and counts are the same whatever the number.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
+        self
     }
 
-    /// Builds the sessions.
+    /// Adds one decoded file. `file` names it in evidence.
+    pub fn add_text(&mut self, file: &str, text: &str) {
+        self.add_text_owned(file, text.to_string());
+    }
+
+    /// [`ProtocolLogReader::add_text`] without copying the text.
+    pub fn add_text_owned(&mut self, file: &str, text: String) {
+        self.files.push((file.to_string(), text));
+    }
+
+    fn thread_count(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            let bytes: usize = self.files.iter().map(|(_, t)| t.len()).sum();
+            if bytes < PARALLEL_MIN_BYTES {
+                1
+            } else {
+                std::thread::available_parallelism()
+                    .map_or(1, std::num::NonZero::get)
+                    .min(MAX_THREADS)
+            }
+        })
+    }
+
+    /// Reads the files and builds the sessions.
     pub fn finish(self) -> ProtocolLogs {
-        let Self {
-            mut files,
-            lines,
-            names,
-        } = self;
-        // Group by (session id, connector) in order of first appearance.
-        let mut slot: std::collections::HashMap<(u32, u32), usize> =
-            std::collections::HashMap::new();
-        let mut groups: Vec<Vec<RawLine>> = Vec::new();
-        for l in lines {
-            let i = *slot.entry((l.session, l.connector)).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[i].push(l);
+        let threads = self.thread_count();
+        // Each file on its own (in parallel), then merged in file order.
+        let parsed = par_map(&self.files, threads, |i, (name, text)| {
+            parse_file(u32::try_from(i).unwrap_or(u32::MAX), name, text)
+        });
+        let total = parsed.iter().map(|p| p.lines.len()).sum();
+        let mut names = Interner::default();
+        let mut lines: Vec<RawLine> = Vec::with_capacity(total);
+        let mut files = Vec::with_capacity(parsed.len());
+        let mut unquoted = Vec::with_capacity(parsed.len());
+        for p in parsed {
+            let ids: Vec<u32> = p
+                .names
+                .values
+                .iter()
+                .map(|v| names.intern(v.clone()))
+                .collect();
+            let global = |i: u32| ids.get(i as usize).copied().unwrap_or(u32::MAX);
+            lines.extend(p.lines.into_iter().map(|mut l| {
+                l.connector = global(l.connector);
+                l.session = global(l.session);
+                l.local = global(l.local);
+                l.remote = global(l.remote);
+                l
+            }));
+            files.push(p.info);
+            unquoted.push(p.unquoted);
         }
-        drop(slot);
-        let mut sessions = Vec::with_capacity(groups.len());
-        for mut ls in groups {
-            ls.sort_by_key(|l| l.seq);
-            sessions.push(build_session(ls, &mut files, &names));
+        let (order, bounds) = group_lines(&lines, names.values.len());
+
+        // Sessions in chunks of groups (in parallel), then concatenated in group order.
+        let src = Sources {
+            texts: &self.files,
+            unquoted: &unquoted,
+            files: &files,
+            names: &names,
+            lines: &lines,
+        };
+        let chunks = chunk_groups(&bounds, if threads > 1 { threads * 4 } else { 1 });
+        let built = par_map(&chunks, threads, |_, groups| {
+            let mut b = Rebuild {
+                src: &src,
+                dn: DnCache::default(),
+                labels: vec![None; src.files.len()],
+                skipped: Vec::new(),
+            };
+            let sessions: Vec<ParsedSession> = groups
+                .clone()
+                .map(|g| b.session(&order[bounds[g]..bounds[g + 1]]))
+                .collect();
+            (sessions, b.skipped)
+        });
+        let mut sessions = Vec::with_capacity(bounds.len().saturating_sub(1));
+        let mut skipped_lines = Vec::new();
+        for (s, k) in built {
+            sessions.extend(s);
+            skipped_lines.extend(k);
+        }
+        for i in skipped_lines {
+            let l = &lines[i as usize];
+            let f = &mut files[l.file as usize];
+            let text = src_line(&self.files, l);
+            f.skipped.push(&f.file.clone(), l.line_no, text);
         }
         sessions.sort_by(|a, b| {
             let ta = a.session.events.first().map(|e| e.at);
@@ -809,6 +879,193 @@ impl ProtocolLogReader {
         });
         ProtocolLogs { sessions, files }
     }
+}
+
+/// `f` over `items` on up to `threads` scoped threads (items taken in turn), results in item
+/// order.
+fn par_map<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    threads: usize,
+    f: impl Fn(usize, &'a T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(t) = items.get(i) else { break };
+            out.push((i, f(i, t)));
+        }
+        out
+    };
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            match h.join() {
+                Ok(v) => all.extend(v),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Line indices grouped by (session id, connector) in order of first appearance, each group in
+/// sequence-number order (lines with the same number in the order read), and where each group
+/// starts (plus the end).
+fn group_lines(lines: &[RawLine], distinct: usize) -> (Vec<u32>, Vec<usize>) {
+    // Session ids are interned, so the usual case (one connector per session id) is an array
+    // lookup.
+    const NONE: u32 = u32::MAX;
+    let mut by_session = vec![NONE; distinct];
+    let mut other: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut connector_of: Vec<u32> = Vec::new();
+    let mut group_of = Vec::with_capacity(lines.len());
+    for l in lines {
+        let first = by_session.get(l.session as usize).copied().unwrap_or(NONE);
+        let g = if first != NONE && connector_of[first as usize] == l.connector {
+            first
+        } else {
+            let new = u32::try_from(connector_of.len()).unwrap_or(NONE);
+            let g = if first == NONE {
+                if let Some(slot) = by_session.get_mut(l.session as usize) {
+                    *slot = new;
+                }
+                new
+            } else {
+                *other.entry((l.session, l.connector)).or_insert(new)
+            };
+            if g == new {
+                connector_of.push(l.connector);
+            }
+            g
+        };
+        group_of.push(g);
+    }
+    // Counting sort by group keeps the read order within a group; then by sequence number.
+    let mut bounds = vec![0usize; connector_of.len() + 1];
+    for g in &group_of {
+        bounds[*g as usize + 1] += 1;
+    }
+    for i in 1..bounds.len() {
+        bounds[i] += bounds[i - 1];
+    }
+    let mut fill = bounds.clone();
+    let mut order = vec![0u32; lines.len()];
+    for (i, g) in group_of.iter().enumerate() {
+        let at = &mut fill[*g as usize];
+        order[*at] = u32::try_from(i).unwrap_or(u32::MAX);
+        *at += 1;
+    }
+    for w in bounds.windows(2) {
+        order[w[0]..w[1]].sort_by_key(|i| lines[*i as usize].seq);
+    }
+    (order, bounds)
+}
+
+/// Groups `0..bounds.len() - 1` cut into about `n` runs of similar line counts.
+fn chunk_groups(bounds: &[usize], n: usize) -> Vec<std::ops::Range<usize>> {
+    let groups = bounds.len().saturating_sub(1);
+    let total = bounds.last().copied().unwrap_or(0);
+    let per = total.div_ceil(n.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for g in 0..groups {
+        if bounds[g + 1] - bounds[start] >= per {
+            out.push(start..g + 1);
+            start = g + 1;
+        }
+    }
+    if start < groups {
+        out.push(start..groups);
+    }
+    out
+}
+
+/// The text of a line.
+fn src_line<'a>(texts: &'a [(String, String)], l: &RawLine) -> &'a str {
+    texts
+        .get(l.file as usize)
+        .and_then(|(_, t)| t.get(l.start..l.start + l.len as usize))
+        .unwrap_or("")
+}
+
+/// One file read into records.
+struct ParsedFile<'t> {
+    info: LogFileInfo,
+    lines: Vec<RawLine>,
+    names: Interner<'t>,
+    /// Column values that unquoting changed (a doubled quote, text after the closing quote, a
+    /// data column split by unquoted commas).
+    unquoted: Vec<String>,
+}
+
+fn parse_file<'t>(file_idx: u32, file: &str, text: &'t str) -> ParsedFile<'t> {
+    let mut p = ParsedFile {
+        info: LogFileInfo {
+            file: file.to_string(),
+            kind: None,
+            header: LogHeader::default(),
+            records: 0,
+            skipped: Skipped::default(),
+        },
+        lines: Vec::new(),
+        names: Interner::default(),
+        unquoted: Vec::new(),
+    };
+    let mut index = FieldIndex::from_names(&DEFAULT_FIELDS);
+    let mut votes = (0usize, 0usize);
+    // One field buffer for every line: the fields borrow from `text`.
+    let mut fields = Vec::with_capacity(MAX_FIELDS + 1);
+    for (i, raw) in split_lines(text).enumerate() {
+        let line_no = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if let Some(h) = raw.strip_prefix('#') {
+            if !read_header_line(h, &mut p.info.header) {
+                p.info.skipped.push(file, line_no, raw);
+            } else if !p.info.header.fields.is_empty() {
+                let names: Vec<&str> = p.info.header.fields.iter().map(String::as_str).collect();
+                index = FieldIndex::from_names(&names);
+            }
+            continue;
+        }
+        let start = offset_in(text, raw);
+        match parse_record(raw, &index, &mut p, &mut fields) {
+            Some(mut r) => {
+                r.file = file_idx;
+                r.line_no = line_no;
+                r.start = start;
+                match r.vote {
+                    Some(LogKind::Send) => votes.0 += 1,
+                    Some(LogKind::Receive) => votes.1 += 1,
+                    None => {}
+                }
+                p.info.records += 1;
+                p.lines.push(r);
+            }
+            None => p.info.skipped.push(file, line_no, raw),
+        }
+    }
+    p.info.kind = p.info.header.kind().or(match votes {
+        (0, 0) => None,
+        (s, r) if s >= r => Some(LogKind::Send),
+        _ => Some(LogKind::Receive),
+    });
+    p
+}
+
+/// Where `part`, a slice of `whole`, starts in it.
+fn offset_in(whole: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
 }
 
 /// Reads one file's text (a convenience over [`ProtocolLogReader`]).
@@ -889,54 +1146,98 @@ impl FieldIndex {
     }
 }
 
-fn parse_record(raw: &str, idx: &FieldIndex, names: &mut Interner) -> Option<RawLine> {
-    let f = crate::artefacts::csv::split_record(raw);
-    if f.len() < idx.required() || f.len() > 9.max(idx.required()) + 8 {
+/// At most this many fields on a line with the standard nine columns (more is not a record).
+const MAX_FIELDS: usize = 9 + 8;
+
+fn parse_record<'t>(
+    raw: &'t str,
+    idx: &FieldIndex,
+    p: &mut ParsedFile<'t>,
+    f: &mut Vec<Cow<'t, str>>,
+) -> Option<RawLine> {
+    // Offsets are kept as u32 within a line: a line of 4 GiB is not a record.
+    let len = u32::try_from(raw.len()).ok()?;
+    let required = idx.required();
+    let max = 9.max(required) + 8;
+    f.clear();
+    f.extend(crate::artefacts::csv::fields_of(raw).take(max + 1));
+    if f.len() < required || f.len() > max {
         return None;
     }
-    let get = |i: Option<usize>| -> String {
-        i.and_then(|i| f.get(i))
-            .map(|c| c.to_string())
-            .unwrap_or_default()
-    };
-    // An unquoted comma in the data column (a hand-edited or re-exported file) splits it: with
-    // the standard layout, everything between `event` and the last field is the data.
-    let (data, context) = match (idx.data, idx.context) {
-        (Some(d), Some(c)) if c == d + 1 && c + 1 == 9 && f.len() > 9 => {
-            (f[d..f.len() - 1].join(","), f[f.len() - 1].to_string())
-        }
-        _ => (get(idx.data), get(idx.context)),
-    };
     let at = crate::artefacts::ps::parse_iso(f[idx.at].trim())?;
-    let session = f[idx.session].trim();
+    let session = trim_cow(&f[idx.session]);
     if session.is_empty() || session.len() > 64 {
         return None;
     }
     let seq: u32 = f[idx.seq].trim().parse().ok()?;
-    let ev = f[idx.event].trim();
-    let event = match ev.as_bytes() {
+    let event = match f[idx.event].trim().as_bytes() {
         [c @ (b'+' | b'-' | b'>' | b'<' | b'*')] => *c,
         _ => return None,
     };
+    let mut field = |v: &Cow<'t, str>| match v {
+        Cow::Borrowed(s) => Field::Span {
+            start: u32::try_from(offset_in(raw, s)).unwrap_or(0),
+            len: u32::try_from(s.len()).unwrap_or(0),
+        },
+        Cow::Owned(s) => {
+            p.unquoted.push(s.clone());
+            Field::Owned(u32::try_from(p.unquoted.len() - 1).unwrap_or(u32::MAX))
+        }
+    };
+    // An unquoted comma in the data column (a hand-edited or re-exported file) splits it: with
+    // the standard layout, everything between `event` and the last field is the data.
+    let (data, context) = match (idx.data, idx.context) {
+        (Some(d), Some(c)) if c == d + 1 && c + 1 == 9 && f.len() > 9 => (
+            field(&Cow::Owned(f[d..f.len() - 1].join(","))),
+            field(&f[f.len() - 1]),
+        ),
+        _ => (field(&col(f, idx.data)), field(&col(f, idx.context))),
+    };
+    let vote = vote(
+        event,
+        field_text(raw, &p.unquoted, data),
+        field_text(raw, &p.unquoted, context),
+    );
     Some(RawLine {
         file: 0,
         line_no: 0,
-        text: raw.to_string(),
+        start: 0,
+        len,
         at,
-        connector: names.id(0, field(&f, idx.connector)),
-        session: names.id(1, session),
+        connector: p.names.id(0, col(f, idx.connector)),
+        session: p.names.id(1, session),
         seq,
-        local: names.id(2, field(&f, idx.local)),
-        remote: names.id(3, field(&f, idx.remote)),
+        local: p.names.id(2, col(f, idx.local)),
+        remote: p.names.id(3, col(f, idx.remote)),
         event,
+        vote,
         data,
         context,
     })
 }
 
 /// Column `i` of a split record ("" when absent).
-fn field<'a>(f: &'a [std::borrow::Cow<'a, str>], i: Option<usize>) -> &'a str {
-    i.and_then(|i| f.get(i)).map_or("", |c| c.as_ref())
+fn col<'t>(f: &[Cow<'t, str>], i: Option<usize>) -> Cow<'t, str> {
+    i.and_then(|i| f.get(i))
+        .cloned()
+        .unwrap_or(Cow::Borrowed(""))
+}
+
+fn trim_cow<'t>(v: &Cow<'t, str>) -> Cow<'t, str> {
+    match v {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_string()),
+    }
+}
+
+/// The value of a column of `line`.
+fn field_text<'a>(line: &'a str, unquoted: &'a [String], f: Field) -> &'a str {
+    match f {
+        Field::Span { start, len } => line
+            .get(start as usize..start as usize + len as usize)
+            .unwrap_or(""),
+        Field::Owned(i) => unquoted.get(i as usize).map_or("", String::as_str),
+    }
 }
 
 const SMTP_VERBS: [&str; 14] = [
@@ -968,13 +1269,14 @@ fn starts_with_code(s: &str) -> bool {
         && b.get(3).is_none_or(|c| *c == b' ' || *c == b'-')
 }
 
-fn vote(l: &RawLine) -> Option<LogKind> {
-    match l.event {
-        b'*' if l.context.eq_ignore_ascii_case("attempting to connect") => Some(LogKind::Send),
-        b'>' if starts_with_verb(&l.data) => Some(LogKind::Send),
-        b'>' if starts_with_code(&l.data) => Some(LogKind::Receive),
-        b'<' if starts_with_verb(&l.data) => Some(LogKind::Receive),
-        b'<' if starts_with_code(&l.data) => Some(LogKind::Send),
+/// What a line says about the log's kind: a command sent or a reply received is a send log.
+fn vote(event: u8, data: &str, context: &str) -> Option<LogKind> {
+    match event {
+        b'*' if context.eq_ignore_ascii_case("attempting to connect") => Some(LogKind::Send),
+        b'>' if starts_with_verb(data) => Some(LogKind::Send),
+        b'>' if starts_with_code(data) => Some(LogKind::Receive),
+        b'<' if starts_with_verb(data) => Some(LogKind::Receive),
+        b'<' if starts_with_code(data) => Some(LogKind::Send),
         _ => None,
     }
 }
@@ -1021,13 +1323,20 @@ struct CertParts {
 impl CertParts {
     /// Takes one classic-block line; false if it is not one or its field is already set.
     fn take(&mut self, context: &str, data: &str) -> bool {
-        let slot = match context.trim().to_ascii_lowercase().as_str() {
-            "certificate subject" => &mut self.subject,
-            "certificate issuer name" | "certificate issuer" => &mut self.issuer,
-            "certificate serial number" => &mut self.serial,
-            "certificate thumbprint" => &mut self.thumbprint,
-            "certificate alternate names" | "certificate subject alternate names" => &mut self.sans,
-            _ => return false,
+        let c = context.trim();
+        let is = |name: &str| c.eq_ignore_ascii_case(name);
+        let slot = if is("certificate subject") {
+            &mut self.subject
+        } else if is("certificate issuer name") || is("certificate issuer") {
+            &mut self.issuer
+        } else if is("certificate serial number") {
+            &mut self.serial
+        } else if is("certificate thumbprint") {
+            &mut self.thumbprint
+        } else if is("certificate alternate names") || is("certificate subject alternate names") {
+            &mut self.sans
+        } else {
+            return false;
         };
         if slot.is_some() {
             return false;
@@ -1036,7 +1345,7 @@ impl CertParts {
         true
     }
 
-    fn into_facts(self) -> CertFacts {
+    fn into_facts(self, dn: &mut DnCache) -> CertFacts {
         facts_from_parts(
             self.subject.unwrap_or_default(),
             self.issuer.unwrap_or_default(),
@@ -1045,10 +1354,34 @@ impl CertParts {
             UNKNOWN_TIME,
             UNKNOWN_TIME,
             self.sans.as_deref().unwrap_or(""),
+            dn,
         )
     }
 }
 
+/// What a certificate's subject and issuer give ([`common_names_of`], self-signed), per distinct
+/// pair: a big log repeats the same few certificates in every session.
+#[derive(Debug, Default)]
+struct DnCache(HashMap<String, HashMap<String, (Vec<String>, bool)>>);
+
+impl DnCache {
+    fn facts(&mut self, subject: &str, issuer: &str) -> (Vec<String>, bool) {
+        if let Some(hit) = self.0.get(subject).and_then(|m| m.get(issuer)) {
+            return hit.clone();
+        }
+        let facts = (
+            common_names_of(subject),
+            !subject.is_empty() && mock_eop::x509::dn_eq(subject, issuer),
+        );
+        self.0
+            .entry(subject.to_string())
+            .or_default()
+            .insert(issuer.to_string(), facts.clone());
+        facts
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn facts_from_parts(
     subject: String,
     issuer: String,
@@ -1057,10 +1390,12 @@ fn facts_from_parts(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     sans: &str,
+    dn: &mut DnCache,
 ) -> CertFacts {
+    let (common_names, is_self_signed) = dn.facts(&subject, &issuer);
     CertFacts {
-        common_names: common_names_of(&subject),
-        is_self_signed: !subject.is_empty() && mock_eop::x509::dn_eq(&subject, &issuer),
+        common_names,
+        is_self_signed,
         subject,
         issuer,
         serial: serial.trim().to_string(),
@@ -1085,6 +1420,10 @@ fn facts_from_parts(
 /// Read from the right (names, dates, thumbprint, serial), then the subject/issuer boundary is
 /// the first space not preceded by a comma and followed by an attribute (`CN=`).
 pub fn parse_one_line_cert(data: &str) -> Option<CertFacts> {
+    parse_one_line_cert_with(data, &mut DnCache::default())
+}
+
+fn parse_one_line_cert_with(data: &str, dn: &mut DnCache) -> Option<CertFacts> {
     let mut rest = data.trim();
     // Alternate names: the last token, unless it is the not-after date.
     let (head, last) = rest.rsplit_once(' ')?;
@@ -1114,6 +1453,7 @@ pub fn parse_one_line_cert(data: &str) -> Option<CertFacts> {
         not_before,
         not_after,
         sans,
+        dn,
     ))
 }
 
@@ -1220,10 +1560,11 @@ fn looks_like_keyword(t: &str) -> bool {
 /// `250  host Hello [ip] SIZE 157286400 PIPELINING ...` (two spaces after the code), split back
 /// into one line per EHLO keyword.
 pub fn parse_log_reply(text: &str) -> Option<Reply> {
-    let single = Reply::parse_line(text)?;
     let Some(body) = text.get(3..).and_then(|r| r.strip_prefix("  ")) else {
-        return Some(single);
+        return Reply::parse_line(text);
     };
+    // The code alone: the whole line would be copied into a reply only to be split again.
+    let code = Reply::parse_line(text.get(..3)?)?.code;
     let mut lines: Vec<String> = Vec::new();
     let mut cur: Vec<&str> = Vec::new();
     let mut cur_keyword: Option<&str> = None;
@@ -1242,163 +1583,222 @@ pub fn parse_log_reply(text: &str) -> Option<Reply> {
         cur.push(tok);
     }
     lines.push(cur.join(" "));
-    Some(Reply::multi(single.code, lines))
+    Some(Reply::multi(code, lines))
 }
 
-fn build_session(
-    mut lines: Vec<RawLine>,
-    files: &mut [LogFileInfo],
-    names: &Interner,
-) -> ParsedSession {
-    let first = &lines[0];
-    let connector_id = names.get(first.connector).to_string();
-    let session_id = names.get(first.session).to_string();
-    let local = lines
-        .iter()
-        .find_map(|l| parse_endpoint(names.get(l.local)));
-    let remote = lines
-        .iter()
-        .find_map(|l| parse_endpoint(names.get(l.remote)))
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut kind_votes = (0usize, 0usize);
-    let mut header_kind = None;
-    for l in &lines {
-        if header_kind.is_none() {
-            header_kind = files[l.file].header.kind();
-        }
-        match vote(l) {
-            Some(LogKind::Send) => kind_votes.0 += 1,
-            Some(LogKind::Receive) => kind_votes.1 += 1,
-            None => {}
+/// What rebuilding sessions reads: the files' text and what parsing them gave.
+struct Sources<'a, 't> {
+    texts: &'a [(String, String)],
+    unquoted: &'a [Vec<String>],
+    files: &'a [LogFileInfo],
+    names: &'a Interner<'t>,
+    lines: &'a [RawLine],
+}
+
+impl Sources<'_, '_> {
+    fn line(&self, l: &RawLine) -> &str {
+        src_line(self.texts, l)
+    }
+
+    fn data(&self, l: &RawLine) -> &str {
+        self.field(l, l.data)
+    }
+
+    fn context(&self, l: &RawLine) -> &str {
+        self.field(l, l.context)
+    }
+
+    fn field(&self, l: &RawLine, f: Field) -> &str {
+        let unquoted = self
+            .unquoted
+            .get(l.file as usize)
+            .map_or(&[][..], Vec::as_slice);
+        field_text(self.line(l), unquoted, f)
+    }
+}
+
+/// Sessions from their lines, with a certificate name cache; the lines of unreadable events
+/// are noted for the files' skipped counts.
+struct Rebuild<'a, 'b, 't> {
+    src: &'b Sources<'a, 't>,
+    dn: DnCache,
+    /// Each file's name, made once (per chunk: threads do not share the reference counts).
+    labels: Vec<Option<FileLabel>>,
+    /// Indices (in `src.lines`) of lines skipped, in the order met.
+    skipped: Vec<u32>,
+}
+
+impl Rebuild<'_, '_, '_> {
+    fn label(&mut self, file: u32) -> FileLabel {
+        let files = self.src.files;
+        match self.labels.get_mut(file as usize) {
+            Some(slot) => slot
+                .get_or_insert_with(|| FileLabel::from(files[file as usize].file.as_str()))
+                .clone(),
+            None => FileLabel::default(),
         }
     }
-    let kind = header_kind.or(match kind_votes {
-        (0, 0) => files[lines[0].file].kind,
-        (s, r) if s >= r => Some(LogKind::Send),
-        _ => Some(LogKind::Receive),
-    });
 
-    // The lines are consumed: their text moves into the evidence rather than being copied.
-    let ev = |l: &mut RawLine, files: &[LogFileInfo]| Evidence {
-        file: files[l.file].file.clone(),
-        line: l.line_no,
-        text: std::mem::take(&mut l.text),
-    };
-    let mut events = Vec::with_capacity(lines.len());
-    let mut sources = Vec::with_capacity(lines.len());
-    let mut i = 0;
-    while i < lines.len() {
-        let l = &lines[i];
-        let mut consumed = 1;
-        let mut validity = false;
-        let event = match l.event {
-            b'+' => Some(SessionEvent::Connected),
-            b'-' => {
-                let reason_text = if l.context.trim().is_empty() {
-                    l.data.trim()
-                } else {
-                    l.context.trim()
-                };
-                reason_text
-                    .parse::<DisconnectReason>()
-                    .ok()
-                    .map(|reason| SessionEvent::Disconnected { reason })
+    /// One session from the indices of its lines (in sequence-number order).
+    fn session(&mut self, idx: &[u32]) -> ParsedSession {
+        let src = self.src;
+        let files = src.files;
+        let names = src.names;
+        let lines: Vec<&RawLine> = idx.iter().map(|i| &src.lines[*i as usize]).collect();
+        let first = lines[0];
+        let connector_id = names.get(first.connector).to_string();
+        let session_id = names.get(first.session).to_string();
+        let local = lines
+            .iter()
+            .find_map(|l| parse_endpoint(names.get(l.local)));
+        let remote = lines
+            .iter()
+            .find_map(|l| parse_endpoint(names.get(l.remote)))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let mut kind_votes = (0usize, 0usize);
+        let mut header_kind = None;
+        for l in &lines {
+            if header_kind.is_none() {
+                header_kind = files[l.file as usize].header.kind();
             }
-            b'>' => Some(SessionEvent::Sent {
-                line: l.data.clone(),
-            }),
-            b'<' => Some(match parse_log_reply(&l.data) {
-                Some(reply) => SessionEvent::Received { reply },
-                None => SessionEvent::ReceivedLine {
-                    line: l.data.clone(),
-                },
-            }),
-            _ => {
-                let data = l.data.as_str();
-                let ctx = l.context.as_str();
-                if let (true, Some(role)) = (data.is_empty(), cert_role(ctx)) {
-                    let mut parts = CertParts::default();
-                    let mut j = i + 1;
-                    while let Some(n) = lines.get(j) {
-                        if n.event != b'*' || !parts.take(&n.context, &n.data) {
-                            break;
-                        }
-                        j += 1;
-                    }
-                    if j > i + 1 {
-                        consumed = j - i;
-                        Some(SessionEvent::Certificate {
-                            role,
-                            cert: parts.into_facts(),
-                        })
+            match l.vote {
+                Some(LogKind::Send) => kind_votes.0 += 1,
+                Some(LogKind::Receive) => kind_votes.1 += 1,
+                None => {}
+            }
+        }
+        let kind = header_kind.or(match kind_votes {
+            (0, 0) => files[first.file as usize].kind,
+            (s, r) if s >= r => Some(LogKind::Send),
+            _ => Some(LogKind::Receive),
+        });
+
+        let mut events = Vec::with_capacity(lines.len());
+        let mut sources = Vec::with_capacity(lines.len());
+        let mut i = 0;
+        while i < lines.len() {
+            let l = lines[i];
+            let mut consumed = 1;
+            let mut validity = false;
+            let data = src.data(l);
+            let event = match l.event {
+                b'+' => Some(SessionEvent::Connected),
+                b'-' => {
+                    let ctx = src.context(l);
+                    let reason_text = if ctx.trim().is_empty() {
+                        data.trim()
                     } else {
-                        Some(SessionEvent::Info {
-                            data: String::new(),
-                            context: ctx.to_string(),
-                        })
-                    }
-                } else if let Some(role) = one_line_cert_role(ctx).filter(|_| !data.is_empty()) {
-                    match parse_one_line_cert(data) {
-                        Some(cert) => {
-                            validity = true;
-                            Some(SessionEvent::Certificate { role, cert })
-                        }
-                        None => Some(SessionEvent::Info {
-                            data: data.to_string(),
-                            context: ctx.to_string(),
-                        }),
-                    }
-                } else if data.is_empty() && ctx.eq_ignore_ascii_case("attempting to connect") {
-                    Some(SessionEvent::AttemptingConnect)
-                } else if data.is_empty()
-                    && ctx.starts_with("TLS protocol ")
-                    && ctx.contains("negotiation succeeded")
-                {
-                    Some(SessionEvent::TlsNegotiated {
-                        text: ctx.to_string(),
-                    })
-                } else if let Some(status) =
-                    SecurityStatus::from_log_text(ctx).filter(|_| data.is_empty())
-                {
-                    Some(SessionEvent::TlsFailed { status })
-                } else {
-                    Some(SessionEvent::Info {
-                        data: data.to_string(),
-                        context: ctx.to_string(),
-                    })
+                        ctx.trim()
+                    };
+                    reason_text
+                        .parse::<DisconnectReason>()
+                        .ok()
+                        .map(|reason| SessionEvent::Disconnected { reason })
+                }
+                b'>' => Some(SessionEvent::Sent {
+                    line: data.to_string(),
+                }),
+                b'<' => Some(match parse_log_reply(data) {
+                    Some(reply) => SessionEvent::Received { reply },
+                    None => SessionEvent::ReceivedLine {
+                        line: data.to_string(),
+                    },
+                }),
+                _ => Some(self.info_event(&lines[i..], &mut consumed, &mut validity)),
+            };
+            match event {
+                Some(event) => {
+                    events.push(TimedEvent { at: l.at, event });
+                    sources.push(EventSource {
+                        lines: lines[i..i + consumed]
+                            .iter()
+                            .map(|x| Evidence {
+                                file: self.label(x.file),
+                                line: x.line_no,
+                                text: src.line(x).to_string(),
+                            })
+                            .collect(),
+                        sequence: l.seq,
+                        cert_validity_logged: validity,
+                    });
+                }
+                None => self.skipped.push(idx[i]),
+            }
+            i += consumed;
+        }
+        ParsedSession {
+            kind,
+            session: ProtocolLogSession {
+                connector_id,
+                session_id,
+                local,
+                remote,
+                events,
+            },
+            sources,
+        }
+    }
+
+    /// The event of the `*` line `lines[0]` (with the lines after it for a classic certificate
+    /// block: `consumed` says how many).
+    fn info_event(
+        &mut self,
+        lines: &[&RawLine],
+        consumed: &mut usize,
+        validity: &mut bool,
+    ) -> SessionEvent {
+        let src = self.src;
+        let (data, ctx) = (src.data(lines[0]), src.context(lines[0]));
+        if let (true, Some(role)) = (data.is_empty(), cert_role(ctx)) {
+            let mut parts = CertParts::default();
+            let mut n = 1;
+            while let Some(next) = lines.get(n) {
+                if next.event != b'*' || !parts.take(src.context(next), src.data(next)) {
+                    break;
+                }
+                n += 1;
+            }
+            if n > 1 {
+                *consumed = n;
+                SessionEvent::Certificate {
+                    role,
+                    cert: parts.into_facts(&mut self.dn),
+                }
+            } else {
+                SessionEvent::Info {
+                    data: String::new(),
+                    context: ctx.to_string(),
                 }
             }
-        };
-        match event {
-            Some(event) => {
-                let (at, sequence) = (l.at, l.seq);
-                events.push(TimedEvent { at, event });
-                sources.push(EventSource {
-                    lines: lines[i..i + consumed]
-                        .iter_mut()
-                        .map(|x| ev(x, files))
-                        .collect(),
-                    sequence,
-                    cert_validity_logged: validity,
-                });
+        } else if let Some(role) = one_line_cert_role(ctx).filter(|_| !data.is_empty()) {
+            match parse_one_line_cert_with(data, &mut self.dn) {
+                Some(cert) => {
+                    *validity = true;
+                    SessionEvent::Certificate { role, cert }
+                }
+                None => SessionEvent::Info {
+                    data: data.to_string(),
+                    context: ctx.to_string(),
+                },
             }
-            None => {
-                let name = files[l.file].file.clone();
-                files[l.file].skipped.push(&name, l.line_no, &l.text);
+        } else if data.is_empty() && ctx.eq_ignore_ascii_case("attempting to connect") {
+            SessionEvent::AttemptingConnect
+        } else if data.is_empty()
+            && ctx.starts_with("TLS protocol ")
+            && ctx.contains("negotiation succeeded")
+        {
+            SessionEvent::TlsNegotiated {
+                text: ctx.to_string(),
+            }
+        } else if let Some(status) = SecurityStatus::from_log_text(ctx).filter(|_| data.is_empty())
+        {
+            SessionEvent::TlsFailed { status }
+        } else {
+            SessionEvent::Info {
+                data: data.to_string(),
+                context: ctx.to_string(),
             }
         }
-        i += consumed;
-    }
-    ParsedSession {
-        kind,
-        session: ProtocolLogSession {
-            connector_id,
-            session_id,
-            local,
-            remote,
-            events,
-        },
-        sources,
     }
 }
 
@@ -1455,6 +1855,112 @@ mod tests {
             Reply::new(421, "4.4.1 Connection timed out")
         );
         assert!(parse_log_reply("EHLO x").is_none());
+    }
+
+    fn sample_session(i: u64) -> ProtocolLogSession {
+        let t0 = datetime!(2019-05-02 06:00:00 UTC) + time::Duration::milliseconds(i as i64 * 7);
+        let cert = CertFacts {
+            subject: format!("CN=mail{}.contoso.com, O=Contoso, C=US", i % 3),
+            issuer: "CN=Contoso CA, O=Contoso, C=US".into(),
+            serial: "0A1B".into(),
+            thumbprint: "78E1BE82F683EE6D8CB9B9266FC1185AE0890C41".into(),
+            not_before: UNKNOWN_TIME,
+            not_after: UNKNOWN_TIME,
+            common_names: vec![],
+            dns_names: vec![format!("mail{}.contoso.com", i % 3)],
+            is_self_signed: false,
+            is_ca: false,
+            public_key_bits: 0,
+            key_algorithm: String::new(),
+            extended_key_usages: vec![],
+        };
+        let events = [
+            SessionEvent::AttemptingConnect,
+            SessionEvent::Connected,
+            SessionEvent::Received {
+                reply: Reply::new(220, "mx ready at Thu, 2 May 2019 \"06:00\""),
+            },
+            SessionEvent::Sent {
+                line: "EHLO edge01.contoso.com".into(),
+            },
+            SessionEvent::Certificate {
+                role: CertRole::Sending,
+                cert,
+            },
+            SessionEvent::Info {
+                data: format!("{i};x,y"),
+                context: "sending message".into(),
+            },
+            SessionEvent::Disconnected {
+                reason: DisconnectReason::Local,
+            },
+        ];
+        ProtocolLogSession {
+            connector_id: if i.is_multiple_of(4) {
+                "Internet"
+            } else {
+                "Outbound to Office 365"
+            }
+            .into(),
+            session_id: format!("{:016X}", 0x08D6_CEAF_0000_0000u64 + i),
+            local: Some(format!("10.0.0.5:{}", 20000 + i).parse().unwrap()),
+            remote: "104.47.10.36:25".parse().unwrap(),
+            events: events
+                .into_iter()
+                .enumerate()
+                .map(|(k, event)| TimedEvent {
+                    at: t0 + time::Duration::milliseconds(k as i64 * 5),
+                    event,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn threads_do_not_change_the_result() {
+        // Interleaved sessions over many small files, plus odd lines: a session id under a second
+        // connector, disconnect reasons nobody knows (skipped while rebuilding), a doubled quote,
+        // garbage, and a `#Fields` header that reorders the columns halfway.
+        let sessions: Vec<ProtocolLogSession> = (0..90).map(sample_session).collect();
+        let opts = LogWriterOptions {
+            max_file_bytes: 6_000,
+            ..LogWriterOptions::send()
+        };
+        let mut files: Vec<(String, String)> = write_files(&sessions, &opts)
+            .into_iter()
+            .map(|f| (f.name, f.content))
+            .collect();
+        assert!(files.len() > 8, "{}", files.len());
+        let mut odd = String::new();
+        for i in (0..90).step_by(7) {
+            odd.push_str(&format!(
+                "2019-05-02T06:10:00.000Z,Other,{:016X},9,,1.2.3.4:25,-,,Whatever{i}\r\n",
+                0x08D6_CEAF_0000_0000u64 + i
+            ));
+            odd.push_str(&format!(
+                "2019-05-02T06:10:00.000Z,Internet,{:016X},9,,1.2.3.4:25,-,,Unknown\r\n",
+                0x08D6_CEAF_0000_0000u64 + i
+            ));
+            odd.push_str("not a record\r\n");
+        }
+        odd.push_str("#Fields: event,date-time,session-id,sequence-number,data,context\r\n");
+        odd.push_str("*,2019-05-02T06:11:00.000Z,08D6CEAF00000003,20,\"say \"\"hi\"\"\",ctx\r\n");
+        files.insert(3, ("odd.LOG".into(), odd));
+        let read = |threads: usize| {
+            let mut r = ProtocolLogReader::new().with_threads(threads);
+            for (name, text) in &files {
+                r.add_text(name, text);
+            }
+            r.finish()
+        };
+        let one = read(1);
+        let odd = one.files.iter().find(|f| f.file == "odd.LOG").unwrap();
+        assert_eq!(odd.skipped.count, 13 + 26);
+        assert_eq!(odd.skipped.samples.len(), Skipped::MAX_SAMPLES);
+        assert!(one.sessions.len() > 90, "{}", one.sessions.len());
+        for threads in [2, 3, 8] {
+            assert_eq!(read(threads), one, "{threads} threads");
+        }
     }
 
     #[test]

@@ -565,10 +565,10 @@ pub fn parse_iso(t: &str) -> Option<OffsetDateTime> {
         i += 3;
         if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
             i += 1;
-            let mut digits = 0;
+            let mut digits = 0usize;
             while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
                 if digits < 9 {
-                    nanos += u32::from(c - b'0') * 10u32.pow(8 - digits);
+                    nanos = nanos * 10 + u32::from(c - b'0');
                 }
                 digits += 1;
                 i += 1;
@@ -576,6 +576,19 @@ pub fn parse_iso(t: &str) -> Option<OffsetDateTime> {
             if digits == 0 {
                 return None;
             }
+            // Digits beyond nanoseconds are dropped; fewer are scaled up (`.981` is 981 ms).
+            const SCALE: [u32; 9] = [
+                100_000_000,
+                10_000_000,
+                1_000_000,
+                100_000,
+                10_000,
+                1_000,
+                100,
+                10,
+                1,
+            ];
+            nanos *= SCALE[digits.min(9) - 1];
         }
     }
     let offset = match &b[i..] {
@@ -594,11 +607,13 @@ pub fn parse_iso(t: &str) -> Option<OffsetDateTime> {
     };
     let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_offset(offset)
-            .to_offset(UtcOffset::UTC),
-    )
+    let t = PrimitiveDateTime::new(date, time);
+    // Logs write `Z`: nothing to convert then.
+    Some(if offset == UtcOffset::UTC {
+        t.assume_utc()
+    } else {
+        t.assume_offset(offset).to_offset(UtcOffset::UTC)
+    })
 }
 
 const MONTHS: [&str; 12] = [

@@ -196,7 +196,7 @@ pub fn diagnose(a: &Artefacts, opts: &Options) -> Report {
                     .samples
                     .iter()
                     .map(|e| Evidence {
-                        file: model::base_name(&e.file).to_string(),
+                        file: model::base_name(&e.file).into(),
                         line: e.line,
                         text: e.text.clone(),
                     })

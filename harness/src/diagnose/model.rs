@@ -52,7 +52,7 @@ impl Ev {
 
     pub(crate) fn to_evidence(&self) -> Evidence {
         Evidence {
-            file: self.file.clone(),
+            file: self.file.as_str().into(),
             line: self.line,
             text: self.text.clone(),
         }
