@@ -13,17 +13,17 @@ use std::hint::black_box;
 use std::time::Duration as StdDuration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::artefacts::certs::{CertListingRow, write_cert_provider_list};
-use harness::artefacts::format_list::FlOptions;
-use harness::artefacts::protocol_log::{
+use hybridlab_artefacts::certs::{CertListingRow, write_cert_provider_list};
+use hybridlab_artefacts::format_list::FlOptions;
+use hybridlab_artefacts::protocol_log::{
     CertRole, LogWriterOptions, ProtocolLogSession, SessionEvent, TimedEvent, write_files,
 };
-use harness::artefacts::ps::parse_iso;
-use harness::artefacts::{ArtefactReader, Artefacts};
-use harness::diagnose::{Options, diagnose};
-use harness::exchange::{DisconnectReason, SecurityStatus};
-use mock_eop::reply::Reply;
-use mock_eop::x509::CertFacts;
+use hybridlab_artefacts::ps::parse_iso;
+use hybridlab_artefacts::{ArtefactReader, Artefacts};
+use hybridlab_diagnose::{Options, diagnose};
+use hybridlab_model::exchange::{DisconnectReason, SecurityStatus};
+use hybridlab_model::reply::Reply;
+use hybridlab_model::x509::CertFacts;
 
 fn cert(subject: &str, issuer: &str, thumb: &str, names: &[&str]) -> CertFacts {
     let t = |s: &str| parse_iso(s).expect("fixed time");

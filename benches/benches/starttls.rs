@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
 use mock_eop::config::MockFile;
-use mock_eop::pki::{CertAuthority, CertSpec, IssuedCert};
 use mock_eop::{MockEop, MockEopHandle};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use mock_eop::clock::LabClock;
+use hybridlab_labkit::clock::LabClock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -630,12 +630,14 @@ mod tests {
     #[test]
     fn an_untrusted_chain_fails_every_session() {
         // Any other CA: the mock's chain does not verify, so every session fails.
-        let other = mock_eop::pki::CertAuthority::root(&mock_eop::pki::CertSpec::authority(
-            "CN=Some Other Root".parse().unwrap(),
-            time::macros::datetime!(2026-05-02 06:30:00 UTC),
-        ))
+        let other = hybridlab_labkit::pki::CertAuthority::root(
+            &hybridlab_labkit::pki::CertSpec::authority(
+                "CN=Some Other Root".parse().unwrap(),
+                time::macros::datetime!(2026-05-02 06:30:00 UTC),
+            ),
+        )
         .unwrap();
-        let pem = mock_eop::pki::pem_encode("CERTIFICATE", &other.cert.der);
+        let pem = hybridlab_labkit::pki::pem_encode("CERTIFICATE", &other.cert.der);
         let out = against_mock(&[], Some(&pem));
         assert_eq!(out["sessions_ok"], 0, "{out}");
         assert_eq!(out["sessions_failed"], 6, "{out}");

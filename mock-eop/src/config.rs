@@ -42,16 +42,19 @@
 //! ([`ReplyOverrides`]), the line length and protocol-error limits, and the BDAT chunk reply.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use ipnet::Ipv4Net;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::pki::DnSpec;
-use crate::reply::Reply;
+use hybridlab_labkit::pki::DnSpec;
+pub use hybridlab_model::exo::{
+    AcceptedDomain, ConnectorType, DomainType, InboundConnector, SenderDomain, SenderIpRange,
+    Tenant,
+};
+use hybridlab_model::reply::Reply;
+use hybridlab_model::timespan::TimeSpan;
 
 /// Errors loading a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -612,23 +615,23 @@ impl Default for ServerCertificate {
     fn default() -> Self {
         Self {
             subject: DnSpec(vec![
-                crate::pki::DnAttr {
+                hybridlab_labkit::pki::DnAttr {
                     key: "CN".into(),
                     value: "mail.protection.outlook.com".into(),
                 },
-                crate::pki::DnAttr {
+                hybridlab_labkit::pki::DnAttr {
                     key: "O".into(),
                     value: "Microsoft Corporation".into(),
                 },
-                crate::pki::DnAttr {
+                hybridlab_labkit::pki::DnAttr {
                     key: "L".into(),
                     value: "Redmond".into(),
                 },
-                crate::pki::DnAttr {
+                hybridlab_labkit::pki::DnAttr {
                     key: "S".into(),
                     value: "Washington".into(),
                 },
-                crate::pki::DnAttr {
+                hybridlab_labkit::pki::DnAttr {
                     key: "C".into(),
                     value: "US".into(),
                 },
@@ -716,7 +719,7 @@ pub enum WildcardMatching {
 }
 
 /// Replacement reply lines (`"550 5.7.64 ..."`); `{host}` is replaced by the endpoint's
-/// `reject_host`, `{ip}` by the client's address. Unset = the texts in [`crate::reply::eop`].
+/// `reject_host`, `{ip}` by the client's address. Unset = the texts in [`hybridlab_model::reply::eop`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplyOverrides {
@@ -764,222 +767,7 @@ impl FromStr for ReplyTemplate {
     }
 }
 
-serde_via_str!(ReplyTemplate, |v| v.0.clone());
-
-/// An Exchange Online organisation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tenant {
-    /// Name used in records and verdicts (`contoso`).
-    pub name: String,
-    /// The tenant's region; unset = the endpoint's region.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Accepted domains.
-    #[serde(default)]
-    pub accepted_domains: Vec<AcceptedDomain>,
-    /// Inbound connectors (New-InboundConnector).
-    #[serde(default)]
-    pub inbound_connectors: Vec<InboundConnector>,
-    /// `Set-OrganizationConfig -RejectDirectSend $true`: unattributed mail from an accepted
-    /// domain gets `550 5.7.68`.
-    #[serde(default)]
-    pub reject_direct_send: bool,
-}
-
-impl Tenant {
-    /// Whether `domain` is one of the tenant's accepted domains (case-insensitive, exact).
-    pub fn accepts(&self, domain: &str) -> bool {
-        let domain = domain.trim_end_matches('.');
-        self.accepted_domains
-            .iter()
-            .any(|d| d.domain.eq_ignore_ascii_case(domain))
-    }
-
-    /// Whether `name` is an accepted domain or a subdomain of one.
-    pub fn covers_name(&self, name: &str) -> bool {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.accepted_domains.iter().any(|d| {
-            let d = d.domain.to_ascii_lowercase();
-            name == d || name.ends_with(&format!(".{d}"))
-        })
-    }
-}
-
-/// One accepted domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptedDomain {
-    /// The domain.
-    pub domain: String,
-    /// Authoritative (default) or InternalRelay.
-    #[serde(rename = "type", default)]
-    pub kind: DomainType,
-}
-
-/// Accepted domain type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DomainType {
-    /// All recipients are in Exchange Online.
-    #[default]
-    Authoritative,
-    /// Shared namespace: unknown recipients are relayed (to on-premises).
-    InternalRelay,
-}
-
-/// Inbound connector type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorType {
-    /// Third-party sender; may not relay; restrictions apply.
-    #[default]
-    Partner,
-    /// The organisation's own servers; may relay to any recipient.
-    OnPremises,
-}
-
-/// An Exchange Online inbound connector (`New-InboundConnector`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InboundConnector {
-    /// Connector name (`Inbound from contoso`).
-    pub name: String,
-    /// OnPremises or Partner.
-    pub connector_type: ConnectorType,
-    /// Disabled connectors never match.
-    pub enabled: bool,
-    /// MAIL FROM domains the connector covers (`*`, `contoso.com`, `*.contoso.com`; the
-    /// `smtp:*;1` form is accepted).
-    pub sender_domains: Vec<SenderDomain>,
-    /// IPv4 addresses or /24../32 ranges, matched on the client's address.
-    pub sender_ip_addresses: Vec<SenderIpRange>,
-    /// Domain in the client certificate (CN or DNS SAN); `*.` allowed.
-    pub tls_sender_certificate_name: Option<String>,
-    /// All mail through the connector must use TLS (`451 5.7.3` otherwise).
-    pub require_tls: bool,
-    /// Partner only: mail from SenderDomains must present the certificate.
-    pub restrict_domains_to_certificate: bool,
-    /// Partner only: mail from SenderDomains must come from SenderIPAddresses.
-    pub restrict_domains_to_ip_addresses: bool,
-    /// Honour `X-MS-Exchange-CrossPremises-*` headers (hybrid).
-    pub cloud_services_mail_enabled: bool,
-    /// OnPremises only: treat messages as internal without hybrid headers.
-    pub treat_messages_as_internal: bool,
-}
-
-impl Default for InboundConnector {
-    fn default() -> Self {
-        Self {
-            name: String::new(),
-            connector_type: ConnectorType::Partner,
-            enabled: true,
-            sender_domains: vec![SenderDomain("*".into())],
-            sender_ip_addresses: Vec::new(),
-            tls_sender_certificate_name: None,
-            require_tls: false,
-            restrict_domains_to_certificate: false,
-            restrict_domains_to_ip_addresses: false,
-            cloud_services_mail_enabled: false,
-            treat_messages_as_internal: false,
-        }
-    }
-}
-
-impl InboundConnector {
-    /// Whether the connector covers MAIL FROM domain `domain` (`None` = null sender: only `*`).
-    pub fn covers_sender(&self, domain: Option<&str>) -> bool {
-        self.sender_domains.iter().any(|s| s.covers(domain))
-    }
-
-    /// Whether `ip` is in SenderIPAddresses (IPv4 only, as in Exchange Online).
-    pub fn covers_ip(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V4(v4) => v4,
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4,
-                None => return false,
-            },
-        };
-        self.sender_ip_addresses.iter().any(|r| r.0.contains(&ip))
-    }
-}
-
-/// One SenderDomains entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SenderDomain(pub String);
-
-impl SenderDomain {
-    /// Whether this entry covers `domain`.
-    pub fn covers(&self, domain: Option<&str>) -> bool {
-        if self.0 == "*" {
-            return true;
-        }
-        let Some(domain) = domain else { return false };
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        match self.0.strip_prefix("*.") {
-            Some(suffix) => {
-                domain == suffix || domain.ends_with(&format!(".{}", suffix.to_ascii_lowercase()))
-            }
-            None => domain.eq_ignore_ascii_case(&self.0),
-        }
-    }
-}
-
-impl Serialize for SenderDomain {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SenderDomain {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let t = s.trim();
-        let t = t
-            .strip_prefix("smtp:")
-            .or_else(|| t.strip_prefix("SMTP:"))
-            .unwrap_or(t);
-        let t = t.split(';').next().unwrap_or(t).trim();
-        if t.is_empty() {
-            return Err(serde::de::Error::custom("empty sender domain"));
-        }
-        Ok(Self(t.to_ascii_lowercase()))
-    }
-}
-
-/// One SenderIPAddresses entry: an IPv4 address or a /24../32 range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SenderIpRange(pub Ipv4Net);
-
-impl FromStr for SenderIpRange {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.contains(':') {
-            return Err(format!(
-                "{s:?}: SenderIPAddresses takes IPv4 only (Exchange Online does not support IPv6 here)"
-            ));
-        }
-        let net = if s.contains('/') {
-            s.parse::<Ipv4Net>()
-                .map_err(|e| format!("{s:?} is not an IPv4 range: {e}"))?
-        } else {
-            let ip: Ipv4Addr = s
-                .parse()
-                .map_err(|e| format!("{s:?} is not an IPv4 address: {e}"))?;
-            Ipv4Net::new(ip, 32).map_err(|e| e.to_string())?
-        };
-        if net.prefix_len() < 24 {
-            return Err(format!(
-                "{s:?}: ranges wider than /24 are rejected by Exchange Online"
-            ));
-        }
-        Ok(Self(net.trunc()))
-    }
-}
-
-serde_via_str!(SenderIpRange, |v| v.0.to_string());
+hybridlab_model::serde_via_str!(ReplyTemplate, |v| v.0.clone());
 
 /// A rustls cipher-suite name, checked against the ring provider's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1009,7 +797,7 @@ impl FromStr for CipherSuiteName {
     }
 }
 
-serde_via_str!(CipherSuiteName, |v| v.0.clone());
+hybridlab_model::serde_via_str!(CipherSuiteName, |v| v.0.clone());
 
 /// A key-exchange group name (`X25519`, `secp256r1`, `secp384r1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1039,153 +827,7 @@ impl FromStr for KxGroupName {
     }
 }
 
-serde_via_str!(KxGroupName, |v| v.0.clone());
-
-/// A duration written the Exchange way (`00:05:00`, `1.00:00:00`, `00:00:30.500`), with a unit
-/// (`250ms`, `30s`, `5m`, `2h`, `1d`) or as a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct TimeSpan(pub std::time::Duration);
-
-impl TimeSpan {
-    /// Whole seconds.
-    pub const fn from_secs(secs: u64) -> Self {
-        Self(std::time::Duration::from_secs(secs))
-    }
-
-    /// Whole seconds (short form).
-    pub const fn secs(s: u64) -> Self {
-        Self::from_secs(s)
-    }
-
-    /// Whole minutes.
-    pub const fn minutes(m: u64) -> Self {
-        Self::from_secs(m * 60)
-    }
-
-    /// Whole hours.
-    pub const fn hours(h: u64) -> Self {
-        Self::from_secs(h * 3600)
-    }
-
-    /// Whole days.
-    pub const fn days(d: u64) -> Self {
-        Self::from_secs(d * 86_400)
-    }
-
-    /// As `time::Duration` for arithmetic with `OffsetDateTime`.
-    pub fn to_time(self) -> time::Duration {
-        time::Duration::try_from(self.0).unwrap_or(time::Duration::MAX)
-    }
-}
-
-impl From<std::time::Duration> for TimeSpan {
-    fn from(d: std::time::Duration) -> Self {
-        Self(d)
-    }
-}
-
-/// The .NET `TimeSpan` rendering Exchange shows: `[d.]hh:mm:ss[.fff]` (`00:10:00`, `2.00:00:00`).
-impl fmt::Display for TimeSpan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0.as_secs();
-        let (d, h, m, sec) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
-        if d > 0 {
-            write!(f, "{d}.")?;
-        }
-        write!(f, "{h:02}:{m:02}:{sec:02}")?;
-        let ms = self.0.subsec_millis();
-        if ms > 0 {
-            write!(f, ".{ms:03}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for TimeSpan {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        use std::time::Duration as D;
-        let t = s.trim();
-        let bad = || {
-            format!(
-                "{s:?} is not a duration (use \"00:05:00\", \"1.00:00:00\", \"30s\", \"5m\", \"250ms\" or seconds)"
-            )
-        };
-        if t.contains(':') {
-            // [d.]hh:mm:ss[.fff]
-            let (days, rest) = match t.split_once('.') {
-                Some((d, r)) if !d.contains(':') => (d.parse::<u64>().map_err(|_| bad())?, r),
-                _ => (0, t),
-            };
-            let parts: Vec<&str> = rest.split(':').collect();
-            if parts.len() != 3 {
-                return Err(bad());
-            }
-            let h: u64 = parts[0].parse().map_err(|_| bad())?;
-            let m: u64 = parts[1].parse().map_err(|_| bad())?;
-            let secs: f64 = parts[2].parse().map_err(|_| bad())?;
-            if h >= 24 || m >= 60 || !(0.0..60.0).contains(&secs) {
-                return Err(bad());
-            }
-            let whole = days * 86_400 + h * 3600 + m * 60;
-            return Ok(Self(D::from_secs(whole) + D::from_secs_f64(secs)));
-        }
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        if !n.is_finite() || n < 0.0 {
-            return Err(bad());
-        }
-        let secs = match unit.trim() {
-            "" | "s" => n,
-            "ms" => n / 1000.0,
-            "m" | "min" => n * 60.0,
-            "h" => n * 3600.0,
-            "d" => n * 86_400.0,
-            _ => return Err(bad()),
-        };
-        Ok(Self(D::from_secs_f64(secs)))
-    }
-}
-
-impl Serialize for TimeSpan {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeSpan {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = TimeSpan;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"00:05:00\", \"30s\" or a number of seconds")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimeSpan, E> {
-                v.parse().map_err(E::custom)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TimeSpan, E> {
-                u64::try_from(v)
-                    .map(TimeSpan::from_secs)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TimeSpan, E> {
-                Ok(TimeSpan::from_secs(v))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TimeSpan, E> {
-                if v.is_finite() && v >= 0.0 {
-                    Ok(TimeSpan(std::time::Duration::from_secs_f64(v)))
-                } else {
-                    Err(E::custom("a duration must be a non-negative number"))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+hybridlab_model::serde_via_str!(KxGroupName, |v| v.0.clone());
 
 #[cfg(test)]
 mod tests {

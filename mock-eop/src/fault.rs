@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::TimeSpan;
-use crate::reply::Reply;
+use hybridlab_model::reply::Reply;
+use hybridlab_model::timespan::TimeSpan;
 
 /// Where in the session a fault applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -20,18 +20,17 @@
 //!
 //! Contracts other parts rely on are documented on [`config`] (the `[eop]` tables),
 //! [`fault`] (`[[faults]]`), [`attribution::AttributionVerdict`] (the verdict names),
-//! [`record`] (the JSON records) and [`server`] (the embedding API).
+//! [`hybridlab_model::record`] (the JSON records) and [`server`] (the embedding API).
+//!
+//! The vocabulary it shares with the on-premises side (replies, certificate facts, Exchange Online
+//! objects, verdicts, records) lives in `hybridlab_model`; the lab clock and PKI in
+//! `hybridlab_labkit`.
 //!
 //! # Layout
-//! - [`clock`]: the lab clock (wall-clock epoch + tokio's possibly paused clock).
-//! - [`reply`]: SMTP replies as data and the canned texts EOP sends.
-//! - [`x509`]: certificate facts the Windows way (thumbprint, .NET DN rendering, wildcard rules).
-//! - [`pki`]: the lab PKI built with rcgen at run time.
 //! - [`config`]: the `[eop]` tables (endpoint, tenants, connectors, TLS, limits, uncertain
 //!   behaviours as settings) with file/line/column errors.
 //! - [`attribution`]: pure tenant attribution: session facts and envelope in, verdict and reply out.
 //! - [`fault`]: declarative faults (stage x action, first N attempts or seeded probability).
-//! - [`record`]: session and message records (serde JSON); headers parsed when read.
 //! - [`session`]: the sans-IO SMTP server session (bytes and `now` in, actions out).
 //! - [`tls`]: the EOP-like server certificate, the rustls config (ring only), client-certificate
 //!   verdicts and the facts recorded after a handshake.
@@ -40,37 +39,12 @@
 //! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
 //!   faults at run time) over a running mock (axum).
 
-/// `Serialize` as a string and `Deserialize` through `FromStr` (its error becomes the serde
-/// error, so the config loader can point at the field). `$to` turns a value into its text.
-macro_rules! serde_via_str {
-    ($t:ty, $to:expr) => {
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let to: fn(&$t) -> String = $to;
-                s.serialize_str(&to(self))
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <String as serde::Deserialize>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
 pub mod attribution;
-pub mod clock;
 pub mod config;
 pub mod fault;
-pub mod pki;
-pub mod record;
-pub mod reply;
 pub mod server;
 pub mod session;
 pub mod tls;
-pub mod x509;
 
 // Over the embedding API: the HTTP API of `mock-eop serve --api`.
 pub mod api;

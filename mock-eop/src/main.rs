@@ -25,11 +25,11 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hybridlab_labkit::clock::LabClock;
+use hybridlab_model::record::SessionRecord;
 use mock_eop::MockEop;
 use mock_eop::api::Api;
-use mock_eop::clock::LabClock;
 use mock_eop::config::{EopConfig, MockFile};
-use mock_eop::record::SessionRecord;
 use mock_eop::tls::ServerIdentity;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

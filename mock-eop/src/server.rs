@@ -34,13 +34,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::clock::LabClock;
 use crate::config::{EopConfig, Invalid};
 use crate::fault::{Fault, FaultBook};
-use crate::record::{MessageRecord, SessionRecord};
 use crate::session::{Action, HandshakeFault, Session, SessionContext};
 use crate::tls::{ClientVerifier, ServerIdentity, TlsError, server_config, tls_facts};
-use crate::x509::CertFacts;
+use hybridlab_labkit::clock::LabClock;
+use hybridlab_model::record::{MessageRecord, SessionRecord};
+use hybridlab_model::x509::CertFacts;
 
 /// Errors starting the mock.
 #[derive(Debug, thiserror::Error)]

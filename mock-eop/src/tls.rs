@@ -21,13 +21,13 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use time::OffsetDateTime;
 
-use crate::clock::LabClock;
 use crate::config::{
     CertIssuer, ChainSent, InvalidClientCertificate, ServerCertificate, TlsSettings,
 };
-use crate::pki::{CertAuthority, CertSpec, DnSpec, Eku, IssuedCert, PkiError};
-use crate::record::{ChainVerdict, ClientCertificate, TlsFacts};
-use crate::x509::CertFacts;
+use hybridlab_labkit::clock::LabClock;
+use hybridlab_labkit::pki::{CertAuthority, CertSpec, DnSpec, Eku, IssuedCert, PkiError};
+use hybridlab_model::record::{ChainVerdict, ClientCertificate, TlsFacts};
+use hybridlab_model::x509::CertFacts;
 
 /// Errors setting up TLS.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +168,7 @@ impl ServerIdentity {
 
     /// The trust anchor as PEM.
     pub fn trust_anchor_pem(&self) -> String {
-        crate::pki::pem_encode("CERTIFICATE", &self.trust_anchor)
+        hybridlab_labkit::pki::pem_encode("CERTIFICATE", &self.trust_anchor)
     }
 }
 

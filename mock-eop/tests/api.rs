@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use common::http::*;
 use common::*;
+use hybridlab_model::attribution::VerdictKind;
+use hybridlab_model::record::SessionRecord;
 use mock_eop::MockEopHandle;
 use mock_eop::api::Api;
-use mock_eop::attribution::VerdictKind;
 use mock_eop::fault::{Fault, Stage};
-use mock_eop::record::SessionRecord;
 use serde_json::Value;
 use tokio::net::TcpListener;
 

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use mock_eop::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
+use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
+use hybridlab_model::record::{ChainVerdict, CloseReason};
 use mock_eop::config::InvalidClientCertificate;
-use mock_eop::record::{ChainVerdict, CloseReason};
 
 const BODY: &str = "From: alice@contoso.com\r\nTo: someone@gmail.example\r\nSubject: hybrid test\r\nMessage-ID: <t1@EXCH01.contoso.com>\r\nX-MS-Exchange-CrossPremises-AuthAs: Internal\r\n\r\nhello";
 
@@ -91,10 +91,10 @@ async fn certificate_attribution_exact_and_wildcard_allows_relay() {
 async fn relay_attempt(
     mock: &mock_eop::MockEopHandle,
     source: &str,
-    cert: Option<&mock_eop::pki::IssuedCert>,
+    cert: Option<&hybridlab_labkit::pki::IssuedCert>,
     from: &str,
     to: &str,
-) -> mock_eop::reply::Reply {
+) -> hybridlab_model::reply::Reply {
     let roots = vec![mock.ca_certificate().clone()];
     let c = connect_from(mock.local_addr(), source).await;
     let mut c = c.starttls(&roots, cert).await.unwrap();
@@ -109,16 +109,15 @@ async fn relay_attempt(
 #[tokio::test]
 async fn wrong_name_untrusted_issuer_deep_wildcard_and_no_certificate_are_relay_denied() {
     let ca = onprem_ca();
-    let rogue_ca = mock_eop::pki::CertAuthority::root(&mock_eop::pki::CertSpec::authority(
-        "CN=Rogue CA".parse().unwrap(),
-        epoch(),
-    ))
+    let rogue_ca = hybridlab_labkit::pki::CertAuthority::root(
+        &hybridlab_labkit::pki::CertSpec::authority("CN=Rogue CA".parse().unwrap(), epoch()),
+    )
     .unwrap();
     let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
     let wrong = client_cert(&ca, "smtp.contoso.net");
     let untrusted = client_cert(&rogue_ca, "mail.contoso.com");
     let deep = client_cert(&ca, "a.b.contoso.com");
-    let cases: [(Option<&mock_eop::pki::IssuedCert>, ChainVerdict); 4] = [
+    let cases: [(Option<&hybridlab_labkit::pki::IssuedCert>, ChainVerdict); 4] = [
         (Some(&wrong), ChainVerdict::Valid),
         (Some(&untrusted), ChainVerdict::UnknownIssuer),
         (Some(&deep), ChainVerdict::Valid),
@@ -316,10 +315,9 @@ async fn require_tls_attr36_region_partner_and_direct_send() {
 #[tokio::test]
 async fn reject_handshake_policy_fails_tls_for_an_untrusted_certificate() {
     let ca = onprem_ca();
-    let rogue_ca = mock_eop::pki::CertAuthority::root(&mock_eop::pki::CertSpec::authority(
-        "CN=Rogue CA".parse().unwrap(),
-        epoch(),
-    ))
+    let rogue_ca = hybridlab_labkit::pki::CertAuthority::root(
+        &hybridlab_labkit::pki::CertSpec::authority("CN=Rogue CA".parse().unwrap(), epoch()),
+    )
     .unwrap();
     let mut cfg = config(CONTOSO);
     cfg.tls.invalid_client_certificate = InvalidClientCertificate::RejectHandshake;

@@ -7,12 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use hybridlab_labkit::clock::LabClock;
+use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
+use hybridlab_model::record::CloseReason;
+use hybridlab_model::timespan::TimeSpan;
 use mock_eop::MockEop;
-use mock_eop::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
-use mock_eop::clock::LabClock;
-use mock_eop::config::TimeSpan;
 use mock_eop::fault::{Fault, FaultAction, Stage, TlsAlert};
-use mock_eop::record::CloseReason;
 use tokio::time::Instant;
 
 /// Reply bound in virtual time (longer than any idle timeout or stall here).

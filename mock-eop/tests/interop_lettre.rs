@@ -5,17 +5,17 @@
 mod common;
 
 use common::*;
+use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::{
     Certificate, CertificateStore, Identity, Tls, TlsParameters,
 };
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use mock_eop::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 
 fn transport(
     mock: &mock_eop::MockEopHandle,
-    identity: Option<&mock_eop::pki::IssuedCert>,
+    identity: Option<&hybridlab_labkit::pki::IssuedCert>,
 ) -> AsyncSmtpTransport<Tokio1Executor> {
     let mut tls = TlsParameters::builder("mail.protection.outlook.com".into())
         .certificate_store(CertificateStore::None)

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use mock_eop::attribution::{AttributedBy, AttributionVerdict};
+use hybridlab_model::attribution::{AttributedBy, AttributionVerdict};
 
 /// Stops the instance when the test ends, however it ends.
 struct Instance {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use mock_eop::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
+use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -15,7 +15,7 @@ struct Files {
     key: String,
 }
 
-fn files(mock: &mock_eop::MockEopHandle, cert: &mock_eop::pki::IssuedCert) -> Files {
+fn files(mock: &mock_eop::MockEopHandle, cert: &hybridlab_labkit::pki::IssuedCert) -> Files {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     write_file(&p("ca.pem"), &mock.ca_pem(), false);

@@ -98,8 +98,11 @@ async fn serve_answers_with_eop_banner_logs_the_verdict_and_writes_records() {
     let (_, line) = read_until(stdout, |l| l.starts_with("lab CA: ")).await;
     assert_eq!(line.trim(), format!("lab CA: {}", ca.display()));
     let ca_der = rustls::pki_types::CertificateDer::from(
-        mock_eop::pki::pem_decode_first("CERTIFICATE", &std::fs::read_to_string(&ca).unwrap())
-            .unwrap(),
+        hybridlab_labkit::pki::pem_decode_first(
+            "CERTIFICATE",
+            &std::fs::read_to_string(&ca).unwrap(),
+        )
+        .unwrap(),
     );
 
     let c = connect_from(addr, "127.0.0.50").await;
@@ -127,11 +130,11 @@ async fn serve_answers_with_eop_banner_logs_the_verdict_and_writes_records() {
     let text = std::fs::read_to_string(&records).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1);
-    let rec: mock_eop::record::SessionRecord = serde_json::from_str(lines[0]).unwrap();
+    let rec: hybridlab_model::record::SessionRecord = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(rec.peer.ip().to_string(), "127.0.0.50");
     assert_eq!(
         rec.attribution.map(|v| v.kind()),
-        Some(mock_eop::attribution::VerdictKind::RelayDenied)
+        Some(hybridlab_model::attribution::VerdictKind::RelayDenied)
     );
 }
 

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mock_eop::config::TimeSpan;
+use hybridlab_model::record::{SessionRecord, TlsFacts};
+use hybridlab_model::reply::Reply;
+use hybridlab_model::timespan::TimeSpan;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::fault::{Fault, FaultAction, FaultBook, ReplyLine, Stage, TlsAlert};
-use mock_eop::record::{SessionRecord, TlsFacts};
-use mock_eop::reply::Reply;
 use mock_eop::session::{Action, Session, SessionContext};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};

@@ -29,10 +29,10 @@ use time::OffsetDateTime;
 use crate::attribution::{self, AttributionVerdict, SessionFacts};
 use crate::config::EopConfig;
 use crate::fault::{FaultAction, FaultBook, Stage, TlsAlert, mix};
-use crate::record::{
+use hybridlab_model::record::{
     CloseReason, Discarded, FaultFired, MessageRecord, SessionRecord, TlsFacts, TranscriptEntry,
 };
-use crate::reply::{Reply, eop};
+use hybridlab_model::reply::{Reply, eop};
 
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,11 @@
 
 use super::*;
 use crate::attribution::VerdictKind;
-use crate::config::{MockFile, TimeSpan};
+use crate::config::MockFile;
 use crate::fault::{Fault, Throttle};
-use crate::pki::{CertAuthority, CertSpec};
-use crate::record::{ChainVerdict, ClientCertificate};
+use hybridlab_labkit::pki::{CertAuthority, CertSpec};
+use hybridlab_model::record::{ChainVerdict, ClientCertificate};
+use hybridlab_model::timespan::TimeSpan;
 
 fn t0() -> OffsetDateTime {
     time::macros::datetime!(2026-05-02 06:30:00 UTC)

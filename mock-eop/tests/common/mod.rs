@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
+use hybridlab_model::reply::Reply;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::fault::Fault;
-use mock_eop::pki::{CertAuthority, CertSpec, IssuedCert};
-use mock_eop::reply::Reply;
 use mock_eop::{MockEop, MockEopHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

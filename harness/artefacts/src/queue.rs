@@ -1,0 +1,470 @@
+//! `Get-Queue` and `Get-Message` snapshots, the `LastError` field they carry, and their
+//! `Format-List` / `ConvertTo-Json` writers and readers.
+//!
+//! `LastError` has the shape `[{LED=<detail>};{MSG=<message detail>};{FQDN=<host>};{IP=<ip>};{LRT=<time>}]`
+//! (exchange-hybrid.md 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`; a value may
+//! contain `;` and `->` but not `};{`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::format_list::{self, FlOptions, FlRecord};
+use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
+use super::ps_json::{self, JsonStyle};
+use super::text::LineEnding;
+use hybridlab_model::exchange::{DeliveryType, QueueStatus};
+
+/// A queue's or message's `LastError`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LastError {
+    /// `LED`: the last error detail, the full reply or the transport's wrapper
+    /// (`451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out`).
+    pub led: String,
+    /// `MSG`: message-level detail, often empty.
+    pub msg: String,
+    /// `FQDN`: the remote host name.
+    pub fqdn: String,
+    /// `IP`: the remote address.
+    pub ip: String,
+    /// `LRT`: last retry time in the server's culture format (`5/2/2019 6:32:14 AM`).
+    pub lrt: String,
+}
+
+impl LastError {
+    /// Parses the bracketed form. Returns `None` when `s` is not in that shape (a plain text
+    /// LastError, as some older builds show, is returned as `led` only by [`LastError::parse_lenient`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        let inner = s.trim().strip_prefix("[{")?.strip_suffix("}]")?;
+        let mut le = Self::default();
+        let mut any = false;
+        for item in inner.split("};{") {
+            let (k, v) = item.split_once('=')?;
+            match k.trim().to_ascii_uppercase().as_str() {
+                "LED" => le.led = v.to_string(),
+                "MSG" => le.msg = v.to_string(),
+                "FQDN" => le.fqdn = v.to_string(),
+                "IP" => le.ip = v.to_string(),
+                "LRT" => le.lrt = v.to_string(),
+                _ => continue,
+            }
+            any = true;
+        }
+        any.then_some(le)
+    }
+
+    /// Like [`LastError::parse`], but any other non-empty text becomes the `led`.
+    pub fn parse_lenient(s: &str) -> Option<Self> {
+        let t = s.trim();
+        if t.is_empty() {
+            return None;
+        }
+        Self::parse(t).or_else(|| {
+            Some(Self {
+                led: t.to_string(),
+                ..Self::default()
+            })
+        })
+    }
+}
+
+impl fmt::Display for LastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{{LED={}}};{{MSG={}}};{{FQDN={}}};{{IP={}}};{{LRT={}}}]",
+            self.led, self.msg, self.fqdn, self.ip, self.lrt
+        )
+    }
+}
+
+/// Renders a time the way an en-US server shows it in `Get-Queue` and `LRT`: `5/2/2019 6:32:14 AM`.
+pub fn en_us_datetime(t: OffsetDateTime) -> String {
+    let (h12, ampm) = match t.hour() {
+        0 => (12, "AM"),
+        h @ 1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        h => (h - 12, "PM"),
+    };
+    format!(
+        "{}/{}/{} {}:{:02}:{:02} {}",
+        u8::from(t.month()),
+        t.day(),
+        t.year(),
+        h12,
+        t.minute(),
+        t.second(),
+        ampm
+    )
+}
+
+/// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// `SERVER\<n>`.
+    pub identity: String,
+    /// How the next hop is reached.
+    pub delivery_type: DeliveryType,
+    /// Active, Ready, Retry...
+    pub status: QueueStatus,
+    /// Messages in the queue.
+    pub message_count: u32,
+    /// The next hop (`contoso.mail.onmicrosoft.com`).
+    pub next_hop_domain: String,
+    /// The send connector's TlsDomain, when set.
+    pub tls_domain: Option<String>,
+    /// The send connector's name (Exchange shows its GUID as NextHopConnector).
+    pub next_hop_connector: Option<String>,
+    /// The last error, if any.
+    pub last_error: Option<LastError>,
+    /// Retries so far.
+    pub retry_count: u32,
+    /// First retry time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub first_retry_time: Option<OffsetDateTime>,
+    /// Last retry time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_retry_time: Option<OffsetDateTime>,
+    /// Next retry time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_retry_time: Option<OffsetDateTime>,
+}
+
+/// The RunspaceId the lab prints (every Exchange Management Shell session is a remote session,
+/// so real `Get-Queue | fl` output starts with one).
+pub const LAB_RUNSPACE_ID: &str = "4f1d7c2a-9b3e-4e6a-8d15-2c7b9e0a6f31";
+
+/// `Get-Queue | Format-List` records (Exchange 2013-2019 property order, from real output).
+pub fn queue_records(queues: &[QueueSnapshot]) -> Vec<FlRecord> {
+    queues
+        .iter()
+        .map(|q| {
+            let counts = format!("{{0, {}, 0, 0}}", q.message_count);
+            vec![
+                ("RunspaceId".into(), PsValue::text(LAB_RUNSPACE_ID)),
+                (
+                    "DeliveryType".into(),
+                    PsValue::text(q.delivery_type.as_str()),
+                ),
+                ("NextHopDomain".into(), PsValue::text(&q.next_hop_domain)),
+                (
+                    "TlsDomain".into(),
+                    PsValue::opt_text(q.tls_domain.as_deref()),
+                ),
+                (
+                    "NextHopConnector".into(),
+                    PsValue::opt_text(q.next_hop_connector.as_deref()),
+                ),
+                ("Status".into(), PsValue::text(q.status.as_str())),
+                ("MessageCount".into(), PsValue::num(q.message_count)),
+                (
+                    "LastError".into(),
+                    q.last_error
+                        .as_ref()
+                        .map_or(PsValue::Null, |e| PsValue::text(e.to_string())),
+                ),
+                ("RetryCount".into(), PsValue::num(q.retry_count)),
+                ("LastRetryTime".into(), PsValue::opt_date(q.last_retry_time)),
+                ("NextRetryTime".into(), PsValue::opt_date(q.next_retry_time)),
+                (
+                    "FirstRetryTime".into(),
+                    PsValue::opt_date(q.first_retry_time),
+                ),
+                ("DeferredMessageCount".into(), PsValue::num(0)),
+                ("LockedMessageCount".into(), PsValue::num(0)),
+                ("MessageCountsPerPriority".into(), PsValue::text(counts)),
+                (
+                    "DeferredMessageCountsPerPriority".into(),
+                    PsValue::text("{0, 0, 0, 0}"),
+                ),
+                ("RiskLevel".into(), PsValue::text("Normal")),
+                ("OutboundIPPool".into(), PsValue::num(0)),
+                ("NextHopCategory".into(), PsValue::text("External")),
+                ("IncomingRate".into(), PsValue::num(0)),
+                ("OutgoingRate".into(), PsValue::num(0)),
+                ("Velocity".into(), PsValue::num(0)),
+                ("OverrideSource".into(), PsValue::Null),
+                ("QueueIdentity".into(), PsValue::text(&q.identity)),
+                (
+                    "PriorityDescriptions".into(),
+                    PsValue::list(["High", "Normal", "Low", "None"]),
+                ),
+                ("Identity".into(), PsValue::text(&q.identity)),
+                ("IsValid".into(), PsValue::Bool(true)),
+                ("ObjectState".into(), PsValue::text("New")),
+            ]
+        })
+        .collect()
+}
+
+/// `Get-Queue | Format-List` text.
+pub fn write_queue_list(queues: &[QueueSnapshot], opts: &FlOptions) -> String {
+    format_list::render(&queue_records(queues), opts)
+}
+
+/// `Get-Queue | ConvertTo-Json` (the same properties).
+pub fn write_queue_json(queues: &[QueueSnapshot], style: JsonStyle) -> String {
+    ps_json::render(&queue_records(queues), style, LineEnding::CrLf)
+}
+
+/// Whether a listed object is a queue (`Get-Queue`).
+pub fn is_queue(obj: &PsObject) -> bool {
+    (obj.has("NextHopDomain") && (obj.has("DeliveryType") || obj.has("MessageCount")))
+        || obj.has("QueueIdentity")
+}
+
+/// A queue from a listed object (text or JSON); `None` without an Identity.
+pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueSnapshot>> {
+    let identity = obj.text("Identity").or_else(|| obj.text("QueueIdentity"))?;
+    let row = QueueSnapshot {
+        identity,
+        delivery_type: obj
+            .text("DeliveryType")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(DeliveryType::Undefined),
+        status: obj
+            .text("Status")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(QueueStatus::None),
+        message_count: obj
+            .u64("MessageCount")
+            .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
+        next_hop_domain: obj.text_or_empty("NextHopDomain"),
+        tls_domain: obj.text("TlsDomain"),
+        next_hop_connector: obj.text("NextHopConnector"),
+        last_error: obj
+            .text("LastError")
+            .and_then(|t| LastError::parse_lenient(&t)),
+        retry_count: obj
+            .u64("RetryCount")
+            .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
+        first_retry_time: obj.date("FirstRetryTime"),
+        last_retry_time: obj.date("LastRetryTime"),
+        next_retry_time: obj.date("NextRetryTime"),
+    };
+    Some(Parsed {
+        row,
+        evidence: RowEvidence::of(obj),
+    })
+}
+
+hybridlab_model::token_enum! {
+    /// `Get-Message` Status.
+    MessageStatus {
+        /// No status.
+        None => "None",
+        /// Being delivered.
+        Active => "Active",
+        /// Locked.
+        Locked => "Locked",
+        /// Being removed.
+        PendingRemove => "PendingRemove",
+        /// Being suspended.
+        PendingSuspend => "PendingSuspend",
+        /// Waiting to be delivered.
+        Ready => "Ready",
+        /// Waiting for the next retry.
+        Retry => "Retry",
+        /// Suspended by an admin.
+        Suspended => "Suspended",
+    }
+}
+
+/// One queued message as `Get-Message | Format-List` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSnapshot {
+    /// `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
+    pub identity: String,
+    /// The queue identity (`EXCH01\3`).
+    pub queue: String,
+    /// Subject.
+    pub subject: String,
+    /// Envelope sender.
+    pub from_address: String,
+    /// Status.
+    pub status: MessageStatus,
+    /// Size in bytes.
+    pub size_bytes: Option<u64>,
+    /// `SMTP:Default EXCH01`, `FromLocal`...
+    pub message_source_name: String,
+    /// The address that submitted the message.
+    pub source_ip: String,
+    /// Spam confidence level (-1 for authenticated mail).
+    pub scl: Option<i32>,
+    /// When the message entered the queue.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub date_received: Option<OffsetDateTime>,
+    /// When it expires (MessageExpirationTimeout after submission).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expiration_time: Option<OffsetDateTime>,
+    /// The last error, if any.
+    pub last_error: Option<LastError>,
+    /// Delivery attempts so far.
+    pub retry_count: u32,
+    /// Recipient addresses (the listing may add `;status;...` details, which the reader drops).
+    pub recipients: Vec<String>,
+    /// `<guid@server>`.
+    pub internet_message_id: String,
+}
+
+/// `Get-Message | Format-List` records (property order reconstructed; see docs/formats.md).
+pub fn message_records(messages: &[MessageSnapshot]) -> Vec<FlRecord> {
+    messages
+        .iter()
+        .map(|m| {
+            vec![
+                ("RunspaceId".into(), PsValue::text(LAB_RUNSPACE_ID)),
+                ("Subject".into(), PsValue::text(&m.subject)),
+                (
+                    "InternetMessageId".into(),
+                    PsValue::text(&m.internet_message_id),
+                ),
+                ("FromAddress".into(), PsValue::text(&m.from_address)),
+                ("Status".into(), PsValue::text(m.status.as_str())),
+                (
+                    "Size".into(),
+                    m.size_bytes.map_or(PsValue::Null, |n| {
+                        PsValue::text(ByteSize::Bytes(n).display())
+                    }),
+                ),
+                (
+                    "MessageSourceName".into(),
+                    PsValue::text(&m.message_source_name),
+                ),
+                ("SourceIP".into(), PsValue::text(&m.source_ip)),
+                ("SCL".into(), PsValue::opt_num(m.scl)),
+                ("DateReceived".into(), PsValue::opt_date(m.date_received)),
+                (
+                    "ExpirationTime".into(),
+                    PsValue::opt_date(m.expiration_time),
+                ),
+                (
+                    "LastError".into(),
+                    m.last_error
+                        .as_ref()
+                        .map_or(PsValue::Null, |e| PsValue::text(e.to_string())),
+                ),
+                ("RetryCount".into(), PsValue::num(m.retry_count)),
+                ("Recipients".into(), PsValue::list(&m.recipients)),
+                ("DeferReason".into(), PsValue::text("None")),
+                ("LockReason".into(), PsValue::Null),
+                ("IsProbeMessage".into(), PsValue::Bool(false)),
+                ("Priority".into(), PsValue::text("Normal")),
+                (
+                    "ExternalDirectoryOrganizationId".into(),
+                    PsValue::text("00000000-0000-0000-0000-000000000000"),
+                ),
+                ("Directionality".into(), PsValue::text("Originating")),
+                ("OriginalFromAddress".into(), PsValue::text(&m.from_address)),
+                ("AccountForest".into(), PsValue::Null),
+                ("Queue".into(), PsValue::text(&m.queue)),
+                ("Identity".into(), PsValue::text(&m.identity)),
+                ("IsValid".into(), PsValue::Bool(true)),
+                ("ObjectState".into(), PsValue::text("New")),
+            ]
+        })
+        .collect()
+}
+
+/// `Get-Message | Format-List` text.
+pub fn write_message_list(messages: &[MessageSnapshot], opts: &FlOptions) -> String {
+    format_list::render(&message_records(messages), opts)
+}
+
+/// `Get-Message | ConvertTo-Json`.
+pub fn write_message_json(messages: &[MessageSnapshot], style: JsonStyle) -> String {
+    ps_json::render(&message_records(messages), style, LineEnding::CrLf)
+}
+
+/// Whether a listed object is a message (`Get-Message`).
+pub fn is_message(obj: &PsObject) -> bool {
+    obj.has("FromAddress")
+        && (obj.has("DateReceived") || obj.has("Queue") || obj.has("MessageSourceName"))
+}
+
+/// A message from a listed object; `None` without an Identity.
+pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageSnapshot>> {
+    let identity = obj.text("Identity")?;
+    let queue = obj.text("Queue").unwrap_or_else(|| {
+        identity
+            .rsplit_once('\\')
+            .map_or(String::new(), |(q, _)| q.to_string())
+    });
+    let row = MessageSnapshot {
+        identity,
+        queue,
+        subject: obj.text_or_empty("Subject"),
+        from_address: obj.text_or_empty("FromAddress"),
+        status: obj
+            .text("Status")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(MessageStatus::None),
+        size_bytes: obj.text("Size").and_then(|t| match ByteSize::parse(&t) {
+            Some(ByteSize::Bytes(n)) => Some(n),
+            _ => None,
+        }),
+        message_source_name: obj.text_or_empty("MessageSourceName"),
+        source_ip: obj.text_or_empty("SourceIP"),
+        scl: obj.i64("SCL").and_then(|n| i32::try_from(n).ok()),
+        date_received: obj.date("DateReceived"),
+        expiration_time: obj.date("ExpirationTime"),
+        last_error: obj
+            .text("LastError")
+            .and_then(|t| LastError::parse_lenient(&t)),
+        retry_count: obj
+            .u64("RetryCount")
+            .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
+        recipients: obj
+            .list("Recipients")
+            .into_iter()
+            .map(|r| r.split(';').next().unwrap_or("").trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        internet_message_id: obj.text_or_empty("InternetMessageId"),
+    };
+    Some(Parsed {
+        row,
+        evidence: RowEvidence::of(obj),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_error_round_trips() {
+        let s = "[{LED=451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out};{MSG=};{FQDN=tenant-mail-onmicrosoft-com.mail.protection.outlook.com};{IP=104.47.10.36};{LRT=5/2/2019 6:32:14 AM}]";
+        let le = LastError::parse(s).unwrap();
+        assert_eq!(
+            le.led,
+            "451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out"
+        );
+        assert_eq!(le.ip, "104.47.10.36");
+        assert_eq!(le.to_string(), s);
+        assert!(LastError::parse("421 4.4.1 Connection timed out").is_none());
+        assert_eq!(
+            LastError::parse_lenient("421 4.4.1 Connection timed out")
+                .unwrap()
+                .led,
+            "421 4.4.1 Connection timed out"
+        );
+    }
+
+    #[test]
+    fn en_us_dates() {
+        assert_eq!(
+            en_us_datetime(time::macros::datetime!(2019-05-02 06:32:14 UTC)),
+            "5/2/2019 6:32:14 AM"
+        );
+        assert_eq!(
+            en_us_datetime(time::macros::datetime!(2019-12-31 00:05:09 UTC)),
+            "12/31/2019 12:05:09 AM"
+        );
+        assert_eq!(
+            en_us_datetime(time::macros::datetime!(2019-12-31 13:05:09 UTC)),
+            "12/31/2019 1:05:09 PM"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! `hybridlab run [PATH ...]`: replay scenario files or folders (default `scenarios/`) against the
+//! embedded mock EOP, in parallel, and print a verdict table (or JSON / JUnit XML).
+//!
+//! Exit codes: 0 every scenario reproduced (or skipped), 1 any not reproduced, 2 a usage or input
+//! error (a file that does not load, a path that does not exist).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use harness::report;
+use harness::report::explain::Style;
+use harness::scenario::runner::{default_threads, run_parallel};
+use harness::scenario::{Outcome, ScenarioResult, TransportKind, discover, run_file};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// The verdict table.
+    Human,
+    /// JSON.
+    Json,
+    /// JUnit XML.
+    Junit,
+}
+
+/// Arguments of `hybridlab run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Scenario files or folders (default: scenarios/).
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// Write each scenario's artefacts into DIR/SCENARIO_ID/.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Run only scenarios whose id, path or tags contain TEXT.
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// Carry the sessions over in-memory streams (virtual time) or real loopback sockets.
+    #[arg(long, value_name = "memory|tcp")]
+    transport: Option<TransportKind>,
+    /// Worker threads (default: available parallelism).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        args.paths.clone()
+    };
+    let mut files = Vec::new();
+    for p in &paths {
+        files.extend(discover(p).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    if let Some(f) = &args.filter {
+        let f = f.to_ascii_lowercase();
+        files.retain(|p| {
+            let text = p.display().to_string().to_ascii_lowercase();
+            text.contains(&f) || tags_contain(p, &f)
+        });
+    }
+    if files.is_empty() {
+        anyhow::bail!(
+            "no scenario files found in {}{}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.filter
+                .as_deref()
+                .map(|f| format!(" matching {f:?}"))
+                .unwrap_or_default()
+        );
+    }
+
+    let progress = (std::io::stderr().is_terminal() && files.len() > 5).then(|| {
+        let pb = indicatif::ProgressBar::new(files.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let done = AtomicUsize::new(0);
+    #[allow(clippy::disallowed_methods)] // the wall time of the whole run, for the report
+    let started = std::time::Instant::now();
+    let threads = args.jobs.unwrap_or_else(default_threads);
+    let transport = args.transport;
+    let results: Vec<ScenarioResult> = run_parallel(&files, threads, |_, p| {
+        let r = run_file(p, transport);
+        done.fetch_add(1, Ordering::Relaxed);
+        if let Some(pb) = &progress {
+            pb.inc(1);
+            pb.set_message(r.id.clone());
+        }
+        r
+    });
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    let wall_ms = started.elapsed().as_millis();
+
+    if let Some(dir) = &args.out {
+        for r in &results {
+            if let (Some(s), Some(rep)) = (&r.scenario, &r.replay) {
+                let svg = report::svg::sequence_svg(s, rep);
+                report::write_scenario_dir(&dir.join(&r.id), s, rep, &svg)
+                    .with_context(|| format!("writing the artefacts of {}", r.id))?;
+            }
+        }
+    }
+
+    let text = match args.format {
+        Format::Human => report::table::render(&results, &Style::for_stdout(), wall_ms),
+        Format::Json => report::json::render(&results, wall_ms),
+        Format::Junit => report::junit::render(&results, wall_ms),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+
+    let code = if results.iter().any(|r| r.outcome == Outcome::Error) {
+        2
+    } else if results.iter().any(|r| r.outcome == Outcome::NotReproduced) {
+        1
+    } else {
+        0
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// Whether the file's `tags = [...]` line mentions `needle` (a cheap look before loading).
+fn tags_contain(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| {
+        t.lines()
+            .filter(|l| l.trim_start().starts_with("tags"))
+            .any(|l| l.to_ascii_lowercase().contains(needle))
+    })
+}
