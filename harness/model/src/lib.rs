@@ -2,6 +2,7 @@
 //! Exchange), the artefact formats and the diagnosis all speak. No IO, no clock, no tokio.
 //!
 //! # Layout
+//! - [`core`]: [`core::ProtocolCore`], the one vocabulary of the sans-IO protocol cores.
 //! - [`reply`]: SMTP replies as data, enhanced status codes, the canned texts EOP sends.
 //! - [`exchange`]: Exchange's tokens (SChannel status names, disconnect reasons, queue states,
 //!   versions, the transport's synthetic replies) and [`token_enum!`], the one macro for them.
@@ -35,6 +36,7 @@ macro_rules! serde_via_str {
 }
 
 pub mod attribution;
+pub mod core;
 pub mod dn;
 pub mod exchange;
 pub mod exo;
