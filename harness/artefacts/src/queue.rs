@@ -5,8 +5,6 @@
 //! (exchange-hybrid.md 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`; a value may
 //! contain `;` and `->` but not `};{`.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -16,88 +14,7 @@ use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 use hybridlab_model::exchange::{DeliveryType, QueueStatus};
 
-/// A queue's or message's `LastError`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LastError {
-    /// `LED`: the last error detail, the full reply or the transport's wrapper
-    /// (`451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out`).
-    pub led: String,
-    /// `MSG`: message-level detail, often empty.
-    pub msg: String,
-    /// `FQDN`: the remote host name.
-    pub fqdn: String,
-    /// `IP`: the remote address.
-    pub ip: String,
-    /// `LRT`: last retry time in the server's culture format (`5/2/2019 6:32:14 AM`).
-    pub lrt: String,
-}
-
-impl LastError {
-    /// Parses the bracketed form. Returns `None` when `s` is not in that shape (a plain text
-    /// LastError, as some older builds show, is returned as `led` only by [`LastError::parse_lenient`]).
-    pub fn parse(s: &str) -> Option<Self> {
-        let inner = s.trim().strip_prefix("[{")?.strip_suffix("}]")?;
-        let mut le = Self::default();
-        let mut any = false;
-        for item in inner.split("};{") {
-            let (k, v) = item.split_once('=')?;
-            match k.trim().to_ascii_uppercase().as_str() {
-                "LED" => le.led = v.to_string(),
-                "MSG" => le.msg = v.to_string(),
-                "FQDN" => le.fqdn = v.to_string(),
-                "IP" => le.ip = v.to_string(),
-                "LRT" => le.lrt = v.to_string(),
-                _ => continue,
-            }
-            any = true;
-        }
-        any.then_some(le)
-    }
-
-    /// Like [`LastError::parse`], but any other non-empty text becomes the `led`.
-    pub fn parse_lenient(s: &str) -> Option<Self> {
-        let t = s.trim();
-        if t.is_empty() {
-            return None;
-        }
-        Self::parse(t).or_else(|| {
-            Some(Self {
-                led: t.to_string(),
-                ..Self::default()
-            })
-        })
-    }
-}
-
-impl fmt::Display for LastError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{{LED={}}};{{MSG={}}};{{FQDN={}}};{{IP={}}};{{LRT={}}}]",
-            self.led, self.msg, self.fqdn, self.ip, self.lrt
-        )
-    }
-}
-
-/// Renders a time the way an en-US server shows it in `Get-Queue` and `LRT`: `5/2/2019 6:32:14 AM`.
-pub fn en_us_datetime(t: OffsetDateTime) -> String {
-    let (h12, ampm) = match t.hour() {
-        0 => (12, "AM"),
-        h @ 1..=11 => (h, "AM"),
-        12 => (12, "PM"),
-        h => (h - 12, "PM"),
-    };
-    format!(
-        "{}/{}/{} {}:{:02}:{:02} {}",
-        u8::from(t.month()),
-        t.day(),
-        t.year(),
-        h12,
-        t.minute(),
-        t.second(),
-        ampm
-    )
-}
+pub use hybridlab_model::led::{LastError, en_us_datetime};
 
 /// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

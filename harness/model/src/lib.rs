@@ -9,6 +9,8 @@
 //! - [`x509`]: certificate facts the Windows way (thumbprint, .NET DN rendering, wildcard rules).
 //! - [`dn`]: distinguished names as the lab writes them (`CN=..., O=..., C=US`).
 //! - [`identifier`]: `<I>issuer<S>subject`, the `TlsCertificateName` form.
+//! - [`led`]: last-error details: the `[{LED=..};{MSG=..};..]` frame of queues and message traces,
+//!   Exchange Online's delivery LED and service tags.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
 //! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
@@ -41,6 +43,7 @@ pub mod dn;
 pub mod exchange;
 pub mod exo;
 pub mod identifier;
+pub mod led;
 pub mod record;
 pub mod reply;
 pub mod timespan;
