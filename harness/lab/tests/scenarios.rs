@@ -531,5 +531,23 @@ fn main() {
             &["atributed", "attributed"],
         )
     }));
+    trials.push(Trial::test("errors::missing_expect_cannot_pass", || {
+        expect_error(
+            "no-expect.toml",
+            "no-expect.toml",
+            1,
+            Some(1),
+            &["missing table [expect]", "could never fail"],
+        )
+    }));
+    trials.push(Trial::test("errors::empty_expect_cannot_pass", || {
+        expect_error(
+            "empty-expect.toml",
+            "empty-expect.toml",
+            7,
+            Some(2),
+            &["[expect] states no expectation", "could never fail"],
+        )
+    }));
     libtest_mimic::run(&args, trials).exit();
 }

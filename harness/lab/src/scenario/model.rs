@@ -466,3 +466,47 @@ pub struct Expectations {
     /// No finding of severity error at all (healthy runs).
     pub no_error_finding: bool,
 }
+
+impl Expectations {
+    /// Whether no key states an expectation (every key absent, empty or `false`): such a
+    /// scenario could never fail, and the loader refuses it. The pattern names every key, so a
+    /// new key does not compile until it is added here (and to the checkers in `expect.rs`).
+    pub fn is_empty(&self) -> bool {
+        let Self {
+            delivered,
+            rejected,
+            ndr,
+            delay_dsn,
+            queue_status,
+            last_error,
+            attempts,
+            log,
+            log_absent,
+            thumbprint_logged,
+            events,
+            attribution,
+            connector,
+            cross_premises_honoured,
+            top_finding,
+            no_other_error_finding,
+            no_error_finding,
+        } = self;
+        delivered.is_none()
+            && rejected.is_none()
+            && ndr.items().is_empty()
+            && delay_dsn.is_none()
+            && queue_status.is_none()
+            && last_error.items().is_empty()
+            && attempts.is_none()
+            && log.items().is_empty()
+            && log_absent.items().is_empty()
+            && thumbprint_logged.items().is_empty()
+            && events.is_empty()
+            && attribution.is_none()
+            && connector.is_none()
+            && cross_premises_honoured.is_none()
+            && top_finding.is_none()
+            && !no_other_error_finding
+            && !no_error_finding
+    }
+}

@@ -126,6 +126,15 @@ impl Sources {
             }
         }
     }
+
+    /// The error for `message` at the first line and column of the scenario file itself (the
+    /// last of the chain): for something missing from the whole file.
+    pub(super) fn error_at_top(&self, message: impl Into<String>) -> ScenarioError {
+        match self.files.last() {
+            Some(f) => self.error_at(f.offset, message),
+            None => ScenarioError::new(Path::new("<scenario>"), message),
+        }
+    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -230,5 +239,15 @@ mod tests {
         assert_eq!(p.len(), 6);
         assert!(matches!(&p[2], Seg::Index(0)));
         assert!(matches!(&p[5], Seg::Key(k) if k == "name"));
+    }
+
+    #[test]
+    fn the_top_of_the_scenario_file_is_its_first_line() {
+        let mut src = Sources::default();
+        src.push("base.toml".into(), "[t]\nx = 1\n");
+        src.push("top.toml".into(), "y = 2\n");
+        let e = src.error_at_top("missing");
+        assert_eq!(e.file, Path::new("top.toml"));
+        assert_eq!((e.line, e.column), (Some(1), Some(1)));
     }
 }

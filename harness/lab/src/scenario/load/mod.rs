@@ -34,8 +34,8 @@ use validate::Validator;
 ///
 /// # Errors
 /// The file (or a base it extends) cannot be read, is not TOML, has an unknown key or a value of
-/// the wrong shape, names a certificate or authority that does not exist, or asks for something
-/// impossible. The error names the file, line and column.
+/// the wrong shape, names a certificate or authority that does not exist, states no expectation
+/// (an empty or missing `[expect]`) or asks for something impossible. The error names the file, line and column.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let chain = chain::read_chain(path)?;
     let mut sources = Sources::default();

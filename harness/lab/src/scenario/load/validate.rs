@@ -321,8 +321,26 @@ impl Validator<'_, '_, '_> {
         Ok(())
     }
 
-    /// `[expect]`: the diagnosis keys consistent with each other, a known finding id.
+    /// `[expect]`: at least one expectation (a scenario without one could never fail), the
+    /// diagnosis keys consistent with each other, a known finding id.
     fn expectations(&self, e: &Expectations) -> Result<(), ScenarioError> {
+        if e.is_empty() {
+            const KEYS: &str =
+                "`delivered`, `last_error`, `log`, `top_finding`... (scenarios/README.md)";
+            return Err(match self.span_of("expect") {
+                Some(span) => self.sources.error_at(
+                    span.start,
+                    format!(
+                        "[expect] states no expectation, so the scenario could never fail; \
+                         expected at least one key: {KEYS}"
+                    ),
+                ),
+                None => self.sources.error_at_top(format!(
+                    "missing table [expect]: without expectations the scenario could never fail; \
+                     expected [expect] with at least one key: {KEYS}"
+                )),
+            });
+        }
         if e.no_other_error_finding && e.top_finding.is_none() {
             return Err(self.err(
                 "expect.no_other_error_finding",
