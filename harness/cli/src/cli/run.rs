@@ -13,7 +13,7 @@ use anyhow::Context;
 use harness::report;
 use harness::report::explain::Style;
 use harness::scenario::runner::{default_threads, run_parallel};
-use harness::scenario::{Outcome, ScenarioResult, TransportKind, discover, run_file};
+use harness::scenario::{ScenarioOutcome, ScenarioResult, TransportKind, discover, run_file};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,9 +129,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
 
-    let code = if results.iter().any(|r| r.outcome == Outcome::Error) {
+    let code = if results.iter().any(|r| r.outcome == ScenarioOutcome::Error) {
         2
-    } else if results.iter().any(|r| r.outcome == Outcome::NotReproduced) {
+    } else if results
+        .iter()
+        .any(|r| r.outcome == ScenarioOutcome::NotReproduced)
+    {
         1
     } else {
         0

@@ -28,7 +28,7 @@ pub use runner::{Replay, RunError, replay};
 /// The verdict on one scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ScenarioOutcome {
     /// Every expectation that can be judged was met.
     Reproduced,
     /// At least one expectation was not met.
@@ -39,7 +39,7 @@ pub enum Outcome {
     Skipped,
 }
 
-impl Outcome {
+impl ScenarioOutcome {
     /// Lower-case words for tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,10 +63,10 @@ pub struct ScenarioResult {
     /// Tags.
     pub tags: Vec<String>,
     /// The verdict.
-    pub outcome: Outcome,
+    pub outcome: ScenarioOutcome,
     /// Every expectation checked.
     pub checks: Vec<Check>,
-    /// The load or run error, for [`Outcome::Error`] and [`Outcome::Skipped`].
+    /// The load or run error, for [`ScenarioOutcome::Error`] and [`ScenarioOutcome::Skipped`].
     pub error: Option<String>,
     /// What the admin sees: the queue's LastError, the NDR, or how the mail arrived.
     pub admin_sees: String,
@@ -100,7 +100,7 @@ impl ScenarioResult {
                 .unwrap_or_default(),
             title: String::new(),
             tags: Vec::new(),
-            outcome: Outcome::Error,
+            outcome: ScenarioOutcome::Error,
             checks: Vec::new(),
             error: Some(e),
             admin_sees: String::new(),
@@ -229,7 +229,7 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     let r = match replay(&scenario, kind) {
         Ok(r) => r,
         Err(RunError::Unsupported(m)) => {
-            base.outcome = Outcome::Skipped;
+            base.outcome = ScenarioOutcome::Skipped;
             base.error = Some(m);
             base.scenario = Some(Box::new(scenario));
             return base;
@@ -243,9 +243,9 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     let checks = expect::check(&scenario, &r);
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     base.outcome = if failed {
-        Outcome::NotReproduced
+        ScenarioOutcome::NotReproduced
     } else {
-        Outcome::Reproduced
+        ScenarioOutcome::Reproduced
     };
     base.error = None;
     base.checks = checks;
