@@ -25,7 +25,8 @@ pub(crate) struct Args {
     /// Also write the SVG sequence diagram to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// memory (default) or tcp.
+    /// Carry the sessions over in-memory streams (virtual time, default) or real loopback
+    /// sockets.
     #[arg(long, value_name = "memory|tcp")]
     transport: Option<TransportKind>,
 }

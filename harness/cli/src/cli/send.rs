@@ -55,16 +55,16 @@ pub(crate) struct Args {
     /// Send connector settings (TOML, snake_case keys as in `[onprem.send_connector]`).
     #[arg(long, value_name = "FILE")]
     connector: Option<PathBuf>,
-    /// RequireTLS.
+    /// Set RequireTLS: the connector refuses to send without STARTTLS.
     #[arg(long)]
     require_tls: bool,
-    /// IgnoreSTARTTLS.
+    /// Set IgnoreSTARTTLS: the connector sends in clear text even when STARTTLS is offered.
     #[arg(long)]
     ignore_starttls: bool,
     /// TlsAuthLevel: EncryptionOnly, CertificateValidation or DomainValidation.
     #[arg(long)]
     tls_auth_level: Option<String>,
-    /// TlsDomain.
+    /// TlsDomain: the name the server's certificate must match under DomainValidation.
     #[arg(long)]
     tls_domain: Option<String>,
     /// TlsCertificateName (`<I>issuer<S>subject`), or `@NAME` for a certificate of the store.
@@ -82,10 +82,10 @@ pub(crate) struct Args {
     /// Exchange version for the LastError wording: 2010, 2013, 2016, 2019, SE.
     #[arg(long, default_value = "2019")]
     exchange_version: String,
-    /// Envelope sender.
+    /// The envelope sender (MAIL FROM) of the one message.
     #[arg(long, default_value = "alice@contoso.com")]
     from: String,
-    /// Envelope recipient.
+    /// The envelope recipient (RCPT TO) of the one message.
     #[arg(long, default_value = "bob@contoso.mail.onmicrosoft.com")]
     to: String,
     /// Bind this source address (loopback only).

@@ -14,15 +14,16 @@ use hybridlab_artefacts::protocol_log::SessionEvent;
 use hybridlab_onprem::sender::SessionReport;
 use hybridlab_onprem::transport::TransportRecord;
 
-/// ANSI styling, or none.
+/// How text is styled: with ANSI colour codes, or plain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
-    /// Emit ANSI colour codes.
+    /// Whether to wrap styled text in ANSI escape codes (a terminal) or leave it plain (files,
+    /// pipes, `NO_COLOR`).
     pub color: bool,
 }
 
 impl Style {
-    /// No colour.
+    /// Plain text, for files (`transcript.txt`) and tests.
     pub fn plain() -> Self {
         Self { color: false }
     }
@@ -44,27 +45,27 @@ impl Style {
         }
     }
 
-    /// Bold.
+    /// `s` in bold: headings and what the admin ran.
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
-    /// Red.
+    /// `s` in red: failures.
     pub fn red(&self, s: &str) -> String {
         self.paint("31", s)
     }
-    /// Green.
+    /// `s` in green: deliveries and met expectations.
     pub fn green(&self, s: &str) -> String {
         self.paint("32", s)
     }
-    /// Yellow.
+    /// `s` in yellow: the mock's notes, skips and the certificate cache.
     pub fn yellow(&self, s: &str) -> String {
         self.paint("33", s)
     }
-    /// Cyan.
+    /// `s` in cyan: who speaks in the conversation.
     pub fn cyan(&self, s: &str) -> String {
         self.paint("36", s)
     }
-    /// Dim.
+    /// `s` dimmed: times, thumbprints and evidence.
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
@@ -123,16 +124,16 @@ pub fn pair_sessions(r: &Replay) -> Vec<(&SessionReport, Option<&SessionRecord>)
 pub enum Step {
     /// From the on-premises sender's log.
     Sender {
-        /// Lab time.
+        /// When the sender logged it, on the lab clock.
         at: time::OffsetDateTime,
-        /// The event.
+        /// The send protocol log's event (a command, a reply, a certificate block...).
         event: Box<SessionEvent>,
     },
     /// A note from the mock's record (TLS facts, verdicts, faults).
     Mock {
-        /// Lab time.
+        /// When the mock noted it, on the lab clock.
         at: time::OffsetDateTime,
-        /// The note.
+        /// What the mock noted, in words (`TLS established: ...`, the verdict, a fault).
         text: String,
     },
 }
@@ -284,7 +285,7 @@ fn step_line(st: &Style, who: &str, start: time::OffsetDateTime, step: &Step) ->
     }
 }
 
-/// The narration as text.
+/// The narration without the expectations section (`transcript.txt` of `hybridlab run --out`).
 pub fn narrate(s: &Scenario, r: &Replay, st: &Style) -> String {
     narrate_with_checks(s, r, &[], st)
 }

@@ -31,20 +31,20 @@ fn pad(s: &str, n: usize) -> String {
     }
 }
 
-/// Counts per outcome.
+/// How many scenarios of a run ended each way (the table's last line and the JSON `summary`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// Scenarios run.
+    /// Scenario files in the run, whatever their outcome.
     pub total: usize,
-    /// Reproduced.
+    /// Scenarios whose every expectation was met.
     pub reproduced: usize,
-    /// Not reproduced.
+    /// Scenarios with at least one expectation not met.
     pub not_reproduced: usize,
-    /// Errors.
+    /// Files that did not load or that the lab could not run.
     pub errors: usize,
-    /// Skipped.
+    /// Memory-only scenarios left out of a tcp run.
     pub skipped: usize,
-    /// Expectations pending (diagnosis).
+    /// Checks that could not be judged, over all scenarios (never counted as passed).
     pub pending_checks: usize,
 }
 

@@ -15,9 +15,9 @@ use hybridlab_onprem::transport::TransportRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
-    /// Met.
+    /// The replay gave what the expectation states.
     Pass,
-    /// Not met.
+    /// The replay gave something else: the scenario is not reproduced.
     Fail,
     /// Cannot be judged (kept for expectations a build cannot check; never counted as passed).
     Pending,
@@ -28,11 +28,11 @@ pub enum CheckStatus {
 pub struct Check {
     /// The `[expect]` key (`last_error`, `log`...).
     pub key: String,
-    /// The outcome.
+    /// Whether the expectation was met.
     pub status: CheckStatus,
-    /// What the scenario expects.
+    /// The expectation in words (`LastError containing "4.4.1"`).
     pub expected: String,
-    /// What the replay produced.
+    /// What the replay gave for the same key, in words (the LastError, the matching line...).
     pub actual: String,
     /// Where in the artefacts (`send-protocol-log.txt:17: *,,TLS negotiation failed ...`).
     pub evidence: Option<String>,

@@ -40,7 +40,8 @@ pub enum ScenarioOutcome {
 }
 
 impl ScenarioOutcome {
-    /// Lower-case words for tables.
+    /// The outcome as the verdict table and `hybridlab explain` print it (`NOT reproduced` in
+    /// capitals, so that it stands out).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Reproduced => "reproduced",
@@ -54,17 +55,18 @@ impl ScenarioOutcome {
 /// The result of running one scenario file.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
-    /// The file.
+    /// The scenario file as given on the command line or found by [`discover`].
     pub path: PathBuf,
     /// The scenario id (the file stem when the file did not load).
     pub id: String,
-    /// Title.
+    /// `[scenario] title`: the case in one line (empty when the file did not load).
     pub title: String,
-    /// Tags.
+    /// `[scenario] tags`: topic and failure-mode tags (`certificates`, `FM-01`).
     pub tags: Vec<String>,
-    /// The verdict.
+    /// Whether the scenario reproduced its case, and if not, why not.
     pub outcome: ScenarioOutcome,
-    /// Every expectation checked.
+    /// One check per expectation the scenario states, in the schema's order of `[expect]` keys
+    /// (empty when the scenario did not run).
     pub checks: Vec<Check>,
     /// The load or run error, for [`ScenarioOutcome::Error`] and [`ScenarioOutcome::Skipped`].
     pub error: Option<String>,
@@ -76,7 +78,7 @@ pub struct ScenarioResult {
     /// The diagnosis of the lab's artefacts (the closed loop); `None` when the scenario did not
     /// run.
     pub diagnosis: Option<DiagnosisSummary>,
-    /// Transport used.
+    /// What carried the sessions: in-memory streams on the paused clock, or loopback sockets.
     pub transport: TransportKind,
     /// Real milliseconds the replay took.
     pub wall_ms: u128,

@@ -69,7 +69,7 @@ pub struct Scenario {
 /// Where a loaded scenario came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Source {
-    /// The scenario file.
+    /// The scenario file that was loaded (the last file of the chain).
     pub path: PathBuf,
     /// The files merged into it, base first, the scenario file last.
     pub chain: Vec<PathBuf>,
@@ -77,13 +77,14 @@ pub struct Source {
     pub tls_certificate_ref: Option<String>,
 }
 
-/// `[scenario]`.
+/// `[scenario]`: what the case is called, how it is described, and the settings that shape every
+/// run of it (seed, Exchange version).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Meta {
     /// Stable id (default: the file name without `.toml`).
     pub id: String,
-    /// One line.
+    /// The case in one line, as the verdict table and `hybridlab explain` head it.
     pub title: String,
     /// Topic and failure-mode tags (`certificates`, `FM-01`).
     pub tags: Vec<String>,
@@ -108,7 +109,8 @@ impl Default for Meta {
     }
 }
 
-/// `[onprem]`.
+/// `[onprem]`: the sending Exchange server, its certificates and authorities, its send connector,
+/// transport and SChannel settings, and what its DNS answers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnPrem {
@@ -167,7 +169,7 @@ impl Default for OnPrem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsEntry {
-    /// The embedded mock EOP.
+    /// The name resolves to the embedded mock EOP.
     Mock,
     /// No such name (`SMTPSEND.DNS.NonExistentDomain`).
     Nxdomain,
@@ -194,13 +196,13 @@ impl DnsEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MessageSpec {
-    /// Envelope sender.
+    /// The envelope sender (MAIL FROM).
     pub from: String,
-    /// Envelope recipients.
+    /// The envelope recipients (RCPT TO); the first one's domain picks the next hop.
     pub to: Vec<String>,
-    /// Subject.
+    /// The Subject header.
     pub subject: String,
-    /// Plain-text body.
+    /// The plain-text body (line ends become CRLF); default: a short lab text.
     pub body: Option<String>,
     /// Pad the body so the MIME text is at least this big (`"40 MB"`, `"2000000"`).
     pub size: Option<ByteQuantity>,
@@ -257,15 +259,17 @@ pub struct ChangeSpec {
 /// What a `[[changes]]` entry does, by name.
 #[derive(Debug, Clone, Copy)]
 pub enum ChangeAction<'a> {
-    /// `remove_certificate = "name"`.
+    /// `remove_certificate = "name"`: the certificate with this scenario-local name leaves the
+    /// store.
     RemoveCertificate(&'a str),
-    /// `install_certificate = "name"`.
+    /// `install_certificate = "name"`: the certificate with this name (declared with
+    /// `installed = false`) enters the store.
     InstallCertificate(&'a str),
-    /// `set_send_connector = { ... }`.
+    /// `set_send_connector = { ... }`: the keys as written and the connector they give.
     SetSendConnector(&'a ConnectorChange),
-    /// `restart_transport = true`.
+    /// `restart_transport = true`: the transport restarts (its certificate cache is cleared).
     RestartTransport,
-    /// `retry_queue = true`.
+    /// `retry_queue = true`: the queue retries now instead of at its next retry time.
     RetryQueue,
 }
 
@@ -364,7 +368,7 @@ impl std::fmt::Display for TransportKind {
     }
 }
 
-/// `[run]`.
+/// `[run]`: how long the queue runs, on which transport, from which start time, and its bounds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
@@ -404,7 +408,7 @@ impl Default for RunSettings {
 pub struct OneOrMany(pub Vec<String>);
 
 impl OneOrMany {
-    /// The strings.
+    /// The strings as written: one for `key = "x"`, none when the key is absent.
     pub fn items(&self) -> &[String] {
         &self.0
     }

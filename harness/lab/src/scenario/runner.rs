@@ -66,19 +66,22 @@ pub enum RunError {
 /// One certificate of `LocalMachine\My` as the run saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertRow {
-    /// Scenario-local name.
+    /// The name the scenario gave it in `[[onprem.certificates]]`.
     pub name: String,
-    /// Position in enumeration order.
+    /// 0-based position in the store's enumeration order, the order selection walks (a
+    /// certificate not installed at the start keeps the position it had in the full store).
     pub enumeration_index: usize,
-    /// `HasPrivateKey`.
+    /// `HasPrivateKey`: whether a private key is attached (false for a key-less twin).
     pub has_private_key: bool,
-    /// Whether the transport can open the key.
+    /// Whether the transport's account may read the key (false: FM-03, the key's permissions
+    /// leave the transport out).
     pub key_readable: bool,
-    /// Exchange services.
+    /// The Exchange services it is enabled for, as `Get-ExchangeCertificate` shows them
+    /// (`IIS, SMTP`).
     pub services: String,
-    /// FriendlyName.
+    /// FriendlyName as the certificate listings show it.
     pub friendly_name: String,
-    /// The certificate's facts.
+    /// Subject, issuer, serial, thumbprint, names and validity.
     pub facts: CertFacts,
     /// In the store at the start (`false`: declared `installed = false`, for a `[[changes]]`
     /// entry to install).
@@ -88,19 +91,19 @@ pub struct CertRow {
 /// Everything a replay produced.
 #[derive(Debug, Clone)]
 pub struct Replay {
-    /// The scenario id.
+    /// The id of the scenario that was replayed.
     pub id: String,
-    /// Which transport carried it.
+    /// What carried the sessions: in-memory streams on the paused clock, or loopback sockets.
     pub transport: TransportKind,
     /// Lab time at the start.
     pub start: OffsetDateTime,
     /// Lab time at the end.
     pub end: OffsetDateTime,
-    /// The sending server.
+    /// The sending server's name, FQDN, role and Exchange version.
     pub server: ServerIdentity,
     /// The send connector, `TlsCertificateName` resolved.
     pub connector: SendConnector,
-    /// The transport's retry settings.
+    /// The retry settings in force (`[onprem.transport]`, else the role's defaults).
     pub settings: TransportSettings,
     /// The store as it was at the start (entries, roots, intermediates).
     pub store: Arc<CertStore>,
@@ -109,7 +112,8 @@ pub struct Replay {
     /// `LocalMachine\My`, in enumeration order, followed by the certificates declared with
     /// `installed = false` (see [`CertRow::installed`]).
     pub certificates: Vec<CertRow>,
-    /// Messages submitted.
+    /// How many messages were put in the queue at the start (every copy of every
+    /// `[[messages]]` entry).
     pub submitted: u32,
     /// Every on-premises session (the send protocol log).
     pub sessions: Vec<SessionReport>,
@@ -119,11 +123,11 @@ pub struct Replay {
     pub finished: Vec<(u64, TransportRecord)>,
     /// Every LastError the queue showed, in order, with the time it was set.
     pub last_errors: Vec<(OffsetDateTime, LastError)>,
-    /// `Get-Queue` at the end.
+    /// The queue as `Get-Queue` shows it at the end of the run.
     pub queue: QueueSnapshot,
     /// `Get-Message` at the end (messages still queued).
     pub queued: Vec<MessageSnapshot>,
-    /// The mock's session records.
+    /// What the mock recorded of every session that reached it (commands, TLS, verdict).
     pub mock_sessions: Vec<SessionRecord>,
     /// The mock's certificate (what EOP presented).
     pub eop_certificate: CertFacts,
@@ -146,7 +150,7 @@ impl Replay {
             .count()
     }
 
-    /// NDRs (reason replies).
+    /// The reply each NDR gives as its reason, one per message that left the queue with one.
     pub fn ndrs(&self) -> Vec<&hybridlab_model::reply::Reply> {
         self.finished
             .iter()
