@@ -346,15 +346,21 @@ pub enum TransportKind {
     Tcp,
 }
 
+/// A `--transport` value that names no [`TransportKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport {0:?}; expected memory or tcp")]
+pub struct UnknownTransport(
+    /// The value as given (`"udp"`).
+    pub String,
+);
+
 impl std::str::FromStr for TransportKind {
-    type Err = String;
+    type Err = UnknownTransport;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "memory" => Ok(Self::Memory),
             "tcp" => Ok(Self::Tcp),
-            other => Err(format!(
-                "unknown transport {other:?}; expected memory or tcp"
-            )),
+            other => Err(UnknownTransport(other.to_string())),
         }
     }
 }
