@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use harness::scenario::runner::{default_threads, run_parallel};
 use harness::scenario::{
-    CheckStatus, Outcome, ScenarioError, ScenarioResult, discover, load, run_file,
+    CheckStatus, ScenarioError, ScenarioOutcome, ScenarioResult, discover, load, run_file,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -40,7 +40,7 @@ fn describe(r: &ScenarioResult) -> String {
 fn one(path: &Path) -> Result<(), Failed> {
     let r = run_file(path, None);
     match r.outcome {
-        Outcome::Reproduced => {
+        ScenarioOutcome::Reproduced => {
             // the closed loop: the diagnosis of the lab's own artefacts is part of the verdict
             // and is never left pending
             if let Some(c) = r.pending().next() {
@@ -56,7 +56,7 @@ fn whole_catalogue(files: &[PathBuf]) -> Result<(), Failed> {
     let results = run_parallel(files, default_threads(), |_, p| run_file(p, None));
     let bad: Vec<String> = results
         .iter()
-        .filter(|r| r.outcome != Outcome::Reproduced)
+        .filter(|r| r.outcome != ScenarioOutcome::Reproduced)
         .map(describe)
         .collect();
     if bad.is_empty() {
@@ -78,12 +78,17 @@ fn over_tcp(files: &[PathBuf]) -> Result<(), Failed> {
     });
     let bad: Vec<String> = results
         .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Reproduced | Outcome::Skipped))
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                ScenarioOutcome::Reproduced | ScenarioOutcome::Skipped
+            )
+        })
         .map(describe)
         .collect();
     let ran = results
         .iter()
-        .filter(|r| r.outcome == Outcome::Reproduced)
+        .filter(|r| r.outcome == ScenarioOutcome::Reproduced)
         .count();
     if !bad.is_empty() {
         return Err(format!("over tcp:\n{}", bad.join("\n")).into());
@@ -529,6 +534,24 @@ fn main() {
             5,
             None,
             &["atributed", "attributed"],
+        )
+    }));
+    trials.push(Trial::test("errors::missing_expect_cannot_pass", || {
+        expect_error(
+            "no-expect.toml",
+            "no-expect.toml",
+            1,
+            Some(1),
+            &["missing table [expect]", "could never fail"],
+        )
+    }));
+    trials.push(Trial::test("errors::empty_expect_cannot_pass", || {
+        expect_error(
+            "empty-expect.toml",
+            "empty-expect.toml",
+            7,
+            Some(2),
+            &["[expect] states no expectation", "could never fail"],
         )
     }));
     libtest_mimic::run(&args, trials).exit();

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hybridlab_diagnose::{Options, diagnose_paths, render};
 
-/// Output format.
+/// How `hybridlab diagnose` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     /// Ranked findings with evidence, explanation and fix.
@@ -25,7 +25,7 @@ pub(crate) struct Args {
     /// Files or folders: protocol logs, connectivity logs, certificate, queue and connector listings.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Output format.
+    /// How to print the findings: ranked text for people, or JSON.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
     /// Reference time for expiry rules (ISO 8601, e.g. 2019-05-02T06:40:07Z); default: the newest

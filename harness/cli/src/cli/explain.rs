@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use harness::report::explain::{Style, narrate_with_checks};
 use harness::report::svg::sequence_svg;
-use harness::scenario::{Outcome, TransportKind, discover, load, run_scenario};
+use harness::scenario::{ScenarioOutcome, TransportKind, discover, load, run_scenario};
 
 /// Arguments of `hybridlab explain`.
 #[derive(Debug, clap::Args)]
@@ -25,7 +25,8 @@ pub(crate) struct Args {
     /// Also write the SVG sequence diagram to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// memory (default) or tcp.
+    /// Carry the sessions over in-memory streams (virtual time, default) or real loopback
+    /// sockets.
     #[arg(long, value_name = "memory|tcp")]
     transport: Option<TransportKind>,
 }
@@ -72,7 +73,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = run_scenario(scenario, args.transport);
     let (Some(s), Some(r)) = (&result.scenario, &result.replay) else {
         let why = result.error.as_deref().unwrap_or("no replay");
-        if result.outcome == Outcome::Skipped {
+        if result.outcome == ScenarioOutcome::Skipped {
             println!("{}: skipped: {why}", result.id);
             return Ok(ExitCode::SUCCESS);
         }
@@ -80,10 +81,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let text = narrate_with_checks(s, r, &result.checks, &Style::for_stdout());
     let verdict = match result.outcome {
-        Outcome::Reproduced => "reproduced",
-        Outcome::NotReproduced => "NOT reproduced",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
+        ScenarioOutcome::Reproduced => "reproduced",
+        ScenarioOutcome::NotReproduced => "NOT reproduced",
+        ScenarioOutcome::Error => "error",
+        ScenarioOutcome::Skipped => "skipped",
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -94,8 +95,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", svg.display()))?;
     }
     Ok(match result.outcome {
-        Outcome::Reproduced | Outcome::Skipped => ExitCode::SUCCESS,
-        Outcome::NotReproduced => ExitCode::from(1),
-        Outcome::Error => ExitCode::from(2),
+        ScenarioOutcome::Reproduced | ScenarioOutcome::Skipped => ExitCode::SUCCESS,
+        ScenarioOutcome::NotReproduced => ExitCode::from(1),
+        ScenarioOutcome::Error => ExitCode::from(2),
     })
 }

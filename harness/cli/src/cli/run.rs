@@ -13,16 +13,16 @@ use anyhow::Context;
 use harness::report;
 use harness::report::explain::Style;
 use harness::scenario::runner::{default_threads, run_parallel};
-use harness::scenario::{Outcome, ScenarioResult, TransportKind, discover, run_file};
+use harness::scenario::{ScenarioOutcome, ScenarioResult, TransportKind, discover, run_file};
 
-/// Output format.
+/// How `hybridlab run` prints its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
-    /// The verdict table.
+    /// The verdict table: one line per scenario, failed expectations below it, a summary.
     Human,
-    /// JSON.
+    /// One JSON document: every scenario with its checks and diagnosis, and the summary.
     Json,
-    /// JUnit XML.
+    /// JUnit XML for CI: one test case per scenario, failures with expected and actual.
     Junit,
 }
 
@@ -31,7 +31,7 @@ pub(crate) enum Format {
 pub(crate) struct Args {
     /// Scenario files or folders (default: scenarios/).
     paths: Vec<PathBuf>,
-    /// Output format.
+    /// How to print the results: the verdict table, JSON or JUnit XML.
     #[arg(long, value_enum, default_value = "human")]
     format: Format,
     /// Write each scenario's artefacts into DIR/SCENARIO_ID/.
@@ -129,9 +129,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
 
-    let code = if results.iter().any(|r| r.outcome == Outcome::Error) {
+    let code = if results.iter().any(|r| r.outcome == ScenarioOutcome::Error) {
         2
-    } else if results.iter().any(|r| r.outcome == Outcome::NotReproduced) {
+    } else if results
+        .iter()
+        .any(|r| r.outcome == ScenarioOutcome::NotReproduced)
+    {
         1
     } else {
         0

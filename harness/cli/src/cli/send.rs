@@ -55,16 +55,16 @@ pub(crate) struct Args {
     /// Send connector settings (TOML, snake_case keys as in `[onprem.send_connector]`).
     #[arg(long, value_name = "FILE")]
     connector: Option<PathBuf>,
-    /// RequireTLS.
+    /// Set RequireTLS: the connector refuses to send without STARTTLS.
     #[arg(long)]
     require_tls: bool,
-    /// IgnoreSTARTTLS.
+    /// Set IgnoreSTARTTLS: the connector sends in clear text even when STARTTLS is offered.
     #[arg(long)]
     ignore_starttls: bool,
     /// TlsAuthLevel: EncryptionOnly, CertificateValidation or DomainValidation.
     #[arg(long)]
     tls_auth_level: Option<String>,
-    /// TlsDomain.
+    /// TlsDomain: the name the server's certificate must match under DomainValidation.
     #[arg(long)]
     tls_domain: Option<String>,
     /// TlsCertificateName (`<I>issuer<S>subject`), or `@NAME` for a certificate of the store.
@@ -82,10 +82,10 @@ pub(crate) struct Args {
     /// Exchange version for the LastError wording: 2010, 2013, 2016, 2019, SE.
     #[arg(long, default_value = "2019")]
     exchange_version: String,
-    /// Envelope sender.
+    /// The envelope sender (MAIL FROM) of the one message.
     #[arg(long, default_value = "alice@contoso.com")]
     from: String,
-    /// Envelope recipient.
+    /// The envelope recipient (RCPT TO) of the one message.
     #[arg(long, default_value = "bob@contoso.mail.onmicrosoft.com")]
     to: String,
     /// Bind this source address (loopback only).
@@ -116,86 +116,8 @@ fn read(path: &PathBuf) -> anyhow::Result<String> {
 async fn send(args: Args) -> anyhow::Result<ExitCode> {
     let clock = LabClock::system();
     let now = clock.now();
-
-    // the store
-    let desc = match &args.store {
-        Some(p) => {
-            StoreDescription::from_toml(&read(p)?).with_context(|| format!("in {}", p.display()))?
-        }
-        None => {
-            let mut cert = fixtures::contoso("lab-cert");
-            cert.subject = args
-                .cert_subject
-                .parse()
-                .with_context(|| "in --cert-subject".to_string())?;
-            cert.dns_names = cert.subject.common_name().map(|cn| vec![cn.to_string()]);
-            let mut twin = cert.clone();
-            twin.name = "keyless-twin".into();
-            twin.has_private_key = false;
-            twin.services.clear();
-            let certificates = match args.keyless_twin.as_deref() {
-                None => vec![cert],
-                Some("first") => vec![twin, cert],
-                Some("last") => vec![cert, twin],
-                Some(other) => bail!("--keyless-twin: expected first or last, got {other:?}"),
-            };
-            StoreDescription {
-                authorities: fixtures::authorities(),
-                certificates,
-            }
-        }
-    };
-    let mut store = CertStore::build(&desc, now)?;
-    for p in &args.trust_roots {
-        let pem = read(p)?;
-        use rustls_pki_types::pem::PemObject;
-        let mut n = 0;
-        for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let der = der.with_context(|| format!("reading a certificate in {}", p.display()))?;
-            store.add_trusted_root(&format!("{}#{n}", p.display()), der)?;
-            n += 1;
-        }
-        if n == 0 {
-            bail!("{}: no PEM certificate found", p.display());
-        }
-    }
-
-    // the connector
-    let (host, port) = split_host_port(&args.smarthost)?;
-    let mut c = match &args.connector {
-        Some(p) => toml::from_str::<SendConnector>(&read(p)?)
-            .with_context(|| format!("in {}", p.display()))?,
-        None => SendConnector::to_smart_host("hybridlab send", &host, port),
-    };
-    c.smart_hosts = vec![host.clone()];
-    c.dns_routing_enabled = false;
-    c.port = port;
-    c.require_tls |= args.require_tls;
-    c.ignore_starttls |= args.ignore_starttls;
-    if let Some(l) = &args.tls_auth_level {
-        c.tls_auth_level = Some(
-            l.parse::<TlsAuthLevel>()
-                .map_err(|e| anyhow::anyhow!("--tls-auth-level: {e}"))?,
-        );
-    }
-    if let Some(d) = &args.tls_domain {
-        c.tls_domain = Some(d.clone());
-    }
-    if let Some(f) = &args.fqdn {
-        c.fqdn = Some(f.clone());
-    }
-    if let Some(n) = &args.tls_certificate_name {
-        c.tls_certificate_name = Some(match n.strip_prefix('@') {
-            Some(name) => store
-                .entry(name)
-                .with_context(|| format!("--tls-certificate-name: no certificate named {name:?}"))?
-                .x509_identifier(),
-            None => n.clone(),
-        });
-    }
-    c.validate()
-        .map_err(|e| anyhow::anyhow!("the send connector is invalid: {e}"))?;
-
+    let store = build_store(&args, now)?;
+    let c = build_connector(&args, &store)?;
     let cert_style = match args.cert_block.as_str() {
         "multi-line" => CertBlockStyle::MultiLine,
         "one-line" => CertBlockStyle::OneLine,
@@ -211,26 +133,7 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
         .exchange_version
         .parse()
         .map_err(|e| anyhow::anyhow!("--exchange-version: {e}"))?;
-
-    // the resolver
-    let mut resolver = LabResolver::new().with_host(
-        "localhost",
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-    );
-    for m in &args.maps {
-        let (name, ip) = m
-            .split_once('=')
-            .with_context(|| format!("--map {m:?}: expected NAME=IP"))?;
-        let ip: IpAddr = ip
-            .parse()
-            .with_context(|| format!("--map {m:?}: {ip:?} is not an IP address"))?;
-        resolver = resolver.with_host(name, SocketAddr::new(ip, 0));
-    }
-    if let Some(src) = args.source_ip
-        && !src.is_loopback()
-    {
-        bail!("--source-ip {src}: only loopback addresses (127.0.0.0/8, ::1) may be bound");
-    }
+    let resolver = build_resolver(&args)?;
 
     // one delivery through the transport (so the queue and LastError are Exchange's)
     let mut cfg = TransportConfig::new(c.clone());
@@ -291,6 +194,122 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The certificate store: `--store`'s description, or a generated certificate (with its key-less
+/// twin when asked), plus the roots `--trust-root` adds.
+fn build_store(args: &Args, now: time::OffsetDateTime) -> anyhow::Result<CertStore> {
+    let desc = match &args.store {
+        Some(p) => {
+            StoreDescription::from_toml(&read(p)?).with_context(|| format!("in {}", p.display()))?
+        }
+        None => generated_store(args)?,
+    };
+    let mut store = CertStore::build(&desc, now)?;
+    for p in &args.trust_roots {
+        let pem = read(p)?;
+        use rustls_pki_types::pem::PemObject;
+        let mut n = 0;
+        for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let der = der.with_context(|| format!("reading a certificate in {}", p.display()))?;
+            store.add_trusted_root(&format!("{}#{n}", p.display()), der)?;
+            n += 1;
+        }
+        if n == 0 {
+            bail!("{}: no PEM certificate found", p.display());
+        }
+    }
+    Ok(store)
+}
+
+/// Without `--store`: the lab authorities and one certificate with `--cert-subject`, with a
+/// key-less twin first or last when `--keyless-twin` asks for one.
+fn generated_store(args: &Args) -> anyhow::Result<StoreDescription> {
+    let mut cert = fixtures::contoso("lab-cert");
+    cert.subject = args
+        .cert_subject
+        .parse()
+        .with_context(|| "in --cert-subject".to_string())?;
+    cert.dns_names = cert.subject.common_name().map(|cn| vec![cn.to_string()]);
+    let mut twin = cert.clone();
+    twin.name = "keyless-twin".into();
+    twin.has_private_key = false;
+    twin.services.clear();
+    let certificates = match args.keyless_twin.as_deref() {
+        None => vec![cert],
+        Some("first") => vec![twin, cert],
+        Some("last") => vec![cert, twin],
+        Some(other) => bail!("--keyless-twin: expected first or last, got {other:?}"),
+    };
+    Ok(StoreDescription {
+        authorities: fixtures::authorities(),
+        certificates,
+    })
+}
+
+/// The send connector: `--connector`'s file or a smart-host connector, pointed at `--smarthost`,
+/// with the TLS flags applied (`--tls-certificate-name @NAME` resolved against the store) and
+/// validated as `Set-SendConnector` would.
+fn build_connector(args: &Args, store: &CertStore) -> anyhow::Result<SendConnector> {
+    let (host, port) = split_host_port(&args.smarthost)?;
+    let mut c = match &args.connector {
+        Some(p) => toml::from_str::<SendConnector>(&read(p)?)
+            .with_context(|| format!("in {}", p.display()))?,
+        None => SendConnector::to_smart_host("hybridlab send", &host, port),
+    };
+    c.smart_hosts = vec![host];
+    c.dns_routing_enabled = false;
+    c.port = port;
+    c.require_tls |= args.require_tls;
+    c.ignore_starttls |= args.ignore_starttls;
+    if let Some(l) = &args.tls_auth_level {
+        c.tls_auth_level = Some(
+            l.parse::<TlsAuthLevel>()
+                .map_err(|e| anyhow::anyhow!("--tls-auth-level: {e}"))?,
+        );
+    }
+    if let Some(d) = &args.tls_domain {
+        c.tls_domain = Some(d.clone());
+    }
+    if let Some(f) = &args.fqdn {
+        c.fqdn = Some(f.clone());
+    }
+    if let Some(n) = &args.tls_certificate_name {
+        c.tls_certificate_name = Some(match n.strip_prefix('@') {
+            Some(name) => store
+                .entry(name)
+                .with_context(|| format!("--tls-certificate-name: no certificate named {name:?}"))?
+                .x509_identifier(),
+            None => n.clone(),
+        });
+    }
+    c.validate()
+        .map_err(|e| anyhow::anyhow!("the send connector is invalid: {e}"))?;
+    Ok(c)
+}
+
+/// The lab resolver: `localhost` and every `--map NAME=IP` (never real DNS); refuses a
+/// `--source-ip` off loopback.
+fn build_resolver(args: &Args) -> anyhow::Result<LabResolver> {
+    let mut resolver = LabResolver::new().with_host(
+        "localhost",
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+    );
+    for m in &args.maps {
+        let (name, ip) = m
+            .split_once('=')
+            .with_context(|| format!("--map {m:?}: expected NAME=IP"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .with_context(|| format!("--map {m:?}: {ip:?} is not an IP address"))?;
+        resolver = resolver.with_host(name, SocketAddr::new(ip, 0));
+    }
+    if let Some(src) = args.source_ip
+        && !src.is_loopback()
+    {
+        bail!("--source-ip {src}: only loopback addresses (127.0.0.0/8, ::1) may be bound");
+    }
+    Ok(resolver)
 }
 
 fn print_queue(t: &Transport) {

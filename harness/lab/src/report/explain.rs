@@ -8,21 +8,22 @@ use std::fmt::Write as _;
 use hybridlab_model::attribution::AttributionVerdict;
 use hybridlab_model::record::{SessionRecord, TranscriptEntry};
 
-use crate::scenario::runner::Replay;
+use crate::scenario::runner::{CertRow, Replay};
 use crate::scenario::{Check, CheckStatus, Scenario};
 use hybridlab_artefacts::protocol_log::SessionEvent;
 use hybridlab_onprem::sender::SessionReport;
 use hybridlab_onprem::transport::TransportRecord;
 
-/// ANSI styling, or none.
+/// How text is styled: with ANSI colour codes, or plain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
-    /// Emit ANSI colour codes.
+    /// Whether to wrap styled text in ANSI escape codes (a terminal) or leave it plain (files,
+    /// pipes, `NO_COLOR`).
     pub color: bool,
 }
 
 impl Style {
-    /// No colour.
+    /// Plain text, for files (`transcript.txt`) and tests.
     pub fn plain() -> Self {
         Self { color: false }
     }
@@ -44,27 +45,27 @@ impl Style {
         }
     }
 
-    /// Bold.
+    /// `s` in bold: headings and what the admin ran.
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
-    /// Red.
+    /// `s` in red: failures.
     pub fn red(&self, s: &str) -> String {
         self.paint("31", s)
     }
-    /// Green.
+    /// `s` in green: deliveries and met expectations.
     pub fn green(&self, s: &str) -> String {
         self.paint("32", s)
     }
-    /// Yellow.
+    /// `s` in yellow: the mock's notes, skips and the certificate cache.
     pub fn yellow(&self, s: &str) -> String {
         self.paint("33", s)
     }
-    /// Cyan.
+    /// `s` in cyan: who speaks in the conversation.
     pub fn cyan(&self, s: &str) -> String {
         self.paint("36", s)
     }
-    /// Dim.
+    /// `s` dimmed: times, thumbprints and evidence.
     pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
@@ -123,16 +124,16 @@ pub fn pair_sessions(r: &Replay) -> Vec<(&SessionReport, Option<&SessionRecord>)
 pub enum Step {
     /// From the on-premises sender's log.
     Sender {
-        /// Lab time.
+        /// When the sender logged it, on the lab clock.
         at: time::OffsetDateTime,
-        /// The event.
+        /// The send protocol log's event (a command, a reply, a certificate block...).
         event: Box<SessionEvent>,
     },
     /// A note from the mock's record (TLS facts, verdicts, faults).
     Mock {
-        /// Lab time.
+        /// When the mock noted it, on the lab clock.
         at: time::OffsetDateTime,
-        /// The note.
+        /// What the mock noted, in words (`TLS established: ...`, the verdict, a fault).
         text: String,
     },
 }
@@ -284,16 +285,30 @@ fn step_line(st: &Style, who: &str, start: time::OffsetDateTime, step: &Step) ->
     }
 }
 
-/// The narration as text.
+/// The narration without the expectations section (`transcript.txt` of `hybridlab run --out`).
 pub fn narrate(s: &Scenario, r: &Replay, st: &Style) -> String {
     narrate_with_checks(s, r, &[], st)
 }
 
-/// The narration, ending with the expectation checks when given.
+/// The narration, ending with the expectation checks when given: the title, then one section
+/// per function below, in the order the reader meets them.
 pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Style) -> String {
     let mut o = String::new();
+    title(&mut o, s, st);
+    onprem_section(&mut o, s, r, st);
+    eop_section(&mut o, s, r, st);
+    attempts_section(&mut o, r, st);
+    queue_timeline(&mut o, r, st);
+    eop_decision_section(&mut o, r, st);
+    admin_section(&mut o, r, st);
+    diagnosis_section(&mut o, s, r, st);
+    expectations_section(&mut o, checks, st);
+    o
+}
+
+/// The scenario's id and title, its tags and its description.
+fn title(o: &mut String, s: &Scenario, st: &Style) {
     let meta = &s.scenario;
-    let who = r.server.name.clone();
     let _ = writeln!(o, "{}", st.bold(&format!("{}: {}", meta.id, meta.title)));
     if !meta.tags.is_empty() {
         let _ = writeln!(o, "{}", st.dim(&format!("tags: {}", meta.tags.join(", "))));
@@ -304,8 +319,11 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
             let _ = writeln!(o, "  {}", l.trim());
         }
     }
+}
 
-    // the stage
+/// Section 1: the sending server, its certificate store in enumeration order and its send
+/// connector.
+fn onprem_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
     let _ = writeln!(o, "\n{}", st.bold("1. The on-premises server"));
     let _ = writeln!(
         o,
@@ -314,37 +332,7 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
     );
     let _ = writeln!(o, "  Cert:\\LocalMachine\\My, in enumeration order:");
     for c in &r.certificates {
-        if !c.installed {
-            let _ = writeln!(
-                o,
-                "    (not installed at the start) {:<12} {} | issuer {} | thumbprint {}",
-                c.name,
-                c.facts.subject,
-                c.facts.issuer,
-                st.dim(&c.facts.thumbprint)
-            );
-            continue;
-        }
-        let key = if !c.has_private_key {
-            st.red("NO private key")
-        } else if !c.key_readable {
-            st.red("key not readable by transport")
-        } else {
-            "private key".to_string()
-        };
-        let _ = writeln!(
-            o,
-            "    #{} {:<12} {} | issuer {} | {} | services {} | {} .. {}",
-            c.enumeration_index,
-            c.name,
-            c.facts.subject,
-            c.facts.issuer,
-            key,
-            c.services,
-            c.facts.not_before.date(),
-            c.facts.not_after.date()
-        );
-        let _ = writeln!(o, "       thumbprint {}", st.dim(&c.facts.thumbprint));
+        certificate_row(o, c, st);
     }
     let c = &r.connector;
     let _ = writeln!(
@@ -368,7 +356,47 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
         "    TlsCertificateName={}",
         c.tls_certificate_name.as_deref().unwrap_or("(empty)")
     );
+}
 
+/// One certificate of the store: position, name, subject, issuer, key, services and validity
+/// (one line for a certificate not installed at the start).
+fn certificate_row(o: &mut String, c: &CertRow, st: &Style) {
+    if !c.installed {
+        let _ = writeln!(
+            o,
+            "    (not installed at the start) {:<12} {} | issuer {} | thumbprint {}",
+            c.name,
+            c.facts.subject,
+            c.facts.issuer,
+            st.dim(&c.facts.thumbprint)
+        );
+        return;
+    }
+    let key = if !c.has_private_key {
+        st.red("NO private key")
+    } else if !c.key_readable {
+        st.red("key not readable by transport")
+    } else {
+        "private key".to_string()
+    };
+    let _ = writeln!(
+        o,
+        "    #{} {:<12} {} | issuer {} | {} | services {} | {} .. {}",
+        c.enumeration_index,
+        c.name,
+        c.facts.subject,
+        c.facts.issuer,
+        key,
+        c.services,
+        c.facts.not_before.date(),
+        c.facts.not_after.date()
+    );
+    let _ = writeln!(o, "       thumbprint {}", st.dim(&c.facts.thumbprint));
+}
+
+/// Section 2: the mock's endpoint and certificate, every tenant with its inbound connectors,
+/// and the scripted faults.
+fn eop_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
     let _ = writeln!(
         o,
         "\n{}",
@@ -429,12 +457,40 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
             f.action.describe()
         );
     }
+}
 
-    // the attempts
+/// A run of attempts left out of the narration: the first and the last attempt number (1-based).
+type SkippedAttempts = Option<(usize, usize)>;
+
+/// Writes (and forgets) the note for the attempts left out since the last one narrated.
+fn flush_skipped(o: &mut String, skipped: &mut SkippedAttempts, st: &Style) {
+    if let Some((a, b)) = skipped.take() {
+        let what = if a == b {
+            format!("... attempt {a} went the same way (see the timeline below) ...")
+        } else {
+            format!("... attempts {a} to {b} went the same way (see the timeline below) ...")
+        };
+        let _ = writeln!(o, "\n  {}", st.dim(&what));
+    }
+}
+
+/// One command the admin ran, at its lab time.
+fn admin_line(o: &mut String, r: &Replay, at: time::OffsetDateTime, command: &str, st: &Style) {
+    let _ = writeln!(
+        o,
+        "\n  {}  {}",
+        st.dim(&day_hms(r.start, at)),
+        st.bold(&format!("admin: {command}"))
+    );
+}
+
+/// Section 3: every delivery attempt with the admin's commands where they happened among them.
+/// Long retry series narrate the first two attempts, the first after an admin's change and the
+/// last one in full; the others are summed up in one line.
+fn attempts_section(o: &mut String, r: &Replay, st: &Style) {
     let _ = writeln!(o, "\n{}", st.bold("3. What happened"));
     let pairs = pair_sessions(r);
     let n = pairs.len();
-    // the admin's commands, narrated where they happened among the attempts
     let admin: Vec<(time::OffsetDateTime, &str)> = r
         .timeline
         .iter()
@@ -444,197 +500,205 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
         })
         .collect();
     let mut admin_next = 0;
-    let mut skipped: Option<(usize, usize)> = None;
-    let flush_skipped = |o: &mut String, skipped: &mut Option<(usize, usize)>| {
-        if let Some((a, b)) = skipped.take() {
-            let what = if a == b {
-                format!("... attempt {a} went the same way (see the timeline below) ...")
-            } else {
-                format!("... attempts {a} to {b} went the same way (see the timeline below) ...")
-            };
-            let _ = writeln!(o, "\n  {}", st.dim(&what));
-        }
-    };
+    let mut skipped: SkippedAttempts = None;
     for (i, (sess, rec)) in pairs.iter().enumerate() {
         let first_at = sess.log.events.first().map(|e| e.at).unwrap_or(r.start);
         let after_change = admin_next < admin.len() && admin[admin_next].0 <= first_at;
         while admin_next < admin.len() && admin[admin_next].0 <= first_at {
-            flush_skipped(&mut o, &mut skipped);
+            flush_skipped(o, &mut skipped, st);
             let (at, command) = admin[admin_next];
-            let _ = writeln!(
-                o,
-                "\n  {}  {}",
-                st.dim(&day_hms(r.start, at)),
-                st.bold(&format!("admin: {command}"))
-            );
+            admin_line(o, r, at, command, st);
             admin_next += 1;
         }
-        // long retry series: narrate the first two, the first after an admin's change and the
-        // last attempt in full
         let full = n <= 4 || i < 2 || i + 1 == n || after_change;
-        let head = format!(
-            "Attempt {} of {} at {} (session {}) to {} [{}]",
-            i + 1,
-            n,
-            day_hms(r.start, first_at),
-            sess.log.session_id,
-            sess.target.host,
-            sess.log.remote
-        );
         if !full {
             skipped = Some(skipped.map_or((i + 1, i + 1), |(a, _)| (a, i + 1)));
             continue;
         }
-        flush_skipped(&mut o, &mut skipped);
-        let _ = writeln!(o, "\n  {}", st.bold(&head));
-        if let Some(sel) = &sess.selection {
-            let _ = writeln!(o, "  {}", st.bold("Certificate selection:"));
-            let cached = r.timeline.iter().find_map(|t| match &t.record {
-                TransportRecord::CachedCertificate {
-                    session,
-                    selected_at,
-                    ..
-                } if *session == i => Some(*selected_at),
-                _ => None,
-            });
-            if let Some(at) = cached {
-                let _ = writeln!(
-                    o,
-                    "    {}",
-                    st.yellow(&format!(
-                        "from the transport's certificate cache: the store as it was at {} (Restart-Service MSExchangeTransport clears it)",
-                        day_hms(r.start, at)
-                    ))
-                );
-            }
-            for l in sel.narrate() {
-                let _ = writeln!(o, "    {l}");
-            }
-        }
-        for step in interleave(sess, *rec) {
-            let _ = writeln!(o, "{}", step_line(st, &who, r.start, &step));
-        }
-        if let Some(f) = &sess.failure {
+        flush_skipped(o, &mut skipped, st);
+        attempt(o, r, i, n, sess, *rec, st);
+    }
+    flush_skipped(o, &mut skipped, st);
+    for (at, command) in &admin[admin_next..] {
+        admin_line(o, r, *at, command, st);
+    }
+}
+
+/// Attempt `i` of `n` in full: its heading, the certificate selection and why, the interleaved
+/// conversation of both sides and how the session failed.
+fn attempt(
+    o: &mut String,
+    r: &Replay,
+    i: usize,
+    n: usize,
+    sess: &SessionReport,
+    rec: Option<&SessionRecord>,
+    st: &Style,
+) {
+    let first_at = sess.log.events.first().map(|e| e.at).unwrap_or(r.start);
+    let head = format!(
+        "Attempt {} of {} at {} (session {}) to {} [{}]",
+        i + 1,
+        n,
+        day_hms(r.start, first_at),
+        sess.log.session_id,
+        sess.target.host,
+        sess.log.remote
+    );
+    let _ = writeln!(o, "\n  {}", st.bold(&head));
+    if let Some(sel) = &sess.selection {
+        let _ = writeln!(o, "  {}", st.bold("Certificate selection:"));
+        let cached = r.timeline.iter().find_map(|t| match &t.record {
+            TransportRecord::CachedCertificate {
+                session,
+                selected_at,
+                ..
+            } if *session == i => Some(*selected_at),
+            _ => None,
+        });
+        if let Some(at) = cached {
             let _ = writeln!(
                 o,
-                "  {} {}",
-                st.red("session failed:"),
-                st.red(&format!("{:?} -> ack {}", f.kind, f.ack.one_line()))
+                "    {}",
+                st.yellow(&format!(
+                    "from the transport's certificate cache: the store as it was at {} (Restart-Service MSExchangeTransport clears it)",
+                    day_hms(r.start, at)
+                ))
+            );
+        }
+        for l in sel.narrate() {
+            let _ = writeln!(o, "    {l}");
+        }
+    }
+    let who = &r.server.name;
+    for step in interleave(sess, rec) {
+        let _ = writeln!(o, "{}", step_line(st, who, r.start, &step));
+    }
+    if let Some(f) = &sess.failure {
+        let _ = writeln!(
+            o,
+            "  {} {}",
+            st.red("session failed:"),
+            st.red(&format!("{:?} -> ack {}", f.kind, f.ack.one_line()))
+        );
+    }
+}
+
+/// The end of section 3: every record of the queue's timeline, one line each.
+fn queue_timeline(o: &mut String, r: &Replay, st: &Style) {
+    let _ = writeln!(o, "\n  {}", st.bold("Queue timeline:"));
+    for t in &r.timeline {
+        let what = timeline_record(r, &t.record, st);
+        let _ = writeln!(o, "    {}  {what}", st.dim(&day_hms(r.start, t.at)));
+    }
+}
+
+/// One record of the queue's timeline as the narration words it.
+fn timeline_record(r: &Replay, record: &TransportRecord, st: &Style) -> String {
+    match record {
+        TransportRecord::Attempt {
+            session,
+            fallback_plaintext,
+        } => format!(
+            "attempt (session {}){}",
+            r.sessions
+                .get(*session)
+                .map(|s| s.log.session_id.as_str())
+                .unwrap_or("?"),
+            if *fallback_plaintext {
+                ", plain-text fallback"
+            } else {
+                ""
+            }
+        ),
+        TransportRecord::DnsFailed { led } => format!("DNS failed: {led}"),
+        TransportRecord::RetryScheduled { next, stage } => {
+            format!("Retry until {} ({stage})", day_hms(r.start, *next))
+        }
+        TransportRecord::Delivered { reply, .. } => {
+            st.green(&format!("delivered: {}", reply.one_line()))
+        }
+        TransportRecord::DelayDsn { internal_id } => format!("delay DSN for {internal_id}"),
+        TransportRecord::Ndr { internal_id, reply } => {
+            st.red(&format!("NDR for {internal_id}: {}", reply.one_line()))
+        }
+        TransportRecord::AdminChange { command } => st.bold(&format!("admin: {command}")),
+        TransportRecord::CachedCertificate {
+            identifier,
+            cached,
+            selected_at,
+            current,
+            ..
+        } => st.yellow(&format!(
+            "certificate cache: {identifier} still gives {cached} (selected at {}); the store now gives {}",
+            day_hms(r.start, *selected_at),
+            current.as_deref().unwrap_or("nothing")
+        )),
+    }
+}
+
+/// Section 4: what EOP decided in the last session that reached it (TLS, client certificate,
+/// verdict and why, faults fired).
+fn eop_decision_section(o: &mut String, r: &Replay, st: &Style) {
+    let _ = writeln!(o, "\n{}", st.bold("4. What EOP decided and why"));
+    let pairs = pair_sessions(r);
+    // the last session that reached the mock, as paired with the sender's sessions
+    let Some(rec) = pairs.iter().rev().find_map(|(_, rec)| *rec) else {
+        let _ = writeln!(o, "  no session reached EOP");
+        return;
+    };
+    eop_decision(o, rec, st);
+}
+
+/// What the mock recorded for one session: TLS and the client certificate, the attribution
+/// verdict and why, the faults that fired.
+fn eop_decision(o: &mut String, rec: &SessionRecord, st: &Style) {
+    match &rec.tls {
+        Some(tls) => {
+            let _ = writeln!(o, "  TLS {} with {}", tls.version, tls.cipher_suite);
+            match &tls.client_certificate {
+                Some(cc) => {
+                    let _ = writeln!(
+                        o,
+                        "  client certificate {} (issuer {}), chain {}",
+                        cc.leaf.subject, cc.leaf.issuer, cc.verdict
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  no client certificate");
+                }
+            }
+        }
+        None => {
+            let why = rec
+                .tls_error
+                .as_deref()
+                .map(|e| format!(" (handshake failed: {e})"))
+                .unwrap_or_default();
+            let _ = writeln!(o, "  no TLS in the last session that reached EOP{why}");
+        }
+    }
+    match &rec.attribution {
+        Some(v) => {
+            let _ = writeln!(o, "  verdict: {}", st.bold(&v.to_string()));
+            let _ = writeln!(o, "  why: {}", explain_verdict(v));
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "  no attribution verdict: the session ended before MAIL FROM ({:?})",
+                rec.close_reason
             );
         }
     }
-
-    flush_skipped(&mut o, &mut skipped);
-    for (at, command) in &admin[admin_next..] {
-        let _ = writeln!(
-            o,
-            "\n  {}  {}",
-            st.dim(&day_hms(r.start, *at)),
-            st.bold(&format!("admin: {command}"))
-        );
+    for f in &rec.faults_fired {
+        let _ = writeln!(o, "  fault fired at {}: {}", f.stage, f.action);
     }
+}
 
-    // the timeline
-    let _ = writeln!(o, "\n  {}", st.bold("Queue timeline:"));
-    for t in &r.timeline {
-        let what = match &t.record {
-            TransportRecord::Attempt {
-                session,
-                fallback_plaintext,
-            } => format!(
-                "attempt (session {}){}",
-                r.sessions
-                    .get(*session)
-                    .map(|s| s.log.session_id.as_str())
-                    .unwrap_or("?"),
-                if *fallback_plaintext {
-                    ", plain-text fallback"
-                } else {
-                    ""
-                }
-            ),
-            TransportRecord::DnsFailed { led } => format!("DNS failed: {led}"),
-            TransportRecord::RetryScheduled { next, stage } => {
-                format!("Retry until {} ({stage})", day_hms(r.start, *next))
-            }
-            TransportRecord::Delivered { reply, .. } => {
-                st.green(&format!("delivered: {}", reply.one_line()))
-            }
-            TransportRecord::DelayDsn { internal_id } => format!("delay DSN for {internal_id}"),
-            TransportRecord::Ndr { internal_id, reply } => {
-                st.red(&format!("NDR for {internal_id}: {}", reply.one_line()))
-            }
-            TransportRecord::AdminChange { command } => st.bold(&format!("admin: {command}")),
-            TransportRecord::CachedCertificate {
-                identifier,
-                cached,
-                selected_at,
-                current,
-                ..
-            } => st.yellow(&format!(
-                "certificate cache: {identifier} still gives {cached} (selected at {}); the store now gives {}",
-                day_hms(r.start, *selected_at),
-                current.as_deref().unwrap_or("nothing")
-            )),
-        };
-        let _ = writeln!(o, "    {}  {what}", st.dim(&day_hms(r.start, t.at)));
-    }
-
-    // EOP's decision
-    let _ = writeln!(o, "\n{}", st.bold("4. What EOP decided and why"));
-    let mut any = false;
-    for (sess, rec) in pairs.iter().rev() {
-        let Some(rec) = rec else { continue };
-        any = true;
-        match &rec.tls {
-            Some(tls) => {
-                let _ = writeln!(o, "  TLS {} with {}", tls.version, tls.cipher_suite);
-                match &tls.client_certificate {
-                    Some(cc) => {
-                        let _ = writeln!(
-                            o,
-                            "  client certificate {} (issuer {}), chain {}",
-                            cc.leaf.subject, cc.leaf.issuer, cc.verdict
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(o, "  no client certificate");
-                    }
-                }
-            }
-            None => {
-                let why = rec
-                    .tls_error
-                    .as_deref()
-                    .map(|e| format!(" (handshake failed: {e})"))
-                    .unwrap_or_default();
-                let _ = writeln!(o, "  no TLS in the last session that reached EOP{why}");
-            }
-        }
-        match &rec.attribution {
-            Some(v) => {
-                let _ = writeln!(o, "  verdict: {}", st.bold(&v.to_string()));
-                let _ = writeln!(o, "  why: {}", explain_verdict(v));
-            }
-            None => {
-                let _ = writeln!(
-                    o,
-                    "  no attribution verdict: the session ended before MAIL FROM ({:?})",
-                    rec.close_reason
-                );
-            }
-        }
-        for f in &rec.faults_fired {
-            let _ = writeln!(o, "  fault fired at {}: {}", f.stage, f.action);
-        }
-        let _ = sess;
-        break;
-    }
-    if !any {
-        let _ = writeln!(o, "  no session reached EOP");
-    }
-
-    // what the admin sees
+/// Section 5: what the admin sees: Get-Queue, LastError, the NDRs, deliveries and the last lines
+/// of the send protocol log.
+fn admin_section(o: &mut String, r: &Replay, st: &Style) {
     let _ = writeln!(o, "\n{}", st.bold("5. What the admin sees"));
     let q = &r.queue;
     let _ = writeln!(
@@ -664,49 +728,18 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
             let _ = writeln!(o, "    {l}");
         }
     }
+}
 
-    // diagnosis
+/// Section 6: the diagnosis of the files the run wrote: the top finding with its evidence, why
+/// and the fix, the other findings, and a warning when the scenario expects another one.
+fn diagnosis_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
     let _ = writeln!(o, "\n{}", st.bold("6. Diagnosis and fix"));
     let _ = writeln!(
         o,
         "  `hybridlab diagnose` on the files this run wrote (the server's logs and listings; Exchange\n  Online's side: Get-InboundConnector, the NDRs, the mock's session records):"
     );
     match r.diagnosis.top() {
-        Some(f) => {
-            let _ = writeln!(
-                o,
-                "  {} {}: {}",
-                st.red(f.severity.as_str()),
-                st.bold(f.id.as_str()),
-                f.title
-            );
-            for ev in f.evidence.iter().take(4) {
-                let _ = writeln!(
-                    o,
-                    "    {}  {}",
-                    st.dim(&format!("{}:{}", ev.file, ev.line)),
-                    ev.text
-                );
-            }
-            let _ = writeln!(o, "  Why:");
-            for l in wrap_words(&f.explanation, 96) {
-                let _ = writeln!(o, "    {l}");
-            }
-            let _ = writeln!(o, "  Fix:");
-            for l in &f.fix {
-                let _ = writeln!(o, "    {}", st.bold(l));
-            }
-            let more: Vec<String> = r
-                .diagnosis
-                .findings
-                .iter()
-                .skip(1)
-                .map(|f| format!("{} ({})", f.id.as_str(), f.severity.as_str()))
-                .collect();
-            if !more.is_empty() {
-                let _ = writeln!(o, "  also: {}", more.join(", "));
-            }
-        }
+        Some(f) => top_finding(o, r, f, st),
         None => {
             let _ = writeln!(
                 o,
@@ -719,23 +752,65 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
     {
         let _ = writeln!(o, "  {} the scenario expects {}", st.red("!"), st.bold(id));
     }
+}
 
-    if !checks.is_empty() {
-        let _ = writeln!(o, "\n{}", st.bold("7. Expectations"));
-        for c in checks {
-            let mark = match c.status {
-                CheckStatus::Pass => st.green("ok     "),
-                CheckStatus::Fail => st.red("FAILED "),
-                CheckStatus::Pending => st.yellow("pending"),
-            };
-            let _ = writeln!(o, "  {mark} {}: expected {}", c.key, c.expected);
-            if c.status != CheckStatus::Pass {
-                let _ = writeln!(o, "          got {}", c.actual);
-            }
-            if let Some(e) = &c.evidence {
-                let _ = writeln!(o, "          {}", st.dim(e));
-            }
+/// The top finding `f` of the run's diagnosis: id and title, up to four evidence lines, why, the
+/// fix, then the ids of the other findings.
+fn top_finding(o: &mut String, r: &Replay, f: &hybridlab_diagnose::Finding, st: &Style) {
+    let _ = writeln!(
+        o,
+        "  {} {}: {}",
+        st.red(f.severity.as_str()),
+        st.bold(f.id.as_str()),
+        f.title
+    );
+    for ev in f.evidence.iter().take(4) {
+        let _ = writeln!(
+            o,
+            "    {}  {}",
+            st.dim(&format!("{}:{}", ev.file, ev.line)),
+            ev.text
+        );
+    }
+    let _ = writeln!(o, "  Why:");
+    for l in wrap_words(&f.explanation, 96) {
+        let _ = writeln!(o, "    {l}");
+    }
+    let _ = writeln!(o, "  Fix:");
+    for l in &f.fix {
+        let _ = writeln!(o, "    {}", st.bold(l));
+    }
+    let more: Vec<String> = r
+        .diagnosis
+        .findings
+        .iter()
+        .skip(1)
+        .map(|f| format!("{} ({})", f.id.as_str(), f.severity.as_str()))
+        .collect();
+    if !more.is_empty() {
+        let _ = writeln!(o, "  also: {}", more.join(", "));
+    }
+}
+
+/// Section 7 (only when checks are given): every expectation with its mark, what was expected,
+/// what came out when it did not pass, and the evidence.
+fn expectations_section(o: &mut String, checks: &[Check], st: &Style) {
+    if checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n{}", st.bold("7. Expectations"));
+    for c in checks {
+        let mark = match c.status {
+            CheckStatus::Pass => st.green("ok     "),
+            CheckStatus::Fail => st.red("FAILED "),
+            CheckStatus::Pending => st.yellow("pending"),
+        };
+        let _ = writeln!(o, "  {mark} {}: expected {}", c.key, c.expected);
+        if c.status != CheckStatus::Pass {
+            let _ = writeln!(o, "          got {}", c.actual);
+        }
+        if let Some(e) = &c.evidence {
+            let _ = writeln!(o, "          {}", st.dim(e));
         }
     }
-    o
 }

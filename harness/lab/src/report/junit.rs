@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::svg::xml_escape;
 use super::table::Summary;
-use crate::scenario::{CheckStatus, Outcome, ScenarioResult};
+use crate::scenario::{CheckStatus, ScenarioOutcome, ScenarioResult};
 
 fn class_name(r: &ScenarioResult) -> String {
     let folder = r
@@ -72,7 +72,7 @@ pub fn render(results: &[ScenarioResult], wall_ms: u128) -> String {
             let _ = writeln!(o, "      </properties>");
         }
         match r.outcome {
-            Outcome::NotReproduced => {
+            ScenarioOutcome::NotReproduced => {
                 let fails: Vec<_> = r
                     .checks
                     .iter()
@@ -101,7 +101,7 @@ pub fn render(results: &[ScenarioResult], wall_ms: u128) -> String {
                     xml_escape(&body)
                 );
             }
-            Outcome::Error => {
+            ScenarioOutcome::Error => {
                 let e = r.error.clone().unwrap_or_default();
                 let _ = writeln!(
                     o,
@@ -110,14 +110,14 @@ pub fn render(results: &[ScenarioResult], wall_ms: u128) -> String {
                     xml_escape(&e)
                 );
             }
-            Outcome::Skipped => {
+            ScenarioOutcome::Skipped => {
                 let _ = writeln!(
                     o,
                     r#"      <skipped message="{}"/>"#,
                     xml_escape(r.error.as_deref().unwrap_or("skipped"))
                 );
             }
-            Outcome::Reproduced => {}
+            ScenarioOutcome::Reproduced => {}
         }
         let mut out = format!("admin sees: {}\n", r.admin_sees);
         if let Some(d) = &r.diagnosis {

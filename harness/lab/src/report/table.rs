@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::explain::Style;
-use crate::scenario::{CheckStatus, Outcome, ScenarioResult};
+use crate::scenario::{CheckStatus, ScenarioOutcome, ScenarioResult};
 
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -31,20 +31,20 @@ fn pad(s: &str, n: usize) -> String {
     }
 }
 
-/// Counts per outcome.
+/// How many scenarios of a run ended each way (the table's last line and the JSON `summary`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// Scenarios run.
+    /// Scenario files in the run, whatever their outcome.
     pub total: usize,
-    /// Reproduced.
+    /// Scenarios whose every expectation was met.
     pub reproduced: usize,
-    /// Not reproduced.
+    /// Scenarios with at least one expectation not met.
     pub not_reproduced: usize,
-    /// Errors.
+    /// Files that did not load or that the lab could not run.
     pub errors: usize,
-    /// Skipped.
+    /// Memory-only scenarios left out of a tcp run.
     pub skipped: usize,
-    /// Expectations pending (diagnosis).
+    /// Checks that could not be judged, over all scenarios (never counted as passed).
     pub pending_checks: usize,
 }
 
@@ -57,10 +57,10 @@ impl Summary {
         };
         for r in results {
             match r.outcome {
-                Outcome::Reproduced => s.reproduced += 1,
-                Outcome::NotReproduced => s.not_reproduced += 1,
-                Outcome::Error => s.errors += 1,
-                Outcome::Skipped => s.skipped += 1,
+                ScenarioOutcome::Reproduced => s.reproduced += 1,
+                ScenarioOutcome::NotReproduced => s.not_reproduced += 1,
+                ScenarioOutcome::Error => s.errors += 1,
+                ScenarioOutcome::Skipped => s.skipped += 1,
             }
             s.pending_checks += r.pending().count();
         }
@@ -91,12 +91,14 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
     for r in results {
         let outcome = pad(r.outcome.as_str(), 14);
         let outcome = match r.outcome {
-            Outcome::Reproduced => st.green(&outcome),
-            Outcome::NotReproduced | Outcome::Error => st.red(&outcome),
-            Outcome::Skipped => st.yellow(&outcome),
+            ScenarioOutcome::Reproduced => st.green(&outcome),
+            ScenarioOutcome::NotReproduced | ScenarioOutcome::Error => st.red(&outcome),
+            ScenarioOutcome::Skipped => st.yellow(&outcome),
         };
         let sees = match r.outcome {
-            Outcome::Error | Outcome::Skipped => r.error.clone().unwrap_or_default(),
+            ScenarioOutcome::Error | ScenarioOutcome::Skipped => {
+                r.error.clone().unwrap_or_default()
+            }
             _ => compact(&r.admin_sees),
         };
         let _ = writeln!(
@@ -111,7 +113,7 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
     // details
     for r in results {
         match r.outcome {
-            Outcome::NotReproduced => {
+            ScenarioOutcome::NotReproduced => {
                 let _ = writeln!(
                     o,
                     "\n{} {} ({})",
@@ -127,7 +129,7 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
                     }
                 }
             }
-            Outcome::Error => {
+            ScenarioOutcome::Error => {
                 let _ = writeln!(
                     o,
                     "\n{} {}",

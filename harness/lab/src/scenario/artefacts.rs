@@ -19,7 +19,7 @@ pub struct LogLine {
     pub file: String,
     /// 1-based line number in that file.
     pub line: usize,
-    /// The session id.
+    /// The session-id column of the line: which SMTP session (delivery attempt) wrote it.
     pub session: String,
     /// The `event,data,context` part, unquoted (`*,,TLS negotiation failed with error NoCredentials`).
     pub text: String,

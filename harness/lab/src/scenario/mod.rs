@@ -28,7 +28,7 @@ pub use runner::{Replay, RunError, replay};
 /// The verdict on one scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ScenarioOutcome {
     /// Every expectation that can be judged was met.
     Reproduced,
     /// At least one expectation was not met.
@@ -39,8 +39,9 @@ pub enum Outcome {
     Skipped,
 }
 
-impl Outcome {
-    /// Lower-case words for tables.
+impl ScenarioOutcome {
+    /// The outcome as the verdict table and `hybridlab explain` print it (`NOT reproduced` in
+    /// capitals, so that it stands out).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Reproduced => "reproduced",
@@ -54,19 +55,20 @@ impl Outcome {
 /// The result of running one scenario file.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
-    /// The file.
+    /// The scenario file as given on the command line or found by [`discover`].
     pub path: PathBuf,
     /// The scenario id (the file stem when the file did not load).
     pub id: String,
-    /// Title.
+    /// `[scenario] title`: the case in one line (empty when the file did not load).
     pub title: String,
-    /// Tags.
+    /// `[scenario] tags`: topic and failure-mode tags (`certificates`, `FM-01`).
     pub tags: Vec<String>,
-    /// The verdict.
-    pub outcome: Outcome,
-    /// Every expectation checked.
+    /// Whether the scenario reproduced its case, and if not, why not.
+    pub outcome: ScenarioOutcome,
+    /// One check per expectation the scenario states, in the schema's order of `[expect]` keys
+    /// (empty when the scenario did not run).
     pub checks: Vec<Check>,
-    /// The load or run error, for [`Outcome::Error`] and [`Outcome::Skipped`].
+    /// The load or run error, for [`ScenarioOutcome::Error`] and [`ScenarioOutcome::Skipped`].
     pub error: Option<String>,
     /// What the admin sees: the queue's LastError, the NDR, or how the mail arrived.
     pub admin_sees: String,
@@ -76,7 +78,7 @@ pub struct ScenarioResult {
     /// The diagnosis of the lab's artefacts (the closed loop); `None` when the scenario did not
     /// run.
     pub diagnosis: Option<DiagnosisSummary>,
-    /// Transport used.
+    /// What carried the sessions: in-memory streams on the paused clock, or loopback sockets.
     pub transport: TransportKind,
     /// Real milliseconds the replay took.
     pub wall_ms: u128,
@@ -100,7 +102,7 @@ impl ScenarioResult {
                 .unwrap_or_default(),
             title: String::new(),
             tags: Vec::new(),
-            outcome: Outcome::Error,
+            outcome: ScenarioOutcome::Error,
             checks: Vec::new(),
             error: Some(e),
             admin_sees: String::new(),
@@ -229,7 +231,7 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     let r = match replay(&scenario, kind) {
         Ok(r) => r,
         Err(RunError::Unsupported(m)) => {
-            base.outcome = Outcome::Skipped;
+            base.outcome = ScenarioOutcome::Skipped;
             base.error = Some(m);
             base.scenario = Some(Box::new(scenario));
             return base;
@@ -243,9 +245,9 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     let checks = expect::check(&scenario, &r);
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     base.outcome = if failed {
-        Outcome::NotReproduced
+        ScenarioOutcome::NotReproduced
     } else {
-        Outcome::Reproduced
+        ScenarioOutcome::Reproduced
     };
     base.error = None;
     base.checks = checks;

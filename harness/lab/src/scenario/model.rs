@@ -69,7 +69,7 @@ pub struct Scenario {
 /// Where a loaded scenario came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Source {
-    /// The scenario file.
+    /// The scenario file that was loaded (the last file of the chain).
     pub path: PathBuf,
     /// The files merged into it, base first, the scenario file last.
     pub chain: Vec<PathBuf>,
@@ -77,13 +77,14 @@ pub struct Source {
     pub tls_certificate_ref: Option<String>,
 }
 
-/// `[scenario]`.
+/// `[scenario]`: what the case is called, how it is described, and the settings that shape every
+/// run of it (seed, Exchange version).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Meta {
     /// Stable id (default: the file name without `.toml`).
     pub id: String,
-    /// One line.
+    /// The case in one line, as the verdict table and `hybridlab explain` head it.
     pub title: String,
     /// Topic and failure-mode tags (`certificates`, `FM-01`).
     pub tags: Vec<String>,
@@ -108,7 +109,8 @@ impl Default for Meta {
     }
 }
 
-/// `[onprem]`.
+/// `[onprem]`: the sending Exchange server, its certificates and authorities, its send connector,
+/// transport and SChannel settings, and what its DNS answers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnPrem {
@@ -167,7 +169,7 @@ impl Default for OnPrem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsEntry {
-    /// The embedded mock EOP.
+    /// The name resolves to the embedded mock EOP.
     Mock,
     /// No such name (`SMTPSEND.DNS.NonExistentDomain`).
     Nxdomain,
@@ -194,13 +196,13 @@ impl DnsEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MessageSpec {
-    /// Envelope sender.
+    /// The envelope sender (MAIL FROM).
     pub from: String,
-    /// Envelope recipients.
+    /// The envelope recipients (RCPT TO); the first one's domain picks the next hop.
     pub to: Vec<String>,
-    /// Subject.
+    /// The Subject header.
     pub subject: String,
-    /// Plain-text body.
+    /// The plain-text body (line ends become CRLF); default: a short lab text.
     pub body: Option<String>,
     /// Pad the body so the MIME text is at least this big (`"40 MB"`, `"2000000"`).
     pub size: Option<ByteQuantity>,
@@ -257,15 +259,17 @@ pub struct ChangeSpec {
 /// What a `[[changes]]` entry does, by name.
 #[derive(Debug, Clone, Copy)]
 pub enum ChangeAction<'a> {
-    /// `remove_certificate = "name"`.
+    /// `remove_certificate = "name"`: the certificate with this scenario-local name leaves the
+    /// store.
     RemoveCertificate(&'a str),
-    /// `install_certificate = "name"`.
+    /// `install_certificate = "name"`: the certificate with this name (declared with
+    /// `installed = false`) enters the store.
     InstallCertificate(&'a str),
-    /// `set_send_connector = { ... }`.
+    /// `set_send_connector = { ... }`: the keys as written and the connector they give.
     SetSendConnector(&'a ConnectorChange),
-    /// `restart_transport = true`.
+    /// `restart_transport = true`: the transport restarts (its certificate cache is cleared).
     RestartTransport,
-    /// `retry_queue = true`.
+    /// `retry_queue = true`: the queue retries now instead of at its next retry time.
     RetryQueue,
 }
 
@@ -342,15 +346,21 @@ pub enum TransportKind {
     Tcp,
 }
 
+/// A `--transport` value that names no [`TransportKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport {0:?}; expected memory or tcp")]
+pub struct UnknownTransport(
+    /// The value as given (`"udp"`).
+    pub String,
+);
+
 impl std::str::FromStr for TransportKind {
-    type Err = String;
+    type Err = UnknownTransport;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "memory" => Ok(Self::Memory),
             "tcp" => Ok(Self::Tcp),
-            other => Err(format!(
-                "unknown transport {other:?}; expected memory or tcp"
-            )),
+            other => Err(UnknownTransport(other.to_string())),
         }
     }
 }
@@ -364,7 +374,7 @@ impl std::fmt::Display for TransportKind {
     }
 }
 
-/// `[run]`.
+/// `[run]`: how long the queue runs, on which transport, from which start time, and its bounds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
@@ -404,7 +414,7 @@ impl Default for RunSettings {
 pub struct OneOrMany(pub Vec<String>);
 
 impl OneOrMany {
-    /// The strings.
+    /// The strings as written: one for `key = "x"`, none when the key is absent.
     pub fn items(&self) -> &[String] {
         &self.0
     }
@@ -465,4 +475,48 @@ pub struct Expectations {
     pub no_other_error_finding: bool,
     /// No finding of severity error at all (healthy runs).
     pub no_error_finding: bool,
+}
+
+impl Expectations {
+    /// Whether no key states an expectation (every key absent, empty or `false`): such a
+    /// scenario could never fail, and the loader refuses it. The pattern names every key, so a
+    /// new key does not compile until it is added here (and to the checkers in `expect.rs`).
+    pub fn is_empty(&self) -> bool {
+        let Self {
+            delivered,
+            rejected,
+            ndr,
+            delay_dsn,
+            queue_status,
+            last_error,
+            attempts,
+            log,
+            log_absent,
+            thumbprint_logged,
+            events,
+            attribution,
+            connector,
+            cross_premises_honoured,
+            top_finding,
+            no_other_error_finding,
+            no_error_finding,
+        } = self;
+        delivered.is_none()
+            && rejected.is_none()
+            && ndr.items().is_empty()
+            && delay_dsn.is_none()
+            && queue_status.is_none()
+            && last_error.items().is_empty()
+            && attempts.is_none()
+            && log.items().is_empty()
+            && log_absent.items().is_empty()
+            && thumbprint_logged.items().is_empty()
+            && events.is_empty()
+            && attribution.is_none()
+            && connector.is_none()
+            && cross_premises_honoured.is_none()
+            && top_finding.is_none()
+            && !no_other_error_finding
+            && !no_error_finding
+    }
 }

@@ -66,19 +66,22 @@ pub enum RunError {
 /// One certificate of `LocalMachine\My` as the run saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertRow {
-    /// Scenario-local name.
+    /// The name the scenario gave it in `[[onprem.certificates]]`.
     pub name: String,
-    /// Position in enumeration order.
+    /// 0-based position in the store's enumeration order, the order selection walks (a
+    /// certificate not installed at the start keeps the position it had in the full store).
     pub enumeration_index: usize,
-    /// `HasPrivateKey`.
+    /// `HasPrivateKey`: whether a private key is attached (false for a key-less twin).
     pub has_private_key: bool,
-    /// Whether the transport can open the key.
+    /// Whether the transport's account may read the key (false: FM-03, the key's permissions
+    /// leave the transport out).
     pub key_readable: bool,
-    /// Exchange services.
+    /// The Exchange services it is enabled for, as `Get-ExchangeCertificate` shows them
+    /// (`IIS, SMTP`).
     pub services: String,
-    /// FriendlyName.
+    /// FriendlyName as the certificate listings show it.
     pub friendly_name: String,
-    /// The certificate's facts.
+    /// Subject, issuer, serial, thumbprint, names and validity.
     pub facts: CertFacts,
     /// In the store at the start (`false`: declared `installed = false`, for a `[[changes]]`
     /// entry to install).
@@ -88,19 +91,19 @@ pub struct CertRow {
 /// Everything a replay produced.
 #[derive(Debug, Clone)]
 pub struct Replay {
-    /// The scenario id.
+    /// The id of the scenario that was replayed.
     pub id: String,
-    /// Which transport carried it.
+    /// What carried the sessions: in-memory streams on the paused clock, or loopback sockets.
     pub transport: TransportKind,
     /// Lab time at the start.
     pub start: OffsetDateTime,
     /// Lab time at the end.
     pub end: OffsetDateTime,
-    /// The sending server.
+    /// The sending server's name, FQDN, role and Exchange version.
     pub server: ServerIdentity,
     /// The send connector, `TlsCertificateName` resolved.
     pub connector: SendConnector,
-    /// The transport's retry settings.
+    /// The retry settings in force (`[onprem.transport]`, else the role's defaults).
     pub settings: TransportSettings,
     /// The store as it was at the start (entries, roots, intermediates).
     pub store: Arc<CertStore>,
@@ -109,7 +112,8 @@ pub struct Replay {
     /// `LocalMachine\My`, in enumeration order, followed by the certificates declared with
     /// `installed = false` (see [`CertRow::installed`]).
     pub certificates: Vec<CertRow>,
-    /// Messages submitted.
+    /// How many messages were put in the queue at the start (every copy of every
+    /// `[[messages]]` entry).
     pub submitted: u32,
     /// Every on-premises session (the send protocol log).
     pub sessions: Vec<SessionReport>,
@@ -119,11 +123,11 @@ pub struct Replay {
     pub finished: Vec<(u64, TransportRecord)>,
     /// Every LastError the queue showed, in order, with the time it was set.
     pub last_errors: Vec<(OffsetDateTime, LastError)>,
-    /// `Get-Queue` at the end.
+    /// The queue as `Get-Queue` shows it at the end of the run.
     pub queue: QueueSnapshot,
     /// `Get-Message` at the end (messages still queued).
     pub queued: Vec<MessageSnapshot>,
-    /// The mock's session records.
+    /// What the mock recorded of every session that reached it (commands, TLS, verdict).
     pub mock_sessions: Vec<SessionRecord>,
     /// The mock's certificate (what EOP presented).
     pub eop_certificate: CertFacts,
@@ -146,7 +150,7 @@ impl Replay {
             .count()
     }
 
-    /// NDRs (reason replies).
+    /// The reply each NDR gives as its reason, one per message that left the queue with one.
     pub fn ndrs(&self) -> Vec<&hybridlab_model::reply::Reply> {
         self.finished
             .iter()
@@ -227,68 +231,13 @@ pub fn replay(scenario: &Scenario, transport: TransportKind) -> Result<Replay, R
 async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     let start = s.run.start;
     let clock = LabClock::starting_at(start);
-
-    // the on-premises store
-    let desc = StoreDescription {
-        authorities: super::load::authorities_in_order(&s.onprem.authorities),
-        certificates: s.onprem.certificates.clone(),
-    };
-    let mut store = CertStore::build(&desc, start)?;
-    let public_roots: Vec<CertificateDer<'static>> = desc
-        .authorities
-        .iter()
-        .filter(|a| a.issuer.is_none() && a.public)
-        .filter_map(|a| store.authority(&a.name).map(|ca| ca.cert.der.clone()))
-        .collect();
-
-    // the mock
-    let mut builder = MockEop::builder()
-        .config(s.eop.clone())
-        .faults(s.faults.clone())
-        .seed(s.scenario.seed)
-        .clock(clock)
-        .trust_roots(public_roots);
-    if kind == TransportKind::Memory {
-        builder = builder.in_memory_only();
-    }
-    let mock = builder.start().await?;
+    let (mut store, public_roots) = build_store(s)?;
+    let mock = start_mock(s, kind, clock, public_roots).await?;
     if s.onprem.trust_eop_root {
         store.add_trusted_root("EOP root", mock.ca_certificate().clone())?;
     }
-
-    // the connector
-    let mut connector = s
-        .onprem
-        .send_connector
-        .clone()
-        .ok_or_else(|| RunError::Unsupported("no send connector".into()))?;
-    if let Some(name) = &s.source.tls_certificate_ref {
-        connector.tls_certificate_name = Some(identifier_of(&store, name)?);
-    }
-
-    // the admin's timeline; certificates declared `installed = false` leave the store until then
-    let certificates: Vec<CertRow> = store
-        .my()
-        .iter()
-        .map(|e| cert_row(e, !s.onprem.not_installed.contains(&e.name)))
-        .collect();
-    let mut timeline = AdminTimeline::build(s, &store, &connector)?;
-    for name in &s.onprem.not_installed {
-        if let Some(t) = store.entry(name).map(|e| e.facts.thumbprint.clone())
-            && let Some(e) = store.remove(&t)
-        {
-            timeline.held.push(e);
-        }
-    }
-    let certificates: Vec<CertRow> = {
-        let (mut on, off): (Vec<CertRow>, Vec<CertRow>) =
-            certificates.into_iter().partition(|c| c.installed);
-        for (i, c) in on.iter_mut().enumerate() {
-            c.enumeration_index = i;
-        }
-        on.extend(off);
-        on
-    };
+    let connector = build_connector(s, &store)?;
+    let (certificates, mut timeline) = hold_back_certificates(s, &mut store, &connector)?;
 
     // the resolver
     let mock_addr = match kind {
@@ -299,33 +248,13 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     connectors.extend(timeline.connectors());
     let resolver = build_resolver(s, &connectors, mock_addr);
 
-    // the transport and the queue
-    let server = ServerIdentity {
-        version: s.scenario.exchange_version,
-        ..s.onprem.server.clone()
-    };
-    let settings = s
-        .onprem
-        .transport
-        .clone()
-        .unwrap_or_else(|| TransportSettings::for_role(server.role));
-    let mut cfg = TransportConfig::new(connector.clone());
-    cfg.server = server.clone();
-    cfg.settings = settings.clone();
-    cfg.selection = s.onprem.selection;
-    cfg.schannel = s.onprem.schannel.clone();
-    cfg.certificate_cache = s.onprem.certificate_cache;
-    let store = Arc::new(store);
-    let mut transport = Transport::new(cfg, Arc::clone(&store));
-    let mut next_id = FIRST_INTERNAL_ID;
-    let mut submitted = 0;
-    for m in &s.messages {
-        for _ in 0..m.count {
-            transport.submit(outbound(m, next_id, start));
-            next_id += 1;
-            submitted += 1;
-        }
-    }
+    let Queue {
+        mut transport,
+        server,
+        settings,
+        store,
+        submitted,
+    } = build_queue(s, &connector, store);
 
     // the queue runs
     let src = s.onprem.source_address;
@@ -383,18 +312,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
             .await
             .unwrap_or_default(),
     };
-    let mut bundle = transport
-        .artefact_bundle(end)
-        .with_mock_records(mock_sessions.clone());
-    if let Some(t) = super::artefacts::organisation_tenant(s, &connector) {
-        bundle = bundle.with_inbound_connectors(
-            t.inbound_connectors
-                .iter()
-                .map(hybridlab_artefacts::connectors::InboundConnectorRow::from)
-                .collect(),
-        );
-    }
-    let diagnosis = super::artefacts::diagnose_bundle(&bundle);
+    let (bundle, diagnosis) = close_the_loop(s, &connector, &transport, end, &mock_sessions);
     Ok(Replay {
         bundle,
         diagnosis,
@@ -419,6 +337,165 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
         eop_certificate,
         wall: Duration::ZERO,
     })
+}
+
+/// The on-premises PKI and `LocalMachine\My` as the scenario describes them, and the public
+/// roots among the authorities (which the mock trusts as EOP trusts public CAs).
+fn build_store(s: &Scenario) -> Result<(CertStore, Vec<CertificateDer<'static>>), RunError> {
+    let desc = StoreDescription {
+        authorities: super::load::authorities_in_order(&s.onprem.authorities),
+        certificates: s.onprem.certificates.clone(),
+    };
+    let store = CertStore::build(&desc, s.run.start)?;
+    let public_roots = desc
+        .authorities
+        .iter()
+        .filter(|a| a.issuer.is_none() && a.public)
+        .filter_map(|a| store.authority(&a.name).map(|ca| ca.cert.der.clone()))
+        .collect();
+    Ok((store, public_roots))
+}
+
+/// The mock EOP with the scenario's configuration, faults and seed on the lab clock (without a
+/// listener for the memory transport).
+async fn start_mock(
+    s: &Scenario,
+    kind: TransportKind,
+    clock: LabClock,
+    public_roots: Vec<CertificateDer<'static>>,
+) -> Result<MockEopHandle, RunError> {
+    let mut builder = MockEop::builder()
+        .config(s.eop.clone())
+        .faults(s.faults.clone())
+        .seed(s.scenario.seed)
+        .clock(clock)
+        .trust_roots(public_roots);
+    if kind == TransportKind::Memory {
+        builder = builder.in_memory_only();
+    }
+    Ok(builder.start().await?)
+}
+
+/// The send connector with `tls_certificate_name = { cert = "name" }` resolved against the store.
+fn build_connector(s: &Scenario, store: &CertStore) -> Result<SendConnector, RunError> {
+    let mut connector = s
+        .onprem
+        .send_connector
+        .clone()
+        .ok_or_else(|| RunError::Unsupported("no send connector".into()))?;
+    if let Some(name) = &s.source.tls_certificate_ref {
+        connector.tls_certificate_name = Some(identifier_of(store, name)?);
+    }
+    Ok(connector)
+}
+
+/// The admin's timeline; certificates declared `installed = false` leave the store until then.
+/// Gives the store's rows (installed ones in enumeration order, then the held-back ones) and the
+/// timeline holding them.
+fn hold_back_certificates(
+    s: &Scenario,
+    store: &mut CertStore,
+    connector: &SendConnector,
+) -> Result<(Vec<CertRow>, AdminTimeline), RunError> {
+    let certificates: Vec<CertRow> = store
+        .my()
+        .iter()
+        .map(|e| cert_row(e, !s.onprem.not_installed.contains(&e.name)))
+        .collect();
+    let mut timeline = AdminTimeline::build(s, store, connector)?;
+    for name in &s.onprem.not_installed {
+        if let Some(t) = store.entry(name).map(|e| e.facts.thumbprint.clone())
+            && let Some(e) = store.remove(&t)
+        {
+            timeline.held.push(e);
+        }
+    }
+    let (mut on, off): (Vec<CertRow>, Vec<CertRow>) =
+        certificates.into_iter().partition(|c| c.installed);
+    for (i, c) in on.iter_mut().enumerate() {
+        c.enumeration_index = i;
+    }
+    on.extend(off);
+    Ok((on, timeline))
+}
+
+/// The transport with the scenario's messages submitted, and what the replay reports about it.
+struct Queue {
+    /// The on-premises transport, every message in its queue.
+    transport: Transport,
+    /// The sending server (the scenario's Exchange version).
+    server: ServerIdentity,
+    /// The retry settings in force (`[onprem.transport]`, else the role's defaults).
+    settings: TransportSettings,
+    /// The store at the start, shared with the transport.
+    store: Arc<CertStore>,
+    /// How many messages were submitted (every copy of every `[[messages]]` entry).
+    submitted: u32,
+}
+
+/// The transport and its queue: server, retry settings, selection, SChannel and certificate
+/// cache as the scenario sets them; every message submitted at the start.
+fn build_queue(s: &Scenario, connector: &SendConnector, store: CertStore) -> Queue {
+    let server = ServerIdentity {
+        version: s.scenario.exchange_version,
+        ..s.onprem.server.clone()
+    };
+    let settings = s
+        .onprem
+        .transport
+        .clone()
+        .unwrap_or_else(|| TransportSettings::for_role(server.role));
+    let mut cfg = TransportConfig::new(connector.clone());
+    cfg.server = server.clone();
+    cfg.settings = settings.clone();
+    cfg.selection = s.onprem.selection;
+    cfg.schannel = s.onprem.schannel.clone();
+    cfg.certificate_cache = s.onprem.certificate_cache;
+    let store = Arc::new(store);
+    let mut transport = Transport::new(cfg, Arc::clone(&store));
+    let mut next_id = FIRST_INTERNAL_ID;
+    let mut submitted = 0;
+    for m in &s.messages {
+        for _ in 0..m.count {
+            transport.submit(outbound(m, next_id, s.run.start));
+            next_id += 1;
+            submitted += 1;
+        }
+    }
+    Queue {
+        transport,
+        server,
+        settings,
+        store,
+        submitted,
+    }
+}
+
+/// The run's files as a real server's (plus the mock's records and the tenant's inbound
+/// connectors) and what `hybridlab diagnose` makes of them.
+fn close_the_loop(
+    s: &Scenario,
+    connector: &SendConnector,
+    transport: &Transport,
+    end: OffsetDateTime,
+    mock_sessions: &[SessionRecord],
+) -> (
+    hybridlab_artefacts::bundle::ArtefactBundle,
+    hybridlab_diagnose::Report,
+) {
+    let mut bundle = transport
+        .artefact_bundle(end)
+        .with_mock_records(mock_sessions.to_vec());
+    if let Some(t) = super::artefacts::organisation_tenant(s, connector) {
+        bundle = bundle.with_inbound_connectors(
+            t.inbound_connectors
+                .iter()
+                .map(hybridlab_artefacts::connectors::InboundConnectorRow::from)
+                .collect(),
+        );
+    }
+    let diagnosis = super::artefacts::diagnose_bundle(&bundle);
+    (bundle, diagnosis)
 }
 
 fn outbound(m: &super::model::MessageSpec, id: u64, at: OffsetDateTime) -> OutboundMessage {

@@ -1,14 +1,13 @@
 //! The transport's artefacts written as a real server's files and read back through the readers:
 //! the classic case against the mock EOP (in memory, virtual time) gives a send log whose tail has
-//! the shape of exchange-hybrid.md 5.3, a connectivity log, Get-Queue / Get-Message with the
+//! the shape of the classic send log in docs/formats.md, a connectivity log, Get-Queue / Get-Message with the
 //! misleading LED, both certificate listings (the key-less twin only in the Cert: listing) and the
 //! send connector; DNS and connect failures reach the connectivity log; exported keys are 0600.
-
-mod mocklab;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::support::{self, Net, SMART_HOST, message, pinned, t0};
 use hybridlab_artefacts::bundle::{self, BundleOptions};
 use hybridlab_artefacts::certs::CertListingSource;
 use hybridlab_artefacts::connectivity::ConnectivityNote;
@@ -18,7 +17,6 @@ use hybridlab_artefacts::{ArtefactKind, read_dir};
 use hybridlab_model::exchange::{DisconnectReason, QueueStatus, SecurityStatus, TlsAuthLevel};
 use hybridlab_onprem::resolver::{ConnectFailure, LabResolver};
 use hybridlab_onprem::transport::run_until;
-use mocklab::{Net, SMART_HOST, message, pinned, t0};
 
 const CLASSIC_LED: &str =
     "451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out";
@@ -43,7 +41,7 @@ fn tail_columns(line: &str) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn classic_case_artefacts_read_back_with_the_real_shapes() {
-    let lab = mocklab::start(true, Net::Memory).await;
+    let lab = support::start(true, Net::Memory).await;
     let keyless = lab.store.entry("twin-nokey").unwrap().facts.clone();
     let keyed = lab.store.entry("keyed").unwrap().facts.clone();
     let mut t = lab.transport(pinned());
@@ -82,7 +80,7 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
         ]
     );
 
-    // the send log's tail, column for column, as exchange-hybrid.md 5.3 shows it
+    // the send log's tail, column for column, as the classic send log of docs/formats.md shows it
     let send = std::fs::read_to_string(dir.path().join("SEND20190502-1.LOG")).unwrap();
     let lines: Vec<&str> = send.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines[0], "#Software: Microsoft Exchange Server");
@@ -290,7 +288,7 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
 
 #[tokio::test(start_paused = true)]
 async fn delivered_session_logs_messages_and_bytes() {
-    let lab = mocklab::start(false, Net::Memory).await;
+    let lab = support::start(false, Net::Memory).await;
     let mut t = lab.transport(pinned());
     let m = message(1);
     let size = m.wire(true).len() as u64;
@@ -323,7 +321,7 @@ async fn delivered_session_logs_messages_and_bytes() {
 
 #[tokio::test(start_paused = true)]
 async fn dns_and_connect_failures_reach_the_connectivity_log() {
-    let lab = mocklab::start(false, Net::Memory).await;
+    let lab = support::start(false, Net::Memory).await;
     let peer = "10.0.0.5:27436".parse().unwrap();
 
     // the smart host does not resolve: no send log session, a connectivity line
@@ -394,7 +392,7 @@ async fn dns_and_connect_failures_reach_the_connectivity_log() {
 
 #[tokio::test(start_paused = true)]
 async fn exported_keys_are_private_and_logs_follow_protocol_logging_level() {
-    let lab = mocklab::start(true, Net::Memory).await;
+    let lab = support::start(true, Net::Memory).await;
     let mut c = pinned();
     c.protocol_logging_level = hybridlab_onprem::connector::ProtocolLoggingLevel::None;
     let mut t = lab.transport(c);

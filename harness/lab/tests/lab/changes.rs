@@ -2,12 +2,11 @@
 //! transport's certificate cache (FM-34) against the mock EOP on the virtual clock, and the
 //! `cert-cached-after-change` / `cert-failure-recovered` rules on hand-written bundles.
 
-mod mocklab;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::{self, MockLab, Net, message, pinned};
 use harness::scenario::model::ChangeAction;
 use harness::scenario::{ScenarioError, load};
 use hybridlab_diagnose::{FindingId, Options, diagnose_paths};
@@ -15,7 +14,6 @@ use hybridlab_model::exchange::QueueStatus;
 use hybridlab_onprem::certstore::{StoreDescription, fixtures};
 use hybridlab_onprem::transport::{CertificateCache, Transport, TransportRecord, run_until};
 use mock_eop::config::EopConfig;
-use mocklab::{MockLab, Net, message, pinned};
 use time::Duration;
 
 // ---------------------------------------------------------------------------------------------
@@ -26,10 +24,11 @@ fn base() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/base/hybrid-cert.toml")
 }
 
-/// A scenario file extending the catalogue's base, the twins in the store, then `rest`.
+/// A scenario file extending the catalogue's base, the twins in the store, then `rest`, then an
+/// expectation (a scenario without one does not load).
 fn write(dir: &Path, name: &str, rest: &str) -> PathBuf {
     let text = format!(
-        "extend = {:?}\n\n{TWINS}\n{rest}",
+        "extend = {:?}\n\n{TWINS}\n{rest}\n{EXPECT}",
         base().display().to_string()
     );
     let p = dir.join(name);
@@ -48,6 +47,9 @@ name = "good"
 subject = "CN=mail.contoso.com, O=Contoso Ltd, L=Redmond, S=Washington, C=US"
 issuer = "issuing"
 "#;
+
+/// Any expectation: the schema tests only load the files.
+const EXPECT: &str = "[expect]\ndelivered = 1\n";
 
 /// The line (1-based) of the first occurrence of `needle` in the file.
 fn line_of(p: &Path, needle: &str) -> usize {
@@ -397,7 +399,7 @@ fn twins_and_other() -> StoreDescription {
 }
 
 async fn lab() -> MockLab {
-    mocklab::start_with(
+    support::start_with(
         EopConfig::contoso(),
         Vec::new(),
         &twins_and_other(),
@@ -448,7 +450,7 @@ async fn store_change_without_restart_keeps_the_cached_selection() {
     let mut d = lab.memory(peer());
     let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let t0 = mocklab::t0();
+    let t0 = support::t0();
 
     // the first attempt selects (and caches) the key-less twin; so do the glitch retries
     run_until(
@@ -554,7 +556,7 @@ async fn without_a_cache_the_store_change_takes_effect_at_the_next_retry() {
     let mut t = lab.transport(pinned());
     t.config_mut().certificate_cache = CertificateCache::Disabled;
     t.submit(message(1));
-    let t0 = mocklab::t0();
+    let t0 = support::t0();
     run_until(&mut t, &resolver, &mut d, &clock, t0, 10).await;
     assert_eq!(presented(&t), vec![twin.clone()]);
     assert!(t.cached_certificates().is_empty());
@@ -589,7 +591,7 @@ async fn a_new_tls_certificate_name_bypasses_the_cache() {
     let mut d = lab.memory(peer());
     let mut t = lab.transport(pinned());
     t.submit(message(1));
-    let t0 = mocklab::t0();
+    let t0 = support::t0();
     run_until(&mut t, &resolver, &mut d, &clock, t0, 10).await;
 
     // the twin is removed and the connector "updated" with the same identifier: still cached
@@ -646,7 +648,7 @@ async fn an_installed_certificate_is_enumerated_where_asked() {
         hybridlab_onprem::transport::TransportConfig::new(pinned()),
         Arc::new(store),
     );
-    t.install_certificate(e, 0, mocklab::t0());
+    t.install_certificate(e, 0, support::t0());
     let names: Vec<&str> = t.store().my().iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["keyed", "twin-nokey", "other"]);
     assert_eq!(t.store().entry("keyed").unwrap().enumeration_index, 0);

@@ -1,7 +1,7 @@
 //! `hybridlab send --out DIR` against the mock EOP started in-process on 127.0.0.1:0: the classic
 //! case from the command line writes a real server's artefacts, read back through the readers
-//! (send log tail of exchange-hybrid.md 5.3, Retry with the misleading LED, the key-less twin only
-//! in the Cert: listing); the keyed twin delivers with `250 2.6.0`.
+//! (the tail of the classic send log in docs/formats.md, Retry with the misleading LED, the
+//! key-less twin only in the Cert: listing); the keyed twin delivers with `250 2.6.0`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -142,7 +142,7 @@ async fn classic_case_from_the_command_line_writes_real_artefacts() {
     assert_eq!(exchange, std::slice::from_ref(&provider[1].thumbprint));
     assert!(!exchange.contains(&twin.thumbprint));
 
-    // the send log's tail is exchange-hybrid.md 5.3 with the twin's thumbprint
+    // the send log's tail is the classic send log of docs/formats.md with the twin's thumbprint
     let lines: Vec<&str> = send.split("\r\n").filter(|l| !l.is_empty()).collect();
     let tail: Vec<String> = lines[lines.len() - 9..]
         .iter()
