@@ -36,7 +36,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{EopConfig, Invalid};
 use crate::fault::{Fault, FaultBook};
-use crate::session::{Action, HandshakeFault, Session, SessionContext};
+use crate::session::{Action, HandshakeFault, ProtocolCore, Session, SessionContext};
 use crate::tls::{ClientVerifier, ServerIdentity, TlsError, server_config, tls_facts};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::record::{MessageRecord, SessionRecord};
@@ -607,14 +607,14 @@ async fn tls_phase<S>(
             match result {
                 Some(Ok(Ok(tls))) => {
                     let facts = tls_facts(tls.get_ref().1, &shared.verifier);
-                    session.handle_tls_established(facts, clock.now());
+                    session.handle_tls_established(clock.now(), facts);
                     if let Outcome::StartTls(..) = drive(shared, session, tls, shutdown, buf).await
                     {
-                        session.handle_io_error("STARTTLS inside TLS", clock.now());
+                        session.handle_io_error(clock.now(), "STARTTLS inside TLS");
                     }
                 }
-                Some(Ok(Err(e))) => session.handle_tls_failed(&e.to_string(), clock.now()),
-                Some(Err(_)) => session.handle_tls_failed("handshake timed out", clock.now()),
+                Some(Ok(Err(e))) => session.handle_tls_failed(clock.now(), &e.to_string()),
+                Some(Err(_)) => session.handle_tls_failed(clock.now(), "handshake timed out"),
                 None => session.handle_shutdown(clock.now()),
             }
         }
@@ -640,7 +640,7 @@ async fn tls_phase<S>(
             };
             let _ = stream.flush().await;
             let _ = stream.shutdown().await;
-            session.handle_tls_failed(&what, clock.now());
+            session.handle_tls_failed(clock.now(), &what);
         }
     }
 }
@@ -667,7 +667,6 @@ where
 {
     let clock = shared.clock;
     let write_timeout = shared.config.limits.idle_timeout.0;
-    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         let mut wrote = false;
         while let Some(action) = session.poll_action() {
@@ -675,8 +674,8 @@ where
                 Action::Write(bytes) => {
                     match tokio::time::timeout(write_timeout, stream.write_all(&bytes)).await {
                         Ok(Ok(())) => wrote = true,
-                        Ok(Err(e)) => session.handle_io_error(&e.to_string(), clock.now()),
-                        Err(_) => session.handle_io_error("write timed out", clock.now()),
+                        Ok(Err(e)) => session.handle_io_error(clock.now(), &e.to_string()),
+                        Err(_) => session.handle_io_error(clock.now(), "write timed out"),
                     }
                 }
                 Action::Stall(until) => {
@@ -690,7 +689,6 @@ where
                         () = signalled(shutdown) => session.handle_shutdown(clock.now()),
                     }
                 }
-                Action::ArmTimer(t) => deadline = Some(clock.instant_at(t)),
                 Action::StartTls(f) => {
                     let _ = stream.flush().await;
                     return Outcome::StartTls(stream, f);
@@ -718,6 +716,8 @@ where
         if session.is_closed() {
             return Outcome::Done;
         }
+        // The core's timer, read after its actions are drained (it may have moved).
+        let deadline = session.poll_timeout().map(|t| clock.instant_at(t));
         let timer = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -729,13 +729,10 @@ where
             () = signalled(shutdown) => session.handle_shutdown(clock.now()),
             r = read_some(&mut stream, buf) => match r {
                 Ok(0) => session.handle_eof(clock.now()),
-                Ok(n) => session.handle_input(&buf[..n], clock.now()),
-                Err(e) => session.handle_io_error(&e.to_string(), clock.now()),
+                Ok(n) => session.handle_input(clock.now(), &buf[..n]),
+                Err(e) => session.handle_io_error(clock.now(), &e.to_string()),
             },
-            () = timer => {
-                deadline = None;
-                session.handle_timeout(clock.now());
-            }
+            () = timer => session.handle_timeout(clock.now()),
         }
     }
 }
