@@ -10,6 +10,7 @@
 //! - [`dn`]: distinguished names as the lab writes them (`CN=..., O=..., C=US`).
 //! - [`identifier`]: `<I>issuer<S>subject`, the `TlsCertificateName` form.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
+//! - [`located`]: errors placed in a TOML file (`file:line:column`) by toml's spans and key paths.
 //! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
 //! - [`record`]: the mock EOP's session and message records (JSON lines), read by the diagnosis.
@@ -41,6 +42,7 @@ pub mod dn;
 pub mod exchange;
 pub mod exo;
 pub mod identifier;
+pub mod located;
 pub mod record;
 pub mod reply;
 pub mod timespan;
