@@ -379,22 +379,14 @@ fn name_hash(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MockFile, SenderDomain};
+    use crate::config::{CONTOSO_TOML, MockFile, SenderDomain};
     use hybridlab_labkit::pki::{CertAuthority, CertSpec};
     use hybridlab_model::record::ChainVerdict;
 
-    fn cfg() -> EopConfig {
-        MockFile::from_toml(
-            r#"
-[[eop.tenants]]
-name = "contoso"
-accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }, { domain = "contoso.mail.onmicrosoft.com" }]
-[[eop.tenants.inbound_connectors]]
-name = "Inbound from contoso"
-connector_type = "on_premises"
-tls_sender_certificate_name = "*.contoso.com"
-require_tls = true
-cloud_services_mail_enabled = true
+    /// What these tests add to the contoso tenant: a second contoso connector by IP
+    /// (127.0.0.7), fabrikam in another region, tailspin with RejectDirectSend and a Partner
+    /// connector for woodgrove.com restricted to its certificate.
+    const MORE_TENANTS: &str = r#"
 [[eop.tenants.inbound_connectors]]
 name = "Contoso by IP"
 connector_type = "on_premises"
@@ -414,11 +406,17 @@ name = "Partner woodgrove"
 sender_domains = ["woodgrove.com"]
 tls_sender_certificate_name = "mail.woodgrove.com"
 restrict_domains_to_certificate = true
-"#,
-            "t.toml",
-        )
-        .unwrap()
-        .eop
+"#;
+
+    /// The contoso tenant of `mock-eop serve` ([`CONTOSO_TOML`]) with its certificate connector
+    /// widened to `*.contoso.com`, then [`MORE_TENANTS`].
+    fn cfg() -> EopConfig {
+        let mut cfg = MockFile::from_toml(&format!("{CONTOSO_TOML}{MORE_TENANTS}"), "t.toml")
+            .unwrap()
+            .eop;
+        cfg.tenants[0].inbound_connectors[0].tls_sender_certificate_name =
+            Some("*.contoso.com".into());
+        cfg
     }
 
     fn cert(cn: &str, verdict: ChainVerdict) -> ClientCertificate {

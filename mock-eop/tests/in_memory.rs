@@ -30,7 +30,7 @@ async fn start_paused(
     faults: Vec<Fault>,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> mock_eop::MockEopHandle {
-    start_paused_with(config(CONTOSO), faults, roots).await
+    start_paused_with(lab_tenants(), faults, roots).await
 }
 
 async fn start_paused_with(
@@ -246,7 +246,7 @@ async fn shutdown_tells_open_sessions_421() {
 #[tokio::test(start_paused = true)]
 async fn version_and_cipher_restrictions() {
     // TLS 1.3 only on the endpoint, a TLS 1.2-only sender: no common version.
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.tls12 = false;
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let connector = tls_connector(&[mock.ca_certificate().clone()], None, true);
@@ -266,7 +266,7 @@ async fn version_and_cipher_restrictions() {
     );
 
     // One cipher suite only: it is the one negotiated and recorded.
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.cipher_suites = vec!["TLS13_CHACHA20_POLY1305_SHA256".parse().unwrap()];
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let c = vclient(&mock, "127.0.0.42:40002");

@@ -79,6 +79,11 @@ pub use tls::{
     ServerCertificate, TlsSettings, UnknownTlsName,
 };
 
+/// The `[eop]` tables of the contoso tenant (the file `mock-eop/src/contoso.toml`): what
+/// [`EopConfig::contoso`] parses, and the text tests and benches extend with their own tables
+/// (`[[eop.tenants.inbound_connectors]]` right after it adds a connector to contoso).
+pub const CONTOSO_TOML: &str = include_str!("../contoso.toml");
+
 /// Everything the mock EOP endpoint needs to know (the `[eop]` tables).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -99,42 +104,15 @@ pub struct EopConfig {
 }
 
 impl EopConfig {
-    /// The default of `mock-eop serve` without a config file: one contoso-like tenant in the
-    /// endpoint's region with accepted domains `contoso.com` (InternalRelay),
-    /// `contoso.mail.onmicrosoft.com` and `contoso.onmicrosoft.com`, and one HCW-style OnPremises
-    /// inbound connector `Inbound from contoso` (TlsSenderCertificateName `mail.contoso.com`,
+    /// The default of `mock-eop serve` without a config file: the endpoint's defaults and the
+    /// contoso tenant of [`CONTOSO_TOML`] (accepted domains `contoso.com` (InternalRelay),
+    /// `contoso.mail.onmicrosoft.com` and `contoso.onmicrosoft.com`; one HCW-style OnPremises
+    /// inbound connector `Inbound from contoso`, TlsSenderCertificateName `mail.contoso.com`,
     /// RequireTls, CloudServicesMailEnabled).
     pub fn contoso() -> Self {
-        Self {
-            tenants: vec![Tenant {
-                name: "contoso".into(),
-                region: None,
-                accepted_domains: vec![
-                    AcceptedDomain {
-                        domain: "contoso.com".into(),
-                        kind: DomainType::InternalRelay,
-                    },
-                    AcceptedDomain {
-                        domain: "contoso.mail.onmicrosoft.com".into(),
-                        kind: DomainType::Authoritative,
-                    },
-                    AcceptedDomain {
-                        domain: "contoso.onmicrosoft.com".into(),
-                        kind: DomainType::Authoritative,
-                    },
-                ],
-                inbound_connectors: vec![InboundConnector {
-                    name: "Inbound from contoso".into(),
-                    connector_type: ConnectorType::OnPremises,
-                    tls_sender_certificate_name: Some("mail.contoso.com".into()),
-                    require_tls: true,
-                    cloud_services_mail_enabled: true,
-                    ..InboundConnector::default()
-                }],
-                reject_direct_send: false,
-            }],
-            ..Self::default()
-        }
+        MockFile::from_toml(CONTOSO_TOML, "mock-eop/src/contoso.toml")
+            .expect("the embedded contoso fixture is valid (a unit test parses it)")
+            .eop
     }
 
     /// The tenant that has `domain` as an accepted domain.

@@ -146,6 +146,48 @@ fn timespans() {
 }
 
 #[test]
+fn the_contoso_fixture_is_the_documented_tenant() {
+    let expected = EopConfig {
+        tenants: vec![Tenant {
+            name: "contoso".into(),
+            region: None,
+            accepted_domains: vec![
+                AcceptedDomain {
+                    domain: "contoso.com".into(),
+                    kind: DomainType::InternalRelay,
+                },
+                AcceptedDomain {
+                    domain: "contoso.mail.onmicrosoft.com".into(),
+                    kind: DomainType::Authoritative,
+                },
+                AcceptedDomain {
+                    domain: "contoso.onmicrosoft.com".into(),
+                    kind: DomainType::Authoritative,
+                },
+            ],
+            inbound_connectors: vec![InboundConnector {
+                name: "Inbound from contoso".into(),
+                connector_type: ConnectorType::OnPremises,
+                tls_sender_certificate_name: Some("mail.contoso.com".into()),
+                require_tls: true,
+                cloud_services_mail_enabled: true,
+                ..InboundConnector::default()
+            }],
+            reject_direct_send: false,
+        }],
+        ..EopConfig::default()
+    };
+    assert_eq!(EopConfig::contoso(), expected);
+    // the text has nothing but [eop] tables
+    assert!(
+        MockFile::from_toml(CONTOSO_TOML, "c.toml")
+            .unwrap()
+            .faults
+            .is_empty()
+    );
+}
+
+#[test]
 fn contoso_default_is_valid_and_round_trips() {
     let c = EopConfig::contoso();
     c.validate().unwrap();

@@ -12,7 +12,6 @@ mod starttls;
 use super::data::header_message_id;
 use super::*;
 use crate::attribution::{AttributionVerdict, VerdictKind};
-use crate::config::MockFile;
 use crate::fault::{Fault, FaultAction, Stage, Throttle};
 use hybridlab_labkit::pki::{CertAuthority, CertSpec};
 use hybridlab_model::record::{ChainVerdict, ClientCertificate, TlsFacts};
@@ -22,24 +21,11 @@ fn t0() -> OffsetDateTime {
     time::macros::datetime!(2026-05-02 06:30:00 UTC)
 }
 
-const CONFIG: &str = r#"
-[eop.limits]
-max_message_size = 2000
-idle_timeout = "00:05:00"
-
-[[eop.tenants]]
-name = "contoso"
-accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }, { domain = "contoso.mail.onmicrosoft.com" }]
-[[eop.tenants.inbound_connectors]]
-name = "Inbound from contoso"
-connector_type = "on_premises"
-tls_sender_certificate_name = "mail.contoso.com"
-require_tls = true
-cloud_services_mail_enabled = true
-"#;
-
+/// The contoso tenant ([`EopConfig::contoso`]) with a 2000-byte message size limit.
 fn config() -> EopConfig {
-    MockFile::from_toml(CONFIG, "t.toml").unwrap().eop
+    let mut cfg = EopConfig::contoso();
+    cfg.limits.max_message_size = 2000;
+    cfg
 }
 
 /// A session and what its driver would have seen.
