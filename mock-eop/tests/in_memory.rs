@@ -13,7 +13,6 @@ use hybridlab_model::record::CloseReason;
 use hybridlab_model::timespan::TimeSpan;
 use mock_eop::MockEop;
 use mock_eop::fault::{Fault, FaultAction, Stage, TlsAlert};
-use tokio::time::Instant;
 
 /// Reply bound in virtual time (longer than any idle timeout or stall here).
 const VIRTUAL: Duration = Duration::from_secs(3600);
@@ -76,10 +75,10 @@ async fn ip_attribution_in_memory_and_virtual_idle_timeout() {
         .await
         .unwrap();
     // now idle: the mock gives up after five virtual minutes
-    let t = Instant::now();
+    let t = mock.clock().now();
     let r = c.reply().await;
     assert_eq!(r.one_line(), "451 4.7.0 Timeout waiting for client input");
-    assert_eq!(t.elapsed(), Duration::from_secs(300));
+    assert_eq!(mock.clock().now() - t, time::Duration::seconds(300));
     assert!(c.try_reply().await.is_none());
     let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
     assert_eq!(recs.len(), 1);
@@ -110,9 +109,9 @@ async fn stall_fault_delays_in_virtual_time_and_two_days_pass_in_an_instant() {
     c.reply().await;
     c.cmd("EHLO x").await;
     c.cmd("MAIL FROM:<a@gmail.example>").await;
-    let t = Instant::now();
+    let t = mock.clock().now();
     assert_eq!(c.cmd("RCPT TO:<bob@contoso.com>").await.code, 250);
-    assert_eq!(t.elapsed(), Duration::from_secs(120));
+    assert_eq!(mock.clock().now() - t, time::Duration::seconds(120));
     c.cmd("QUIT").await;
     // two days later (virtual) a new session's banner shows the lab time
     tokio::time::sleep(Duration::from_secs(2 * 86_400)).await;
