@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::fault::FaultBook;
-use mock_eop::session::{Action, Session, SessionContext};
+use mock_eop::session::{Action, ProtocolCore, Session, SessionContext};
 
 fn config() -> Arc<EopConfig> {
     let f = MockFile::from_toml(
@@ -79,7 +79,7 @@ fn run(cfg: &Arc<EopConfig>, book: &Arc<FaultBook>, chunks: &[Vec<u8>], index: u
     };
     drain(&mut s);
     for c in chunks {
-        s.handle_input(c, now);
+        s.handle_input(now, c);
         drain(&mut s);
     }
     let rec = s.finish(now);

@@ -53,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::config::parse_toml;
 use crate::fault::Fault;
 use crate::server::{MockEopError, MockEopHandle};
+use hybridlab_model::located::TomlSource;
 
 /// The longest `GET /wait` may block.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -450,7 +450,8 @@ fn parse_faults(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Fault>, ApiError
         };
         parsed.map_err(|e| ApiError::bad_request(format!("request body (JSON): {e}")))
     } else {
-        parse_toml::<FaultList>(text, "request body (TOML)")
+        TomlSource::new("request body (TOML)", text)
+            .deserialize::<FaultList>()
             .map(|l| l.faults)
             .map_err(|e| ApiError::bad_request(e.to_string()))
     }

@@ -1,5 +1,5 @@
 //! Tenant attribution, pure: session facts and the envelope in, a verdict and the reply out
-//! (exchange-hybrid.md sections 3.2 and 8.3).
+//! (the domain reference's attribution rules).
 //!
 //! Step A picks the tenant: a valid client certificate whose names match the
 //! TlsSenderCertificateName of an OnPremises connector (and, by default, that name is an accepted
@@ -28,7 +28,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::{EopConfig, WildcardMatching};
+use crate::config::{EopConfig, ReplyTemplate, WildcardMatching};
 pub use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 use hybridlab_model::exo::{ConnectorType, InboundConnector, Tenant};
 use hybridlab_model::record::ClientCertificate;
@@ -38,7 +38,7 @@ use hybridlab_model::x509::name_matches;
 /// What attribution needs to know about the session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionFacts<'a> {
-    /// The client's address.
+    /// The client's IP: what a connector's SenderIPAddresses must hold.
     pub peer: IpAddr,
     /// Whether STARTTLS completed.
     pub tls: bool,
@@ -49,11 +49,13 @@ pub struct SessionFacts<'a> {
 /// The verdict and, when the command is refused, the reply to send instead of the 250.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// The verdict.
+    /// The tenant and connector the transaction is attributed to, or why it is not (what the
+    /// session record's `attribution` shows).
     pub verdict: AttributionVerdict,
     /// `Some` when the command is refused.
     pub reject: Option<Reply>,
-    /// Whether the matched connector honours cross-premises headers.
+    /// Whether the matched connector has CloudServicesMailEnabled, so EOP keeps the
+    /// cross-premises (`X-MS-Exchange-Organization-*`) headers.
     pub cross_premises: bool,
 }
 
@@ -162,12 +164,8 @@ fn find_connector<'a>(
     None
 }
 
-fn render(
-    cfg: &EopConfig,
-    over: Option<&crate::config::ReplyTemplate>,
-    peer: IpAddr,
-    dflt: Reply,
-) -> Reply {
+/// The configured replacement for a reply (placeholders filled), else EOP's text `dflt`.
+fn render(cfg: &EopConfig, over: Option<&ReplyTemplate>, peer: IpAddr, dflt: Reply) -> Reply {
     match over {
         Some(t) => t.render(&cfg.endpoint.reject_host, &peer.to_string(), 0),
         None => dflt,
@@ -249,114 +247,127 @@ pub fn evaluate_rcpt(
     sender: &str,
     recipient: &str,
 ) -> Decision {
-    let peer = facts.peer;
     let sender_domain = domain_of(sender);
     let rcpt_domain = domain_of(recipient);
     let rcpt_tenant = rcpt_domain.and_then(|d| cfg.tenant_of_domain(d));
     if let Some(f) = find_connector(cfg, facts, sender_domain, rcpt_domain) {
-        if f.connector.require_tls && !facts.tls {
-            return tls_required(cfg, &f, peer);
-        }
-        if let Some(d) = wrong_region(cfg, f.tenant, peer) {
-            return d;
-        }
-        let in_tenant = rcpt_tenant.is_some_and(|r| std::ptr::eq(r, f.tenant));
-        if f.connector.connector_type == ConnectorType::Partner && !in_tenant {
-            return Decision {
-                verdict: AttributionVerdict::RelayDenied {
-                    tenant: Some(f.tenant.name.clone()),
-                },
-                reject: Some(render(
-                    cfg,
-                    cfg.replies.relay_denied.as_ref(),
-                    peer,
-                    eop::relay_denied(&cfg.endpoint.reject_host),
-                )),
-                cross_premises: false,
-            };
-        }
-        return attributed(&f);
+        return by_connector(cfg, &f, facts, rcpt_tenant);
     }
     match rcpt_tenant {
-        Some(r) => {
-            if let Some(d) = wrong_region(cfg, r, peer) {
-                return d;
-            }
-            if let Some(p) = r.inbound_connectors.iter().find(|c| {
-                c.enabled
-                    && c.connector_type == ConnectorType::Partner
-                    && (c.restrict_domains_to_certificate || c.restrict_domains_to_ip_addresses)
-                    && c.sender_domains
-                        .iter()
-                        .any(|s| s.0 != "*" && s.covers(sender_domain))
-            }) {
-                let stamp = format!(
-                    "{}",
-                    crate::fault::mix(peer_hash(peer) ^ name_hash(&p.name)) % 1_000_000_000
-                );
-                return Decision {
-                    verdict: AttributionVerdict::PartnerRestricted {
-                        tenant: r.name.clone(),
-                        connector: p.name.clone(),
-                    },
-                    reject: Some(render(
-                        cfg,
-                        cfg.replies.partner_restricted.as_ref(),
-                        peer,
-                        eop::partner_restriction(&cfg.endpoint.reject_host, &stamp),
-                    )),
-                    cross_premises: false,
-                };
-            }
-            if r.reject_direct_send && sender_domain.is_some_and(|d| r.accepts(d)) {
-                return Decision {
-                    verdict: AttributionVerdict::DirectSendDenied {
-                        tenant: r.name.clone(),
-                    },
-                    reject: Some(render(
-                        cfg,
-                        cfg.replies.direct_send_denied.as_ref(),
-                        peer,
-                        eop::direct_send_denied(&cfg.endpoint.reject_host),
-                    )),
-                    cross_premises: false,
-                };
-            }
-            Decision {
-                verdict: AttributionVerdict::Unattributed {
-                    tenant: Some(r.name.clone()),
-                },
-                reject: None,
-                cross_premises: false,
-            }
-        }
+        Some(r) => into_tenant(cfg, r, sender_domain, facts.peer),
         None => {
-            let sender_tenant = sender_domain.and_then(|d| cfg.tenant_of_domain(d));
-            match sender_tenant {
-                Some(t) => Decision {
-                    verdict: AttributionVerdict::RelayDenied {
+            let reply = |r: Option<&ReplyTemplate>, dflt| render(cfg, r, facts.peer, dflt);
+            let host = &cfg.endpoint.reject_host;
+            match sender_domain.and_then(|d| cfg.tenant_of_domain(d)) {
+                Some(t) => refused(
+                    AttributionVerdict::RelayDenied {
                         tenant: Some(t.name.clone()),
                     },
-                    reject: Some(render(
-                        cfg,
-                        cfg.replies.relay_denied.as_ref(),
-                        peer,
-                        eop::relay_denied(&cfg.endpoint.reject_host),
-                    )),
-                    cross_premises: false,
-                },
-                None => Decision {
-                    verdict: AttributionVerdict::RelayDeniedAttr36,
-                    reject: Some(render(
-                        cfg,
+                    reply(cfg.replies.relay_denied.as_ref(), eop::relay_denied(host)),
+                ),
+                None => refused(
+                    AttributionVerdict::RelayDeniedAttr36,
+                    reply(
                         cfg.replies.relay_denied_attr36.as_ref(),
-                        peer,
-                        eop::relay_denied_attr36(&cfg.endpoint.reject_host),
-                    )),
-                    cross_premises: false,
-                },
+                        eop::relay_denied_attr36(host),
+                    ),
+                ),
             }
         }
+    }
+}
+
+/// A connector matched (step B found one): TLS, region, then a Partner connector relays only into
+/// its own tenant; an OnPremises connector relays anywhere.
+fn by_connector(
+    cfg: &EopConfig,
+    f: &Found<'_>,
+    facts: &SessionFacts<'_>,
+    rcpt_tenant: Option<&Tenant>,
+) -> Decision {
+    if f.connector.require_tls && !facts.tls {
+        return tls_required(cfg, f, facts.peer);
+    }
+    if let Some(d) = wrong_region(cfg, f.tenant, facts.peer) {
+        return d;
+    }
+    let in_tenant = rcpt_tenant.is_some_and(|r| std::ptr::eq(r, f.tenant));
+    if f.connector.connector_type == ConnectorType::Partner && !in_tenant {
+        return refused(
+            AttributionVerdict::RelayDenied {
+                tenant: Some(f.tenant.name.clone()),
+            },
+            render(
+                cfg,
+                cfg.replies.relay_denied.as_ref(),
+                facts.peer,
+                eop::relay_denied(&cfg.endpoint.reject_host),
+            ),
+        );
+    }
+    attributed(f)
+}
+
+/// No connector, the recipient is in tenant `r`: its region, a restricting Partner connector for
+/// the sender's domain, RejectDirectSend; else anonymous Internet mail into the tenant.
+fn into_tenant(cfg: &EopConfig, r: &Tenant, sender_domain: Option<&str>, peer: IpAddr) -> Decision {
+    if let Some(d) = wrong_region(cfg, r, peer) {
+        return d;
+    }
+    let host = &cfg.endpoint.reject_host;
+    if let Some(p) = r.inbound_connectors.iter().find(|c| {
+        c.enabled
+            && c.connector_type == ConnectorType::Partner
+            && (c.restrict_domains_to_certificate || c.restrict_domains_to_ip_addresses)
+            && c.sender_domains
+                .iter()
+                .any(|s| s.0 != "*" && s.covers(sender_domain))
+    }) {
+        let stamp = format!(
+            "{}",
+            crate::fault::mix(peer_hash(peer) ^ name_hash(&p.name)) % 1_000_000_000
+        );
+        return refused(
+            AttributionVerdict::PartnerRestricted {
+                tenant: r.name.clone(),
+                connector: p.name.clone(),
+            },
+            render(
+                cfg,
+                cfg.replies.partner_restricted.as_ref(),
+                peer,
+                eop::partner_restriction(host, &stamp),
+            ),
+        );
+    }
+    if r.reject_direct_send && sender_domain.is_some_and(|d| r.accepts(d)) {
+        return refused(
+            AttributionVerdict::DirectSendDenied {
+                tenant: r.name.clone(),
+            },
+            render(
+                cfg,
+                cfg.replies.direct_send_denied.as_ref(),
+                peer,
+                eop::direct_send_denied(host),
+            ),
+        );
+    }
+    Decision {
+        verdict: AttributionVerdict::Unattributed {
+            tenant: Some(r.name.clone()),
+        },
+        reject: None,
+        cross_premises: false,
+    }
+}
+
+/// A refusal: `verdict`, answered with `reply`.
+fn refused(verdict: AttributionVerdict, reply: Reply) -> Decision {
+    Decision {
+        verdict,
+        reject: Some(reply),
+        cross_premises: false,
     }
 }
 
@@ -379,22 +390,14 @@ fn name_hash(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{MockFile, SenderDomain};
+    use crate::config::{CONTOSO_TOML, MockFile, SenderDomain};
     use hybridlab_labkit::pki::{CertAuthority, CertSpec};
     use hybridlab_model::record::ChainVerdict;
 
-    fn cfg() -> EopConfig {
-        MockFile::from_toml(
-            r#"
-[[eop.tenants]]
-name = "contoso"
-accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }, { domain = "contoso.mail.onmicrosoft.com" }]
-[[eop.tenants.inbound_connectors]]
-name = "Inbound from contoso"
-connector_type = "on_premises"
-tls_sender_certificate_name = "*.contoso.com"
-require_tls = true
-cloud_services_mail_enabled = true
+    /// What these tests add to the contoso tenant: a second contoso connector by IP
+    /// (127.0.0.7), fabrikam in another region, tailspin with RejectDirectSend and a Partner
+    /// connector for woodgrove.com restricted to its certificate.
+    const MORE_TENANTS: &str = r#"
 [[eop.tenants.inbound_connectors]]
 name = "Contoso by IP"
 connector_type = "on_premises"
@@ -414,11 +417,17 @@ name = "Partner woodgrove"
 sender_domains = ["woodgrove.com"]
 tls_sender_certificate_name = "mail.woodgrove.com"
 restrict_domains_to_certificate = true
-"#,
-            "t.toml",
-        )
-        .unwrap()
-        .eop
+"#;
+
+    /// The contoso tenant of `mock-eop serve` ([`CONTOSO_TOML`]) with its certificate connector
+    /// widened to `*.contoso.com`, then [`MORE_TENANTS`].
+    fn cfg() -> EopConfig {
+        let mut cfg = MockFile::from_toml(&format!("{CONTOSO_TOML}{MORE_TENANTS}"), "t.toml")
+            .unwrap()
+            .eop;
+        cfg.tenants[0].inbound_connectors[0].tls_sender_certificate_name =
+            Some("*.contoso.com".into());
+        cfg
     }
 
     fn cert(cn: &str, verdict: ChainVerdict) -> ClientCertificate {

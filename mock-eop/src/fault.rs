@@ -210,9 +210,9 @@ impl<'de> Deserialize<'de> for ReplyLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    /// Where it applies.
+    /// The point of the dialogue where the fault fires (the first fault armed there wins).
     pub stage: Stage,
-    /// What it does.
+    /// What the mock does there instead of (or, for a stall, before) its normal answer.
     pub action: FaultAction,
     /// Only the first N sessions that reach the stage (then it recovers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +220,7 @@ pub struct Fault {
     /// Each session that reaches the stage is hit with this probability (seeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// A label for records.
+    /// A label shown with the fault in the session records (`faults_fired[].name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
@@ -316,7 +316,7 @@ impl FaultBook {
         }
     }
 
-    /// The faults.
+    /// The faults of the book, in order: a record's `faults_fired[].index` is a position here.
     pub fn faults(&self) -> &[Fault] {
         &self.faults
     }

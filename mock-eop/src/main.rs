@@ -21,16 +21,16 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::record::SessionRecord;
-use mock_eop::MockEop;
 use mock_eop::api::Api;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::tls::ServerIdentity;
+use mock_eop::{MockEop, MockEopBuilder, MockEopHandle};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -117,28 +117,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => (EopConfig::contoso(), Vec::new()),
     };
-    let mut roots: Vec<CertificateDer<'static>> = Vec::new();
-    for path in &args.client_ca {
-        let pem =
-            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        for c in CertificateDer::pem_slice_iter(&pem) {
-            roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
-        }
-    }
-    if let Some(api) = args.api
-        && !api.ip().is_loopback()
-    {
-        if !args.api_allow_remote {
-            anyhow::bail!(
-                "--api {api} is not a loopback address: the API has no authentication and can \
-                 clear records and change faults; use 127.0.0.1, or add --api-allow-remote"
-            );
-        }
-        tracing::warn!(api = %api, "serving the API on a non-loopback address");
-    }
-    if !args.listen.ip().is_loopback() {
-        tracing::warn!(listen = %args.listen, "listening on a non-loopback address");
-    }
+    let roots = client_roots(&args.client_ca)?;
+    check_addresses(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -155,72 +135,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        let records = match &args.records {
-            Some(path) => Some(open_records(path)?),
-            None => None,
-        };
-        let clock = LabClock::system();
-        let seed = args.seed.unwrap_or_else(|| {
-            let ns = clock.epoch().unix_timestamp_nanos();
-            (ns as u64) ^ ((ns >> 64) as u64)
-        });
         let mut builder = MockEop::builder()
             .config(config)
             .faults(faults)
-            .seed(seed)
-            .clock(clock)
             .trust_roots(roots)
-            .listener(listener)
-            .retain_sessions(args.keep);
-        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-            builder = builder.server_identity(ServerIdentity::from_pem_files(cert, key)?);
-        }
-        builder = builder.on_session(move |r| {
-            // The record is written (and its headers parsed) after the session has ended, before
-            // its log line, so a reader that has seen the log line finds the record in the file.
-            if let Some(w) = &records {
-                let mut r = r.clone();
-                r.ensure_parsed();
-                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = writeln!(w, "{}", r.to_json_line()).and_then(|()| w.flush()) {
-                    tracing::error!(error = %e, "cannot write the session record");
-                }
-            }
-            log_session(r);
-        });
-        let handle = std::sync::Arc::new(builder.start().await?);
-        let addr = handle.local_addr();
-        let mut lines = vec![format!("mock-eop listening on {addr}")];
-        if let Some(cert) = &args.cert {
-            lines.push(format!(
-                "lab CA: none (serving {}; clients trust its issuer)",
-                cert.display()
-            ));
-        } else {
-            let ca_path = args.ca_out.clone().unwrap_or_else(|| {
-                std::env::temp_dir()
-                    .join(format!("mock-eop-{}", addr.port()))
-                    .join("lab-ca.pem")
-            });
-            if let Some(dir) = ca_path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-            }
-            std::fs::write(&ca_path, handle.ca_pem())
-                .with_context(|| format!("{}: cannot write", ca_path.display()))?;
-            lines.push(format!("lab CA: {}", ca_path.display()));
-        }
-        lines.push(format!(
-            "server certificate: {} (thumbprint {})",
-            handle.server_certificate().subject,
-            handle.server_certificate().thumbprint
-        ));
-        if let Some(p) = &args.records {
-            lines.push(format!("records: {}", p.display()));
-        }
+            .listener(listener);
+        builder = configure(builder, &args)?;
+        let handle = Arc::new(builder.start().await?);
+        let mut lines = startup_lines(&handle, &args)?;
         let api = match api_listener {
             Some(l) => {
                 lines.push(format!("api: http://{}", l.local_addr()?));
-                let mut api = Api::new(std::sync::Arc::clone(&handle));
+                let mut api = Api::new(Arc::clone(&handle));
                 if let Some(cert) = &args.cert {
                     api = api.without_lab_ca(format!(
                         "serving {}; clients trust its issuer",
@@ -240,6 +166,104 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drop(handle);
         anyhow::Ok(())
     })
+}
+
+/// The roots client certificates must chain to: every certificate of every `--client-ca` file.
+fn client_roots(files: &[PathBuf]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let mut roots = Vec::new();
+    for path in files {
+        let pem =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
+        }
+    }
+    Ok(roots)
+}
+
+/// Refuses `--api` on a non-loopback address without `--api-allow-remote`; warns about
+/// non-loopback addresses that are allowed.
+fn check_addresses(args: &ServeArgs) -> anyhow::Result<()> {
+    if let Some(api) = args.api
+        && !api.ip().is_loopback()
+    {
+        if !args.api_allow_remote {
+            anyhow::bail!(
+                "--api {api} is not a loopback address: the API has no authentication and can \
+                 clear records and change faults; use 127.0.0.1, or add --api-allow-remote"
+            );
+        }
+        tracing::warn!(api = %api, "serving the API on a non-loopback address");
+    }
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "listening on a non-loopback address");
+    }
+    Ok(())
+}
+
+/// The rest of the builder from the arguments: the clock and seed, how many sessions to keep,
+/// the served certificate, and the hook that writes records and logs each session.
+fn configure(builder: MockEopBuilder, args: &ServeArgs) -> anyhow::Result<MockEopBuilder> {
+    let records = match &args.records {
+        Some(path) => Some(open_records(path)?),
+        None => None,
+    };
+    let clock = LabClock::system();
+    let seed = args.seed.unwrap_or_else(|| {
+        let ns = clock.epoch().unix_timestamp_nanos();
+        (ns as u64) ^ ((ns >> 64) as u64)
+    });
+    let mut builder = builder.seed(seed).clock(clock).retain_sessions(args.keep);
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = builder.server_identity(ServerIdentity::from_pem_files(cert, key)?);
+    }
+    Ok(builder.on_session(move |r| {
+        // The record is written (and its headers parsed) after the session has ended, before
+        // its log line, so a reader that has seen the log line finds the record in the file.
+        if let Some(w) = &records {
+            let mut r = r.clone();
+            r.ensure_parsed();
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = writeln!(w, "{}", r.to_json_line()).and_then(|()| w.flush()) {
+                tracing::error!(error = %e, "cannot write the session record");
+            }
+        }
+        log_session(r);
+    }))
+}
+
+/// The start-up lines: the address, the lab CA (written to `--ca-out` or a temp file), the
+/// server certificate, the records file.
+fn startup_lines(handle: &MockEopHandle, args: &ServeArgs) -> anyhow::Result<Vec<String>> {
+    let addr = handle.local_addr();
+    let mut lines = vec![format!("mock-eop listening on {addr}")];
+    if let Some(cert) = &args.cert {
+        lines.push(format!(
+            "lab CA: none (serving {}; clients trust its issuer)",
+            cert.display()
+        ));
+    } else {
+        let ca_path = args.ca_out.clone().unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join(format!("mock-eop-{}", addr.port()))
+                .join("lab-ca.pem")
+        });
+        if let Some(dir) = ca_path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        }
+        std::fs::write(&ca_path, handle.ca_pem())
+            .with_context(|| format!("{}: cannot write", ca_path.display()))?;
+        lines.push(format!("lab CA: {}", ca_path.display()));
+    }
+    lines.push(format!(
+        "server certificate: {} (thumbprint {})",
+        handle.server_certificate().subject,
+        handle.server_certificate().thumbprint
+    ));
+    if let Some(p) = &args.records {
+        lines.push(format!("records: {}", p.display()));
+    }
+    Ok(lines)
 }
 
 /// Prints the start-up lines on stdout. A reader that has gone away (a closed pipe: a test that read

@@ -42,9 +42,9 @@ pub enum TlsError {
     /// A PEM file could not be used.
     #[error("{file}: {message}")]
     Pem {
-        /// The file.
+        /// The PEM file as given (`--cert`, `--key`, `cert_file`, `key_file`).
         file: String,
-        /// What is wrong.
+        /// What is wrong with it (unreadable, no certificate, no key...).
         message: String,
     },
     /// The restrictions leave nothing to negotiate.
@@ -62,7 +62,7 @@ pub struct ServerIdentity {
     /// The lab's "public" root (or, for a certificate loaded from files, the last certificate
     /// of the file): what a client is given to trust.
     pub trust_anchor: CertificateDer<'static>,
-    /// The leaf, read back.
+    /// The facts of the leaf as a client sees them (subject, SANs, validity, thumbprint).
     pub leaf: CertFacts,
 }
 

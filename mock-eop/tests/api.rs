@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 /// The contoso mock and its API, both on 127.0.0.1:0.
 async fn setup(faults: Vec<Fault>) -> (Arc<MockEopHandle>, SocketAddr) {
-    let mock = Arc::new(start(config(CONTOSO), faults, vec![]).await);
+    let mock = Arc::new(start(lab_tenants(), faults, vec![]).await);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     tokio::spawn(Api::new(Arc::clone(&mock)).serve(listener));
@@ -396,7 +396,7 @@ async fn bad_requests_are_json_errors_and_never_stop_the_api() {
 
 #[tokio::test]
 async fn ca_is_404_when_serving_a_certificate_from_files() {
-    let mock = Arc::new(start(config(CONTOSO), vec![], vec![]).await);
+    let mock = Arc::new(start(lab_tenants(), vec![], vec![]).await);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     tokio::spawn(

@@ -13,7 +13,7 @@ const BODY: &str = "From: alice@contoso.com\r\nTo: someone@gmail.example\r\nSubj
 #[tokio::test]
 async fn certificate_attribution_exact_and_wildcard_allows_relay() {
     let ca = onprem_ca();
-    let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
+    let mock = start(lab_tenants(), vec![], vec![ca.cert.der.clone()]).await;
     let roots = vec![mock.ca_certificate().clone()];
     for (i, cn) in ["mail.contoso.com", "smtp.contoso.com"]
         .into_iter()
@@ -113,7 +113,7 @@ async fn wrong_name_untrusted_issuer_deep_wildcard_and_no_certificate_are_relay_
         &hybridlab_labkit::pki::CertSpec::authority("CN=Rogue CA".parse().unwrap(), epoch()),
     )
     .unwrap();
-    let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
+    let mock = start(lab_tenants(), vec![], vec![ca.cert.der.clone()]).await;
     let wrong = client_cert(&ca, "smtp.contoso.net");
     let untrusted = client_cert(&rogue_ca, "mail.contoso.com");
     let deep = client_cert(&ca, "a.b.contoso.com");
@@ -176,7 +176,7 @@ async fn wrong_name_untrusted_issuer_deep_wildcard_and_no_certificate_are_relay_
 
 #[tokio::test]
 async fn ip_attribution_from_127_0_0_x_sources() {
-    let mock = start(config(CONTOSO), vec![], vec![]).await;
+    let mock = start(lab_tenants(), vec![], vec![]).await;
     // 127.0.0.5 is in SenderIPAddresses, in cleartext (the IP connector does not require TLS)
     let mut c = connect_from(mock.local_addr(), "127.0.0.5").await;
     assert_eq!(c.reply().await.code, 220);
@@ -233,7 +233,7 @@ async fn ip_attribution_from_127_0_0_x_sources() {
 
 #[tokio::test]
 async fn require_tls_attr36_region_partner_and_direct_send() {
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tenants[0].inbound_connectors[1].require_tls = true;
     let mock = start(cfg, vec![], vec![]).await;
     let plain = |src: &'static str| {
@@ -319,7 +319,7 @@ async fn reject_handshake_policy_fails_tls_for_an_untrusted_certificate() {
         &hybridlab_labkit::pki::CertSpec::authority("CN=Rogue CA".parse().unwrap(), epoch()),
     )
     .unwrap();
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.invalid_client_certificate = InvalidClientCertificate::RejectHandshake;
     cfg.tls.tls13 = false; // with TLS 1.2 the client sees the alert during the handshake
     let mock = start(cfg, vec![], vec![ca.cert.der.clone()]).await;
@@ -355,7 +355,7 @@ async fn reject_handshake_policy_fails_tls_for_an_untrusted_certificate() {
 
 #[tokio::test]
 async fn server_certificate_chain_untrusted_and_leaf_only() {
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.server_certificate.issuer = mock_eop::config::CertIssuer::Untrusted;
     let mock = start(cfg, vec![], vec![]).await;
     let roots = vec![mock.ca_certificate().clone()];
@@ -368,7 +368,7 @@ async fn server_certificate_chain_untrusted_and_leaf_only() {
     assert_eq!(mock.records()[0].close_reason, CloseReason::TlsFailed);
     mock.shutdown().await;
 
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.server_certificate.chain = mock_eop::config::ChainSent::LeafOnly;
     let mock = start(cfg, vec![], vec![]).await;
     assert_eq!(mock.server_chain().len(), 1);
@@ -378,7 +378,7 @@ async fn server_certificate_chain_untrusted_and_leaf_only() {
     mock.shutdown().await;
 
     // the default: full chain, verified by name
-    let mock = start(config(CONTOSO), vec![], vec![]).await;
+    let mock = start(lab_tenants(), vec![], vec![]).await;
     assert_eq!(
         mock.server_certificate().common_names,
         vec!["mail.protection.outlook.com"]

@@ -13,7 +13,6 @@ use hybridlab_model::record::CloseReason;
 use hybridlab_model::timespan::TimeSpan;
 use mock_eop::MockEop;
 use mock_eop::fault::{Fault, FaultAction, Stage, TlsAlert};
-use tokio::time::Instant;
 
 /// Reply bound in virtual time (longer than any idle timeout or stall here).
 const VIRTUAL: Duration = Duration::from_secs(3600);
@@ -30,7 +29,7 @@ async fn start_paused(
     faults: Vec<Fault>,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> mock_eop::MockEopHandle {
-    start_paused_with(config(CONTOSO), faults, roots).await
+    start_paused_with(lab_tenants(), faults, roots).await
 }
 
 async fn start_paused_with(
@@ -76,10 +75,10 @@ async fn ip_attribution_in_memory_and_virtual_idle_timeout() {
         .await
         .unwrap();
     // now idle: the mock gives up after five virtual minutes
-    let t = Instant::now();
+    let t = mock.clock().now();
     let r = c.reply().await;
     assert_eq!(r.one_line(), "451 4.7.0 Timeout waiting for client input");
-    assert_eq!(t.elapsed(), Duration::from_secs(300));
+    assert_eq!(mock.clock().now() - t, time::Duration::seconds(300));
     assert!(c.try_reply().await.is_none());
     let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
     assert_eq!(recs.len(), 1);
@@ -110,9 +109,9 @@ async fn stall_fault_delays_in_virtual_time_and_two_days_pass_in_an_instant() {
     c.reply().await;
     c.cmd("EHLO x").await;
     c.cmd("MAIL FROM:<a@gmail.example>").await;
-    let t = Instant::now();
+    let t = mock.clock().now();
     assert_eq!(c.cmd("RCPT TO:<bob@contoso.com>").await.code, 250);
-    assert_eq!(t.elapsed(), Duration::from_secs(120));
+    assert_eq!(mock.clock().now() - t, time::Duration::seconds(120));
     c.cmd("QUIT").await;
     // two days later (virtual) a new session's banner shows the lab time
     tokio::time::sleep(Duration::from_secs(2 * 86_400)).await;
@@ -246,7 +245,7 @@ async fn shutdown_tells_open_sessions_421() {
 #[tokio::test(start_paused = true)]
 async fn version_and_cipher_restrictions() {
     // TLS 1.3 only on the endpoint, a TLS 1.2-only sender: no common version.
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.tls12 = false;
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let connector = tls_connector(&[mock.ca_certificate().clone()], None, true);
@@ -266,7 +265,7 @@ async fn version_and_cipher_restrictions() {
     );
 
     // One cipher suite only: it is the one negotiated and recorded.
-    let mut cfg = config(CONTOSO);
+    let mut cfg = lab_tenants();
     cfg.tls.cipher_suites = vec!["TLS13_CHACHA20_POLY1305_SHA256".parse().unwrap()];
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let c = vclient(&mock, "127.0.0.42:40002");

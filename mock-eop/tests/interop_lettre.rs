@@ -57,7 +57,7 @@ fn message(to: &str) -> (Envelope, Vec<u8>) {
 #[tokio::test]
 async fn lettre_with_client_certificate_is_attributed_and_may_relay() {
     let ca = onprem_ca();
-    let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
+    let mock = start(lab_tenants(), vec![], vec![ca.cert.der.clone()]).await;
     let cert = client_cert(&ca, "mail.contoso.com");
     let t = transport(&mock, Some(&cert));
     let (env, body) = message("someone@gmail.example");
@@ -94,7 +94,7 @@ async fn lettre_with_client_certificate_is_attributed_and_may_relay() {
 
 #[tokio::test]
 async fn lettre_without_client_certificate_is_refused_relay_but_delivers_inbound() {
-    let mock = start(config(CONTOSO), vec![], vec![]).await;
+    let mock = start(lab_tenants(), vec![], vec![]).await;
     let t = transport(&mock, None);
     let (env, body) = message("someone@gmail.example");
     let err = tokio::time::timeout(BOUND, t.send_raw(&env, &body))

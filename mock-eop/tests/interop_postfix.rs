@@ -132,7 +132,7 @@ async fn postfix_relays_with_encrypt_and_a_client_certificate() {
         return;
     }
     let ca = onprem_ca();
-    let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
+    let mock = start(lab_tenants(), vec![], vec![ca.cert.der.clone()]).await;
     let port = mock.local_addr().port();
 
     let dir = tempfile::tempdir().unwrap();

@@ -74,7 +74,7 @@ async fn swaks_starttls_with_client_certificate() {
         return;
     }
     let ca = onprem_ca();
-    let mock = start(config(CONTOSO), vec![], vec![ca.cert.der.clone()]).await;
+    let mock = start(lab_tenants(), vec![], vec![ca.cert.der.clone()]).await;
 
     // The on-prem certificate: attributed, relay to the Internet allowed.
     let good = files(&mock, &client_cert(&ca, "mail.contoso.com"));

@@ -43,6 +43,35 @@ fn config_errors_name_file_line_column_and_field() {
     assert!(err.contains(&expect), "{err}");
 }
 
+#[test]
+fn a_config_error_in_the_third_tenant_names_that_tenants_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.toml");
+    let tenant = |name: &str, ip: &str| {
+        format!(
+            "[[eop.tenants]]\nname = \"{name}\"\n\n[[eop.tenants.inbound_connectors]]\n\
+             name = \"Inbound\"\nsender_ip_addresses = [\"{ip}\"]\n\n"
+        )
+    };
+    // the third tenant repeats the first one's name: its `name` is on line 16
+    let text = tenant("contoso", "127.0.0.5")
+        + &tenant("fabrikam", "127.0.0.6")
+        + &tenant("CONTOSO", "127.0.0.7");
+    write_file(&path, &text, false);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expect = format!(
+        "{}:16:1: eop.tenants[2].name: duplicate tenant name \"CONTOSO\"",
+        path.display()
+    );
+    assert!(err.contains(&expect), "{err}");
+}
+
 /// Reads lines from `r` (in a blocking thread, bounded) until one satisfies `pred`.
 async fn read_until<R: BufRead + Send + 'static>(
     mut r: R,

@@ -10,7 +10,7 @@ use hybridlab_model::reply::Reply;
 use hybridlab_model::timespan::TimeSpan;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::fault::{Fault, FaultAction, FaultBook, ReplyLine, Stage, TlsAlert};
-use mock_eop::session::{Action, Session, SessionContext};
+use mock_eop::session::{Action, ProtocolCore, Session, SessionContext};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
 use time::OffsetDateTime;
@@ -99,29 +99,45 @@ fn run_with(
     let mut s = Session::new(ctx, now());
     let mut wire = Vec::new();
     let mut closed = false;
-    let drain = |s: &mut Session, wire: &mut Vec<u8>, closed: &mut bool| {
+    // Between StartTls and the handshake's outcome (for good when `tls` is off).
+    let mut handshake = false;
+    let drain = |s: &mut Session, wire: &mut Vec<u8>, closed: &mut bool, handshake: &mut bool| {
         let mut start_tls = None;
         while let Some(a) = s.poll_action() {
             assert!(!*closed, "action after Close: {a:?}");
             match a {
                 Action::Write(b) => wire.extend_from_slice(&b),
                 Action::Close => *closed = true,
-                Action::StartTls(f) => start_tls = Some(f.is_none()),
-                Action::Stall(_) | Action::ArmTimer(_) | Action::Message(_) => {}
+                Action::StartTls(f) => {
+                    *handshake = true;
+                    start_tls = Some(f.is_none());
+                }
+                Action::Stall(_) | Action::Message(_) => {}
             }
         }
+        assert_eq!(
+            *closed,
+            s.is_closed(),
+            "Close is the last action of a closed session"
+        );
+        assert_eq!(
+            s.poll_timeout().is_none(),
+            *closed || *handshake,
+            "a timer runs exactly while the session is open and not in the handshake"
+        );
         start_tls
     };
-    let _ = drain(&mut s, &mut wire, &mut closed);
+    let _ = drain(&mut s, &mut wire, &mut closed, &mut handshake);
     for c in chunks {
-        s.handle_input(c, now());
-        let started = drain(&mut s, &mut wire, &mut closed);
+        s.handle_input(now(), c);
+        let started = drain(&mut s, &mut wire, &mut closed, &mut handshake);
         if started == Some(false) && tls {
-            s.handle_tls_failed("handshake fault", now());
-            drain(&mut s, &mut wire, &mut closed);
+            s.handle_tls_failed(now(), "handshake fault");
+            drain(&mut s, &mut wire, &mut closed, &mut handshake);
         }
         if started == Some(true) && tls {
             s.handle_tls_established(
+                now(),
                 TlsFacts {
                     version: "TLSv1_3".into(),
                     cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
@@ -129,13 +145,13 @@ fn run_with(
                     resumed: false,
                     client_certificate: None,
                 },
-                now(),
             );
-            let _ = drain(&mut s, &mut wire, &mut closed);
+            handshake = false;
+            let _ = drain(&mut s, &mut wire, &mut closed, &mut handshake);
         }
     }
     s.handle_eof(now());
-    let _ = drain(&mut s, &mut wire, &mut closed);
+    let _ = drain(&mut s, &mut wire, &mut closed, &mut handshake);
     assert!(closed, "the session must close at EOF");
     Run {
         wire,

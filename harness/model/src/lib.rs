@@ -12,6 +12,7 @@
 //! - [`led`]: last-error details: the `[{LED=..};{MSG=..};..]` frame of queues and message traces,
 //!   Exchange Online's delivery LED and service tags.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
+//! - [`located`]: errors placed in a TOML file (`file:line:column`) by toml's spans and key paths.
 //! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
 //! - [`record`]: the mock EOP's session and message records (JSON lines), read by the diagnosis.
@@ -44,6 +45,7 @@ pub mod exchange;
 pub mod exo;
 pub mod identifier;
 pub mod led;
+pub mod located;
 pub mod record;
 pub mod reply;
 pub mod timespan;

@@ -1,56 +1,76 @@
 //! The sans-IO server session: bytes and `now` in, [`Action`]s out. No sockets, no clock.
 //!
-//! A driver creates a [`Session`] per connection, drains [`Session::poll_action`] after every
-//! call and executes the actions in order (write bytes, wait until a virtual time, arm the idle
-//! timer, start TLS, publish a message, close). It feeds the session with
-//! [`Session::handle_input`], [`Session::handle_tls_established`] (or `handle_tls_failed`),
-//! [`Session::handle_timeout`] when the armed time has come, and `handle_eof` /
-//! `handle_io_error` / `handle_shutdown`. [`Session::finish`] returns the [`SessionRecord`].
+//! [`Session`] implements [`ProtocolCore`], the lab's one core vocabulary. A driver creates a
+//! session per connection, drains [`ProtocolCore::poll_action`] after every call and executes the
+//! actions in order (write bytes, wait until a virtual time, start TLS, publish a message, close),
+//! then arms its timer for [`ProtocolCore::poll_timeout`]. It feeds the session with
+//! [`ProtocolCore::handle_input`], [`Session::handle_tls_established`] (or
+//! [`Session::handle_tls_failed`]), [`ProtocolCore::handle_timeout`] when that time has come, and
+//! [`ProtocolCore::handle_eof`] / [`Session::handle_io_error`] / [`Session::handle_shutdown`].
+//! [`Session::finish`] returns the [`SessionRecord`].
 //!
-//! Command lines are framed here (so the line-length limit holds and the record does not
-//! depend on how the input was chunked) and parsed with smtp-proto's `Request::parse`; message
-//! data goes through smtp-proto's `DataReceiver`, `BdatReceiver` and `DummyDataReceiver`.
-//!
-//! The dialogue follows exchange-hybrid.md 4.2: EOP's banner and EHLO list, `220 2.0.0 SMTP
-//! server ready`, `250 2.1.0 Sender OK`, `250 2.1.5 Recipient OK`, `354 ...`,
+//! The dialogue follows EOP's: its banner and EHLO list, `220 2.0.0 SMTP server ready`,
+//! `250 2.1.0 Sender OK`, `250 2.1.5 Recipient OK`, `354 ...`,
 //! `250 2.6.0 <id> [InternalId=..., Hostname=...] ... Queued mail for delivery`, `221 2.0.0 ...`,
 //! with attribution at MAIL and RCPT ([`crate::attribution`]) and faults at every stage
 //! ([`crate::fault`]).
+//!
+//! # Layout (one file per protocol phase, as Stalwart's inbound session)
+//! - this file: the state ([`Session`], its phase), the public inputs, command dispatch, the
+//!   helpers every phase uses (replies, transcript, stall, close, the idle timer);
+//! - `framing`: command lines out of the byte stream, the line-length limit, smtp-proto's
+//!   `Request::parse` and the protocol-error count;
+//! - `faults`: the scripted fault that fires at a stage and what it does to a command;
+//! - `hello`: the banner and EHLO/HELO with EOP's extension list;
+//! - `starttls`: STARTTLS, its handshake faults, the handshake's outcome, bytes pipelined after it;
+//! - `envelope`: MAIL and RCPT with tenant attribution;
+//! - `data`: DATA and BDAT through smtp-proto's receivers, the size limit, the queued reply and
+//!   the message record.
+
+mod data;
+mod envelope;
+mod faults;
+mod framing;
+mod hello;
+mod starttls;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use smtp_proto::Request;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
-use smtp_proto::{Error as ProtoError, Request};
 use time::OffsetDateTime;
 
-use crate::attribution::{self, AttributionVerdict, SessionFacts};
 use crate::config::EopConfig;
-use crate::fault::{FaultAction, FaultBook, Stage, TlsAlert, mix};
-use hybridlab_model::record::{
-    CloseReason, Discarded, FaultFired, MessageRecord, SessionRecord, TlsFacts, TranscriptEntry,
-};
+use crate::fault::{FaultBook, TlsAlert, mix};
+pub use hybridlab_model::core::ProtocolCore;
+use hybridlab_model::record::{CloseReason, MessageRecord, SessionRecord, TranscriptEntry};
 use hybridlab_model::reply::{Reply, eop};
 
-#[cfg(test)]
-mod tests;
+use envelope::Txn;
 
 /// What the session is told about its connection.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
-    /// The endpoint configuration.
+    /// The endpoint configuration the session answers with (shared by all sessions).
     pub config: Arc<EopConfig>,
-    /// The shared fault book.
+    /// The scripted faults in force when the connection was accepted.
     pub faults: Arc<FaultBook>,
-    /// 0-based connection number (drives fault attempts, ids).
+    /// 0-based number of the connection since the mock started: which attempt a fault's
+    /// `first = N` counts, and an input of the session and message ids.
     pub index: u64,
-    /// Seed for ids.
+    /// The mock's seed: with `index`, makes session ids, internal ids and probabilistic faults
+    /// repeatable.
     pub seed: u64,
-    /// The client's address (used for IP attribution and `Hello [ip]`).
+    /// The client's address: its IP is matched against connectors' SenderIPAddresses and shown
+    /// in `Hello [ip]`.
     pub peer: SocketAddr,
-    /// The mock's address.
+    /// The mock's own address, as recorded in the session record.
     pub local: SocketAddr,
 }
 
@@ -72,9 +92,6 @@ pub enum Action {
     Write(Vec<u8>),
     /// Wait until this (virtual) time before executing the next action.
     Stall(OffsetDateTime),
-    /// Call [`Session::handle_timeout`] at this time unless input arrives first (replaces any
-    /// earlier timer).
-    ArmTimer(OffsetDateTime),
     /// Switch to TLS (after the 220 was written): run the handshake, or the fault.
     StartTls(Option<HandshakeFault>),
     /// A message was accepted: publish it.
@@ -83,49 +100,26 @@ pub enum Action {
     Close,
 }
 
-/// How the current message arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transfer {
-    Data,
-    Bdat,
-}
-
-impl Transfer {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Data => "data",
-            Self::Bdat => "bdat",
-        }
-    }
-}
-
-/// The mail transaction between MAIL and the end of data.
-#[derive(Debug)]
-struct Txn {
-    mail_from: String,
-    declared_size: usize,
-    rcpts: Vec<String>,
-    verdict: AttributionVerdict,
-    cross_premises: bool,
-    body: Vec<u8>,
-    transfer: Option<Transfer>,
-    data_started: Option<OffsetDateTime>,
-}
-
+/// Where the session is in the dialogue: what the next input bytes are.
 enum Phase {
+    /// Command lines.
     Command,
+    /// DATA content, up to the lone dot.
     Data(DataReceiver),
+    /// DATA content of a message over the size limit: read and thrown away.
     DataDiscard(DummyDataReceiver),
-    Bdat {
-        recv: BdatReceiver,
-        size: usize,
-    },
+    /// A BDAT chunk of `size` bytes.
+    Bdat { recv: BdatReceiver, size: usize },
+    /// A refused BDAT chunk, read and thrown away; then `reply` is sent (and the session closed
+    /// when `close`).
     BdatDiscard {
         recv: DummyDataReceiver,
         reply: Reply,
         close: bool,
     },
+    /// After `220 2.0.0 SMTP server ready`: the driver runs the handshake; bytes are discarded.
     AwaitingTls,
+    /// The session is over.
     Closed,
 }
 
@@ -143,44 +137,39 @@ impl Phase {
     }
 }
 
-/// Stage fault outcome for a command.
-enum StageFault {
-    Proceed,
-    Reply(Reply, bool),
-    Drop,
-}
-
-/// The extensions EOP advertises, in its order (STARTTLS only before TLS).
-const EXTENSIONS: [&str; 8] = [
-    "PIPELINING",
-    "DSN",
-    "ENHANCEDSTATUSCODES",
-    "STARTTLS",
-    "8BITMIME",
-    "BINARYMIME",
-    "CHUNKING",
-    "SMTPUTF8",
-];
-
 /// One SMTP server session.
 pub struct Session {
     ctx: SessionContext,
     record: SessionRecord,
     actions: VecDeque<Action>,
+    /// Replies not yet handed to the driver (one `Write` per turn).
     out: Vec<u8>,
     phase: Phase,
+    /// The start of a command line whose end has not arrived.
     line: Vec<u8>,
+    /// Bytes of an over-long command line seen so far (0 when the line fits).
     line_overflow: usize,
+    /// The first bytes pipelined after STARTTLS (the record's preview).
     discarded: Vec<u8>,
+    /// Whether EHLO/HELO was accepted (since the connection, or since TLS started).
     helo: bool,
     tls_active: bool,
     txn: Option<Txn>,
+    /// Per fault of the book: whether it fires in this session, decided the first time its stage
+    /// is reached.
     decided: Vec<Option<bool>>,
+    /// An `omit_starttls` fault fired: no STARTTLS in EHLO, the command is unrecognised.
     omit_starttls: bool,
+    /// A `mask_starttls` fault fired (an inspecting firewall): the banner is asterisks and
+    /// STARTTLS shows as `XXXXXXXA`.
     mask: bool,
+    /// The session's virtual time: the latest `now` given, plus stalls.
     cur: OffsetDateTime,
+    /// When the idle timeout fires unless input arrives.
     idle_deadline: OffsetDateTime,
-    armed: Option<OffsetDateTime>,
+    /// What [`ProtocolCore::poll_timeout`] returns: the earlier of the idle and session deadlines.
+    timer: Option<OffsetDateTime>,
+    /// Messages accepted so far (an input of the internal id).
     messages: u32,
 }
 
@@ -196,8 +185,8 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session at `now`: runs the connect and banner stages, so the first actions are the
-    /// banner (or a fault) and the idle timer.
+    /// A new session at `now`: runs the connect and banner stages, so the first action is the
+    /// banner (or a fault) and [`ProtocolCore::poll_timeout`] gives the idle deadline.
     pub fn new(ctx: SessionContext, now: OffsetDateTime) -> Self {
         let session_id = format!(
             "08DE{:012X}",
@@ -240,7 +229,7 @@ impl Session {
             mask: false,
             cur: now,
             idle_deadline: now + idle,
-            armed: None,
+            timer: None,
             messages: 0,
         };
         s.info(format!("connected from {} to {}", s.ctx.peer, s.ctx.local));
@@ -249,19 +238,9 @@ impl Session {
         s
     }
 
-    /// The next thing the driver must do.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
     /// The record so far.
     pub fn record(&self) -> &SessionRecord {
         &self.record
-    }
-
-    /// Whether the session has closed (no more input is processed).
-    pub fn is_closed(&self) -> bool {
-        matches!(self.phase, Phase::Closed)
     }
 
     /// The session id (as in the banner).
@@ -269,164 +248,8 @@ impl Session {
         &self.record.session_id
     }
 
-    /// Bytes from the client.
-    pub fn handle_input(&mut self, bytes: &[u8], now: OffsetDateTime) {
-        self.advance(now);
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            rest = match &mut self.phase {
-                Phase::Closed => break,
-                Phase::AwaitingTls => {
-                    self.discard_after_starttls(rest);
-                    break;
-                }
-                Phase::Command => self.command_bytes(rest),
-                Phase::Data(recv) => {
-                    let mut it = rest.iter();
-                    let txn = self.txn.as_mut();
-                    let done = match txn {
-                        Some(t) => recv.ingest(&mut it, &mut t.body),
-                        None => true,
-                    };
-                    let left = it.as_slice();
-                    let too_big = self.txn.as_ref().is_some_and(|t| {
-                        t.body.len().saturating_sub(2) as u64
-                            > self.ctx.config.limits.max_message_size
-                    });
-                    if done {
-                        self.end_of_data();
-                    } else if too_big && let Phase::Data(recv) = &self.phase {
-                        let dummy = DummyDataReceiver::new_data(recv);
-                        if let Some(t) = self.txn.as_mut() {
-                            t.body = Vec::new();
-                        }
-                        self.phase = Phase::DataDiscard(dummy);
-                    }
-                    left
-                }
-                Phase::DataDiscard(recv) => {
-                    let mut it = rest.iter();
-                    let done = recv.ingest(&mut it);
-                    let left = it.as_slice();
-                    if done {
-                        self.phase = Phase::Command;
-                        self.txn = None;
-                        self.info("message discarded: larger than the size limit".into());
-                        self.reply(eop::message_too_large());
-                    }
-                    left
-                }
-                Phase::Bdat { recv, size } => {
-                    let size = *size;
-                    let mut it = rest.iter();
-                    let done = match self.txn.as_mut() {
-                        Some(t) => recv.ingest(&mut it, &mut t.body),
-                        None => true,
-                    };
-                    let last = recv.is_last;
-                    let left = it.as_slice();
-                    if done {
-                        self.bdat_chunk_done(size, last);
-                    }
-                    left
-                }
-                Phase::BdatDiscard { recv, .. } => {
-                    let mut it = rest.iter();
-                    let done = recv.ingest(&mut it);
-                    let left = it.as_slice();
-                    if done
-                        && let Phase::BdatDiscard { reply, close, .. } =
-                            std::mem::replace(&mut self.phase, Phase::Command)
-                    {
-                        self.reply(reply);
-                        if close {
-                            self.close(CloseReason::Fault);
-                        }
-                    }
-                    left
-                }
-            };
-        }
-        self.end_of_turn();
-    }
-
-    /// The TLS handshake completed.
-    pub fn handle_tls_established(&mut self, facts: TlsFacts, now: OffsetDateTime) {
-        self.advance(now);
-        if !matches!(self.phase, Phase::AwaitingTls) {
-            return;
-        }
-        let mut note = format!(
-            "TLS established: {} {}{}",
-            facts.version,
-            facts.cipher_suite,
-            if facts.resumed { " (resumed)" } else { "" }
-        );
-        match &facts.client_certificate {
-            Some(c) => note.push_str(&format!(
-                "; client certificate {} issued by {} thumbprint {} chain {}",
-                c.leaf.subject, c.leaf.issuer, c.leaf.thumbprint, c.verdict
-            )),
-            None => note.push_str("; no client certificate"),
-        }
-        self.info(note);
-        self.record.tls = Some(facts);
-        self.tls_active = true;
-        self.phase = Phase::Command;
-        self.end_of_turn();
-    }
-
-    /// The TLS handshake failed (or a handshake fault ran): the session ends.
-    pub fn handle_tls_failed(&mut self, error: &str, now: OffsetDateTime) {
-        self.advance(now);
-        if self.is_closed() {
-            return;
-        }
-        self.info(format!("TLS negotiation failed: {error}"));
-        self.record.tls_error = Some(error.to_string());
-        self.close(CloseReason::TlsFailed);
-        self.end_of_turn();
-    }
-
-    /// The armed time has come.
-    pub fn handle_timeout(&mut self, now: OffsetDateTime) {
-        self.advance(now);
-        if self.is_closed() || matches!(self.phase, Phase::AwaitingTls) {
-            return;
-        }
-        if let Some(deadline) = self.session_deadline()
-            && self.cur >= deadline
-        {
-            self.info("session lifetime exceeded".into());
-            self.reply(Reply::new(421, "4.4.1 Connection timed out"));
-            self.close(CloseReason::SessionTimeout);
-        } else if self.cur >= self.idle_deadline {
-            self.info("idle timeout".into());
-            self.reply(eop::idle_timeout());
-            self.close(CloseReason::IdleTimeout);
-        }
-        self.armed = None;
-        self.end_of_turn_with(false);
-    }
-
-    /// The client closed its side.
-    pub fn handle_eof(&mut self, now: OffsetDateTime) {
-        self.advance(now);
-        if self.is_closed() {
-            return;
-        }
-        if !matches!(self.phase, Phase::Command | Phase::AwaitingTls) {
-            self.info(format!(
-                "connection closed in the middle of {}",
-                self.phase.name()
-            ));
-        }
-        self.close(CloseReason::ClientClosed);
-        self.end_of_turn();
-    }
-
-    /// Reading or writing failed.
-    pub fn handle_io_error(&mut self, error: &str, now: OffsetDateTime) {
+    /// Reading or writing failed at `now`: the session ends.
+    pub fn handle_io_error(&mut self, now: OffsetDateTime, error: &str) {
         self.advance(now);
         if self.is_closed() {
             return;
@@ -459,7 +282,42 @@ impl Session {
         self.record
     }
 
-    // ---- internals ----
+    // ---- dispatch ----
+
+    /// Hands one parsed command to its phase.
+    fn request(&mut self, req: Request<String>) {
+        match req {
+            Request::Ehlo { host } => self.hello(host, true),
+            Request::Helo { host } => self.hello(host, false),
+            Request::StartTls => self.starttls(),
+            Request::Mail { from } => self.mail(from.address, from.size),
+            Request::Rcpt { to } => self.rcpt(to.address),
+            Request::Data => self.data(),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last),
+            Request::Rset => {
+                self.txn = None;
+                self.reply(eop::resetting());
+            }
+            Request::Noop { .. } => self.reply(eop::ok()),
+            Request::Quit => {
+                self.reply(eop::closing());
+                self.close(CloseReason::Quit);
+            }
+            Request::Lhlo { .. }
+            | Request::Auth { .. }
+            | Request::Vrfy { .. }
+            | Request::Expn { .. }
+            | Request::Help { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.protocol_error(eop::unrecognized_command()),
+        }
+    }
+
+    // ---- helpers of every phase ----
 
     fn advance(&mut self, now: OffsetDateTime) {
         if now > self.cur {
@@ -518,724 +376,101 @@ impl Session {
         self.txn = None;
     }
 
-    /// Flushes replies and re-arms the idle timer after every call; `activity` restarts the idle
-    /// period (input or TLS, not a timer wake-up).
+    /// Flushes replies and sets the timer after every call; `activity` restarts the idle period
+    /// (input or TLS, not a timer wake-up). No timer runs while the driver runs the handshake
+    /// (it has its own handshake timeout) or once the session is closed.
     fn end_of_turn_with(&mut self, activity: bool) {
         self.flush();
         if self.is_closed() || matches!(self.phase, Phase::AwaitingTls) {
+            self.timer = None;
             return;
         }
         if activity {
             self.idle_deadline = self.cur + self.cfg().limits.idle_timeout.to_time();
         }
-        let deadline = match self.session_deadline() {
+        self.timer = Some(match self.session_deadline() {
             Some(s) if s < self.idle_deadline => s,
             _ => self.idle_deadline,
-        };
-        if self.armed != Some(deadline) {
-            self.armed = Some(deadline);
-            self.actions.push_back(Action::ArmTimer(deadline));
-        }
+        });
     }
 
     fn end_of_turn(&mut self) {
         self.end_of_turn_with(true);
     }
+}
 
-    fn fault_at(&mut self, stage: Stage) -> Option<FaultAction> {
-        let book = Arc::clone(&self.ctx.faults);
-        if !book.has_stage(stage) {
-            return None;
-        }
-        for (i, f) in book.faults().iter().enumerate() {
-            if f.stage != stage {
-                continue;
-            }
-            let armed = *self.decided[i].get_or_insert_with(|| book.decide(i, self.ctx.index));
-            if armed {
-                self.record.faults_fired.push(FaultFired {
-                    at: self.cur,
-                    index: i,
-                    name: f.name.clone(),
-                    stage: stage.as_str().to_string(),
-                    action: f.action.describe(),
-                });
-                self.info(format!(
-                    "fault {i} at {}: {}",
-                    stage.as_str(),
-                    f.action.describe()
-                ));
-                return Some(f.action.clone());
-            }
-        }
-        None
-    }
+impl ProtocolCore for Session {
+    type Action = Action;
 
-    fn stage_fault(&mut self, stage: Stage) -> StageFault {
-        match self.fault_at(stage) {
-            None => StageFault::Proceed,
-            Some(FaultAction::Stall(d)) => {
-                self.stall(d.0);
-                StageFault::Proceed
-            }
-            Some(FaultAction::Reply(r)) => {
-                let close = r.0.code == 421;
-                StageFault::Reply(r.0, close)
-            }
-            Some(FaultAction::Throttle(t)) => StageFault::Reply(
-                eop::throttled(&self.ctx.peer.ip().to_string(), &t.tag),
-                false,
-            ),
-            Some(FaultAction::Close421) => StageFault::Reply(eop::service_not_available(), true),
-            Some(FaultAction::Drop) => StageFault::Drop,
-            Some(FaultAction::OmitStarttls) => {
-                self.omit_starttls = true;
-                StageFault::Proceed
-            }
-            Some(FaultAction::MaskStarttls) => {
-                self.mask = true;
-                StageFault::Proceed
-            }
-            // Only valid at STARTTLS / TLS handshake, where they are handled directly.
-            Some(
-                FaultAction::CloseAfterStarttls
-                | FaultAction::TlsGarbage(_)
-                | FaultAction::TlsAlert(_),
-            ) => StageFault::Proceed,
-        }
-    }
-
-    /// Applies a command-stage fault; returns `true` when the command must not be processed.
-    fn command_fault(&mut self, stage: Stage) -> bool {
-        match self.stage_fault(stage) {
-            StageFault::Proceed => false,
-            StageFault::Reply(r, close) => {
-                self.reply(r);
-                if close {
-                    self.close(CloseReason::Fault);
+    /// Bytes from the client: command lines, message data, or bytes pipelined after STARTTLS.
+    fn handle_input(&mut self, now: OffsetDateTime, bytes: &[u8]) {
+        self.advance(now);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            rest = match &self.phase {
+                Phase::Closed => break,
+                Phase::AwaitingTls => {
+                    self.discard_after_starttls(rest);
+                    break;
                 }
-                true
-            }
-            StageFault::Drop => {
-                self.close(CloseReason::Fault);
-                true
-            }
+                Phase::Command => self.command_bytes(rest),
+                Phase::Data(_) => self.data_bytes(rest),
+                Phase::DataDiscard(_) => self.data_discard_bytes(rest),
+                Phase::Bdat { .. } => self.bdat_bytes(rest),
+                Phase::BdatDiscard { .. } => self.bdat_discard_bytes(rest),
+            };
         }
+        self.end_of_turn();
     }
 
-    fn greet(&mut self) {
-        for stage in [Stage::Connect, Stage::Banner] {
-            match self.stage_fault(stage) {
-                StageFault::Proceed => {}
-                StageFault::Reply(r, close) => {
-                    let positive = r.code == 220;
-                    self.reply(r);
-                    if close || !positive {
-                        self.close(CloseReason::Fault);
-                    }
-                    return;
-                }
-                StageFault::Drop => {
-                    self.close(CloseReason::Fault);
-                    return;
-                }
-            }
+    /// The client closed its side.
+    fn handle_eof(&mut self, now: OffsetDateTime) {
+        self.advance(now);
+        if self.is_closed() {
+            return;
         }
-        let date = self
-            .cur
-            .to_offset(time::UtcOffset::UTC)
-            .format(BANNER_DATE)
-            .unwrap_or_default();
-        let mut text = format!(
-            "{} Microsoft ESMTP MAIL Service ready at {date} +0000",
-            self.cfg().endpoint.hostname
-        );
-        if self.cfg().endpoint.banner_session_id {
-            text.push_str(&format!(" [{}]", self.record.session_id));
+        if !matches!(self.phase, Phase::Command | Phase::AwaitingTls) {
+            self.info(format!(
+                "connection closed in the middle of {}",
+                self.phase.name()
+            ));
         }
-        if self.mask {
-            text = "*".repeat(text.chars().count());
-        }
-        self.reply(Reply::new(220, text));
+        self.close(CloseReason::ClientClosed);
+        self.end_of_turn();
     }
 
-    fn discard_after_starttls(&mut self, bytes: &[u8]) {
-        let d = self
-            .record
-            .discarded_after_starttls
-            .get_or_insert_with(Discarded::default);
-        d.bytes += bytes.len();
-        let room = 512usize.saturating_sub(self.discarded.len());
-        if room > 0 {
-            let take = &bytes[..bytes.len().min(room)];
-            self.discarded.extend_from_slice(take);
-            d.preview = String::from_utf8_lossy(&self.discarded).into_owned();
-        }
-    }
-
-    /// Frames command lines out of `bytes`; returns what is left for the next phase.
-    fn command_bytes<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
-        let max = self.cfg().limits.max_line_length;
-        match memchr(bytes) {
-            Some(pos) => {
-                let (head, rest) = bytes.split_at(pos + 1);
-                if self.line_overflow > 0 {
-                    let total = self.line_overflow + head.len();
-                    self.line_overflow = 0;
-                    self.line.clear();
-                    self.info(format!("command line too long: {total} bytes"));
-                    self.protocol_error(eop::line_too_long());
-                    return rest;
-                }
-                if self.line.len() + head.len() > max {
-                    let total = self.line.len() + head.len();
-                    self.line.clear();
-                    self.info(format!("command line too long: {total} bytes"));
-                    self.protocol_error(eop::line_too_long());
-                    return rest;
-                }
-                if self.line.is_empty() {
-                    self.command_line(head);
-                } else {
-                    let mut line = std::mem::take(&mut self.line);
-                    line.extend_from_slice(head);
-                    self.command_line(&line);
-                    line.clear();
-                    if self.line.is_empty() {
-                        self.line = line;
-                    }
-                }
-                rest
-            }
-            None => {
-                if self.line_overflow > 0 {
-                    self.line_overflow += bytes.len();
-                } else if self.line.len() + bytes.len() > max {
-                    self.line_overflow = self.line.len() + bytes.len();
-                    self.line.clear();
-                } else {
-                    self.line.extend_from_slice(bytes);
-                }
-                &[]
-            }
-        }
-    }
-
-    fn protocol_error(&mut self, reply: Reply) {
-        self.record.protocol_errors += 1;
-        if self.record.protocol_errors > self.cfg().limits.max_protocol_errors {
-            self.reply(eop::too_many_errors());
-            self.close(CloseReason::TooManyErrors);
-        } else {
-            self.reply(reply);
-        }
-    }
-
-    fn command_line(&mut self, line: &[u8]) {
-        let shown = String::from_utf8_lossy(line)
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
-        self.record.transcript.push(TranscriptEntry::Command {
-            at: self.cur,
-            line: shown,
-        });
-        let parsed = Request::parse(&mut line.iter()).map(Request::into_owned);
-        match parsed {
-            Ok(req) => self.request(req),
-            Err(e) => {
-                let reply = match e {
-                    ProtoError::UnknownCommand | ProtoError::InvalidResponse { .. } => {
-                        eop::unrecognized_command()
-                    }
-                    ProtoError::InvalidSenderAddress => Reply::new(501, "5.1.7 Invalid address"),
-                    ProtoError::InvalidRecipientAddress => Reply::new(501, "5.1.3 Invalid address"),
-                    ProtoError::ResponseTooLong => eop::line_too_long(),
-                    ProtoError::SyntaxError { .. }
-                    | ProtoError::InvalidParameter { .. }
-                    | ProtoError::UnsupportedParameter { .. }
-                    | ProtoError::NeedsMoreData { .. } => eop::invalid_arguments(),
-                };
-                self.protocol_error(reply);
-            }
-        }
-    }
-
-    fn request(&mut self, req: Request<String>) {
-        match req {
-            Request::Ehlo { host } => self.hello(host, true),
-            Request::Helo { host } => self.hello(host, false),
-            Request::StartTls => self.starttls(),
-            Request::Mail { from } => self.mail(from.address, from.size),
-            Request::Rcpt { to } => self.rcpt(to.address),
-            Request::Data => self.data(),
-            Request::Bdat {
-                chunk_size,
-                is_last,
-            } => self.bdat(chunk_size, is_last),
-            Request::Rset => {
-                self.txn = None;
-                self.reply(eop::resetting());
-            }
-            Request::Noop { .. } => self.reply(eop::ok()),
-            Request::Quit => {
-                self.reply(eop::closing());
-                self.close(CloseReason::Quit);
-            }
-            Request::Lhlo { .. }
-            | Request::Auth { .. }
-            | Request::Vrfy { .. }
-            | Request::Expn { .. }
-            | Request::Help { .. }
-            | Request::Etrn { .. }
-            | Request::Atrn { .. }
-            | Request::Burl { .. } => self.protocol_error(eop::unrecognized_command()),
-        }
-    }
-
-    fn hello(&mut self, host: String, extended: bool) {
-        let stage = if self.tls_active {
-            Stage::PostTlsEhlo
-        } else {
-            Stage::Ehlo
-        };
-        if self.command_fault(stage) {
+    /// The idle or session deadline has come: `451 4.7.0` (idle) or `421 4.4.1` (lifetime) and
+    /// close; a wake-up before either deadline changes nothing.
+    fn handle_timeout(&mut self, now: OffsetDateTime) {
+        self.advance(now);
+        if self.is_closed() || matches!(self.phase, Phase::AwaitingTls) {
             return;
         }
-        self.txn = None;
-        self.helo = true;
-        self.record.helo = Some(host);
-        let ip = self.ctx.peer.ip();
-        let first = format!("{} Hello [{ip}]", self.cfg().endpoint.hostname);
-        if !extended {
-            self.reply(Reply::new(250, first));
-            return;
-        }
-        let mut lines = vec![
-            first,
-            format!("SIZE {}", self.cfg().limits.max_message_size),
-        ];
-        let offer_tls = self.cfg().tls.starttls && !self.tls_active && !self.omit_starttls;
-        for ext in EXTENSIONS {
-            if ext == "STARTTLS" {
-                if !offer_tls {
-                    continue;
-                }
-                if self.mask {
-                    lines.push("XXXXXXXA".into());
-                    continue;
-                }
-            }
-            lines.push(ext.to_string());
-        }
-        self.reply(Reply::multi(250, lines));
-    }
-
-    fn starttls(&mut self) {
-        if !self.cfg().tls.starttls || self.omit_starttls || self.mask {
-            if self.mask {
-                self.info("STARTTLS arrives masked as XXXXXXXX".into());
-            }
-            self.protocol_error(eop::unrecognized_command());
-            return;
-        }
-        if self.tls_active {
-            self.protocol_error(eop::starttls_twice());
-            return;
-        }
-        if !self.helo {
-            self.protocol_error(eop::send_hello_first());
-            return;
-        }
-        let mut handshake_fault = None;
-        match self.fault_at(Stage::Starttls) {
-            None => {}
-            Some(FaultAction::Stall(d)) => self.stall(d.0),
-            Some(FaultAction::Reply(r)) => {
-                let close = r.0.code == 421;
-                self.reply(r.0);
-                if close {
-                    self.close(CloseReason::Fault);
-                }
-                return;
-            }
-            Some(FaultAction::Throttle(t)) => {
-                let ip = self.ctx.peer.ip().to_string();
-                self.reply(eop::throttled(&ip, &t.tag));
-                return;
-            }
-            Some(FaultAction::Close421) => {
-                self.reply(eop::service_not_available());
-                self.close(CloseReason::Fault);
-                return;
-            }
-            Some(FaultAction::Drop) => {
-                self.close(CloseReason::Fault);
-                return;
-            }
-            Some(FaultAction::CloseAfterStarttls) => {
-                self.reply(eop::starttls_ready());
-                self.close(CloseReason::Fault);
-                return;
-            }
-            Some(FaultAction::TlsGarbage(g)) => {
-                handshake_fault = Some(HandshakeFault::Garbage(g.into_bytes()))
-            }
-            Some(FaultAction::TlsAlert(a)) => handshake_fault = Some(HandshakeFault::Alert(a)),
-            Some(FaultAction::OmitStarttls | FaultAction::MaskStarttls) => {}
-        }
-        self.reply(eop::starttls_ready());
-        if handshake_fault.is_none() {
-            match self.fault_at(Stage::TlsHandshake) {
-                Some(FaultAction::Stall(d)) => self.stall(d.0),
-                Some(FaultAction::Drop) => handshake_fault = Some(HandshakeFault::Drop),
-                Some(FaultAction::TlsGarbage(g)) => {
-                    handshake_fault = Some(HandshakeFault::Garbage(g.into_bytes()))
-                }
-                Some(FaultAction::TlsAlert(a)) => handshake_fault = Some(HandshakeFault::Alert(a)),
-                _ => {}
-            }
-        }
-        // RFC 3207: forget everything learnt before TLS.
-        self.helo = false;
-        self.txn = None;
-        self.flush();
-        self.actions.push_back(Action::StartTls(handshake_fault));
-        self.phase = Phase::AwaitingTls;
-    }
-
-    fn facts(&self) -> SessionFacts<'_> {
-        SessionFacts {
-            peer: self.ctx.peer.ip(),
-            tls: self.tls_active,
-            client_certificate: self
-                .record
-                .tls
-                .as_ref()
-                .and_then(|t| t.client_certificate.as_ref()),
-        }
-    }
-
-    fn mail(&mut self, from: String, size: usize) {
-        if !self.helo {
-            self.protocol_error(eop::send_hello_first());
-            return;
-        }
-        if self.txn.is_some() {
-            self.protocol_error(Reply::new(503, "5.5.2 Sender already specified"));
-            return;
-        }
-        if size as u64 > self.cfg().limits.max_message_size {
-            self.reply(eop::message_too_large());
-            return;
-        }
-        if self.command_fault(Stage::Mail) {
-            return;
-        }
-        let decision = attribution::evaluate_mail(self.cfg(), &self.facts(), &from);
-        self.info(format!("attribution at MAIL: {}", decision.verdict));
-        self.record.attribution = Some(decision.verdict.clone());
-        if let Some(r) = decision.reject {
-            self.reply(r);
-            return;
-        }
-        self.txn = Some(Txn {
-            mail_from: from,
-            declared_size: size,
-            rcpts: Vec::new(),
-            verdict: decision.verdict,
-            cross_premises: decision.cross_premises,
-            body: Vec::new(),
-            transfer: None,
-            data_started: None,
-        });
-        self.reply(eop::sender_ok());
-    }
-
-    fn rcpt(&mut self, to: String) {
-        let Some(txn) = &self.txn else {
-            self.protocol_error(Reply::new(503, "5.5.2 Need mail command"));
-            return;
-        };
-        if txn.transfer.is_some() {
-            self.protocol_error(eop::bad_sequence());
-            return;
-        }
-        if txn.rcpts.len() >= self.cfg().limits.max_recipients {
-            self.reply(Reply::new(452, "4.5.3 Too many recipients"));
-            return;
-        }
-        let sender = txn.mail_from.clone();
-        if self.command_fault(Stage::Rcpt) {
-            return;
-        }
-        let decision = attribution::evaluate_rcpt(self.cfg(), &self.facts(), &sender, &to);
-        self.info(format!("attribution at RCPT {to}: {}", decision.verdict));
-        self.record.attribution = Some(decision.verdict.clone());
-        if let Some(r) = decision.reject {
-            self.reply(r);
-            return;
-        }
-        if let Some(t) = self.txn.as_mut() {
-            t.rcpts.push(to);
-            t.verdict = decision.verdict;
-            t.cross_premises = decision.cross_premises;
-        }
-        self.reply(eop::recipient_ok());
-    }
-
-    fn data(&mut self) {
-        match &self.txn {
-            None => {
-                self.protocol_error(Reply::new(503, "5.5.2 Need mail command"));
-                return;
-            }
-            Some(t) if t.rcpts.is_empty() => {
-                self.protocol_error(Reply::new(503, "5.5.2 Need rcpt command"));
-                return;
-            }
-            Some(t) if t.transfer.is_some() => {
-                self.protocol_error(eop::bad_sequence());
-                return;
-            }
-            Some(_) => {}
-        }
-        if self.command_fault(Stage::Data) {
-            return;
-        }
-        let now = self.cur;
-        let mut recv = DataReceiver::new();
-        if let Some(t) = self.txn.as_mut() {
-            t.transfer = Some(Transfer::Data);
-            t.data_started = Some(now);
-            // Prime the receiver with the CRLF that precedes the data (so a message that starts
-            // with "." or is empty is read right); removed when the message is complete.
-            t.body.clear();
-            t.body.reserve(t.declared_size.clamp(4096, 1 << 20) + 8);
-            recv.ingest(&mut b"\r\n".iter(), &mut t.body);
-        }
-        self.reply(eop::start_mail_input());
-        self.phase = Phase::Data(recv);
-    }
-
-    fn bdat(&mut self, size: usize, last: bool) {
-        let state = self
-            .txn
-            .as_ref()
-            .map(|t| (t.rcpts.is_empty(), t.transfer, t.body.len()));
-        let body_len = match state {
-            None => {
-                let r = Reply::new(503, "5.5.2 Need mail command");
-                return self.bdat_refuse(size, r, true, false);
-            }
-            Some((true, _, _)) => {
-                let r = Reply::new(503, "5.5.2 Need rcpt command");
-                return self.bdat_refuse(size, r, true, false);
-            }
-            Some((false, Some(Transfer::Data), _)) => {
-                return self.bdat_refuse(size, eop::bad_sequence(), true, false);
-            }
-            Some((false, first, len)) => {
-                if first.is_none() {
-                    match self.stage_fault(Stage::Data) {
-                        StageFault::Proceed => {}
-                        StageFault::Reply(r, close) => {
-                            return self.bdat_refuse(size, r, false, close);
-                        }
-                        StageFault::Drop => {
-                            self.close(CloseReason::Fault);
-                            return;
-                        }
-                    }
-                }
-                len
-            }
-        };
-        if (body_len + size) as u64 > self.cfg().limits.max_message_size {
-            self.txn = None;
-            self.info("message discarded: larger than the size limit".into());
-            return self.bdat_refuse(size, eop::message_too_large(), false, false);
-        }
-        let now = self.cur;
-        if let Some(t) = self.txn.as_mut()
-            && t.transfer.is_none()
+        if let Some(deadline) = self.session_deadline()
+            && self.cur >= deadline
         {
-            t.transfer = Some(Transfer::Bdat);
-            t.data_started = Some(now);
-            t.body.reserve(size.min(1 << 20));
+            self.info("session lifetime exceeded".into());
+            self.reply(Reply::new(421, "4.4.1 Connection timed out"));
+            self.close(CloseReason::SessionTimeout);
+        } else if self.cur >= self.idle_deadline {
+            self.info("idle timeout".into());
+            self.reply(eop::idle_timeout());
+            self.close(CloseReason::IdleTimeout);
         }
-        if size == 0 {
-            self.bdat_chunk_done(0, last);
-        } else {
-            self.phase = Phase::Bdat {
-                recv: BdatReceiver::new(size, last),
-                size,
-            };
-        }
+        self.end_of_turn_with(false);
     }
 
-    /// Refuses a BDAT: its chunk is read and thrown away, then `reply` is sent.
-    fn bdat_refuse(&mut self, size: usize, reply: Reply, counts: bool, close: bool) {
-        if counts {
-            self.record.protocol_errors += 1;
-            if self.record.protocol_errors > self.cfg().limits.max_protocol_errors {
-                self.reply(eop::too_many_errors());
-                self.close(CloseReason::TooManyErrors);
-                return;
-            }
-        }
-        if size == 0 {
-            self.reply(reply);
-            if close {
-                self.close(CloseReason::Fault);
-            }
-        } else {
-            self.phase = Phase::BdatDiscard {
-                recv: DummyDataReceiver::new_bdat(size),
-                reply,
-                close,
-            };
-        }
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
-    fn bdat_chunk_done(&mut self, size: usize, last: bool) {
-        self.phase = Phase::Command;
-        if last {
-            self.finish_message(0);
-        } else {
-            let reply = match &self.cfg().replies.bdat_chunk {
-                Some(t) => t.render(
-                    &self.cfg().endpoint.reject_host,
-                    &self.ctx.peer.ip().to_string(),
-                    size,
-                ),
-                None => Reply::new(250, format!("2.6.0 CHUNK received OK, {size} octets")),
-            };
-            self.reply(reply);
-        }
+    /// The earlier of the idle deadline and the session deadline; `None` while the driver runs
+    /// the TLS handshake and once the session is closed.
+    fn poll_timeout(&self) -> Option<OffsetDateTime> {
+        self.timer
     }
 
-    fn end_of_data(&mut self) {
-        self.phase = Phase::Command;
-        self.finish_message(2);
+    fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
     }
-
-    /// The message is complete; `skip` leading bytes of the body are the DATA primer.
-    fn finish_message(&mut self, skip: usize) {
-        let Some(mut txn) = self.txn.take() else {
-            return;
-        };
-        let raw: Arc<[u8]> = Arc::from(txn.body.get(skip..).unwrap_or_default());
-        txn.body = Vec::new();
-        let size = raw.len();
-        self.info(format!("message data: {size} bytes"));
-        let mut reply_override = None;
-        match self.stage_fault(Stage::EndOfData) {
-            StageFault::Proceed => {}
-            StageFault::Reply(r, close) => {
-                if r.code == 250 {
-                    reply_override = Some(r);
-                } else {
-                    self.reply(r);
-                    if close {
-                        self.close(CloseReason::Fault);
-                    }
-                    return;
-                }
-            }
-            StageFault::Drop => {
-                self.close(CloseReason::Fault);
-                return;
-            }
-        }
-        self.messages += 1;
-        let internal_id = 10_000_000_000_000
-            + mix(self.ctx.seed ^ (self.ctx.index << 20) ^ u64::from(self.messages))
-                % 90_000_000_000_000;
-        let message_id = header_message_id(&raw).unwrap_or_else(|| {
-            format!(
-                "<{:016x}.{}@{}>",
-                internal_id,
-                self.messages,
-                self.cfg().endpoint.backend_host
-            )
-        });
-        let secs = txn
-            .data_started
-            .map(|s| (self.cur - s).as_seconds_f64())
-            .unwrap_or(0.0);
-        let reply = reply_override.unwrap_or_else(|| {
-            eop::queued(
-                &message_id,
-                internal_id,
-                &self.cfg().endpoint.backend_host,
-                size,
-                secs,
-            )
-        });
-        let message = MessageRecord {
-            internal_id,
-            message_id,
-            session_id: self.record.session_id.clone(),
-            received_at: self.cur,
-            mail_from: txn.mail_from,
-            rcpt_to: txn.rcpts,
-            size,
-            transfer: txn
-                .transfer
-                .map(Transfer::as_str)
-                .unwrap_or("data")
-                .to_string(),
-            tls: self.tls_active,
-            attribution: txn.verdict,
-            cross_premises_honoured: txn.cross_premises,
-            reply: reply.clone(),
-            raw,
-            parsed: None,
-        };
-        self.reply(reply);
-        self.flush();
-        self.record.messages.push(message.clone());
-        self.actions.push_back(Action::Message(Box::new(message)));
-    }
-}
-
-/// `Thu, 2 May 2019 06:32:13` (the `+0000` is appended).
-const BANNER_DATE: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-    "[weekday repr:short], [day padding:none] [month repr:short] [year] [hour]:[minute]:[second]"
-);
-
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
-}
-
-/// The Message-ID header's value (angle brackets kept), found by a bounded scan of the header
-/// section: no MIME parsing on the reply path.
-fn header_message_id(raw: &[u8]) -> Option<String> {
-    let limit = raw.len().min(64 * 1024);
-    let mut start = 0;
-    while start < limit {
-        let end = raw[start..limit]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|p| start + p)
-            .unwrap_or(limit);
-        let line = &raw[start..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return None;
-        }
-        if line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
-            let v = String::from_utf8_lossy(&line[11..]).trim().to_string();
-            if v.is_empty() {
-                return None;
-            }
-            return Some(if v.starts_with('<') {
-                v
-            } else {
-                format!("<{v}>")
-            });
-        }
-        start = end + 1;
-    }
-    None
 }

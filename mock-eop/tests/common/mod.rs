@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
 use hybridlab_model::reply::Reply;
-use mock_eop::config::{EopConfig, MockFile};
+use mock_eop::config::{CONTOSO_TOML, EopConfig, MockFile};
 use mock_eop::fault::Fault;
 use mock_eop::{MockEop, MockEopHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -51,17 +51,10 @@ pub fn config(toml_src: &str) -> EopConfig {
     MockFile::from_toml(toml_src, "test.toml").unwrap().eop
 }
 
-/// The hybrid tenant most tests use.
-pub const CONTOSO: &str = r#"
-[[eop.tenants]]
-name = "contoso"
-accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }, { domain = "contoso.mail.onmicrosoft.com" }]
-[[eop.tenants.inbound_connectors]]
-name = "Inbound from contoso"
-connector_type = "on_premises"
-tls_sender_certificate_name = "*.contoso.com"
-require_tls = true
-cloud_services_mail_enabled = true
+/// What the attribution tests add to the contoso tenant: a second contoso connector by IP
+/// (127.0.0.5), fabrikam in another region (NAM), and tailspin with RejectDirectSend and a Partner
+/// connector for woodgrove.com restricted to 127.0.0.9.
+const MORE_TENANTS: &str = r#"
 [[eop.tenants.inbound_connectors]]
 name = "Contoso Edge by IP"
 connector_type = "on_premises"
@@ -82,6 +75,15 @@ sender_domains = ["woodgrove.com"]
 sender_ip_addresses = ["127.0.0.9"]
 restrict_domains_to_ip_addresses = true
 "#;
+
+/// What most tests serve: the contoso tenant of `mock-eop serve` ([`CONTOSO_TOML`]) with its
+/// certificate connector widened to `*.contoso.com` (so `smtp.contoso.com` is attributed and
+/// `a.b.contoso.com` shows the wildcard depth), then [`MORE_TENANTS`].
+pub fn lab_tenants() -> EopConfig {
+    let mut cfg = config(&format!("{CONTOSO_TOML}{MORE_TENANTS}"));
+    cfg.tenants[0].inbound_connectors[0].tls_sender_certificate_name = Some("*.contoso.com".into());
+    cfg
+}
 
 pub async fn start(
     cfg: EopConfig,

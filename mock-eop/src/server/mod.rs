@@ -19,16 +19,22 @@
 //! - All time comes from the [`LabClock`] and tokio timers (idle timeout, stall faults,
 //!   handshake timeout), so the mock runs under `tokio::time::pause()`.
 //! - Session counts include only finished sessions; messages are counted when answered 250.
+//!
+//! # Layout
+//! - this file: the builder, the handle and the store of records and counters they share;
+//! - `driver`: the accept loop and the per-session task that drives a
+//!   [`crate::session::Session`] over a stream (and into TLS).
+
+mod driver;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::RangeBounds;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -36,11 +42,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{EopConfig, Invalid};
 use crate::fault::{Fault, FaultBook};
-use crate::session::{Action, HandshakeFault, Session, SessionContext};
-use crate::tls::{ClientVerifier, ServerIdentity, TlsError, server_config, tls_facts};
+use crate::tls::{ClientVerifier, ServerIdentity, TlsError, server_config};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::record::{MessageRecord, SessionRecord};
 use hybridlab_model::x509::CertFacts;
+
+use driver::{accept_loop, spawn_session};
 
 /// Errors starting the mock.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +59,9 @@ pub enum MockEopError {
     /// A fault makes no sense.
     #[error("invalid fault {index}: {message}")]
     Fault {
-        /// Index in the list.
+        /// 0-based position of the fault in the list given.
         index: usize,
-        /// Why.
+        /// Why the fault cannot be used (e.g. an action that does not apply at its stage).
         message: String,
     },
     /// TLS could not be set up.
@@ -114,7 +121,7 @@ impl MockEopBuilder {
         self
     }
 
-    /// Scripted faults.
+    /// The faults sessions meet (replaceable at run time: [`MockEopHandle::replace_faults`]).
     pub fn faults(mut self, faults: Vec<Fault>) -> Self {
         self.faults = faults;
         self
@@ -223,11 +230,11 @@ impl MockEopBuilder {
 /// Live counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
-    /// Finished sessions.
+    /// Sessions that have ended and been recorded (since start or the last clear).
     pub sessions: u64,
-    /// Messages answered 250.
+    /// Messages answered 250 (since start or the last clear).
     pub messages: u64,
-    /// Sessions in progress.
+    /// Connections being served now.
     pub active: u64,
 }
 
@@ -359,7 +366,7 @@ impl MockEopHandle {
         &self.shared.config
     }
 
-    /// The lab clock.
+    /// The lab clock sessions read (the times in the records and banners).
     pub fn clock(&self) -> LabClock {
         self.shared.clock
     }
@@ -481,261 +488,5 @@ impl MockEopHandle {
 impl Drop for MockEopHandle {
     fn drop(&mut self) {
         let _ = self.shared.shutdown.send(true);
-    }
-}
-
-/// Resolves once the shutdown flag is set (drops the watch guard before returning).
-async fn signalled(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        tokio::select! {
-            () = signalled(&mut shutdown) => break,
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    // A listener bound to one address accepts only on that address: ask the
-                    // kernel (one more system call per session) only for a wildcard listener.
-                    let local = if shared.local_addr.ip().is_unspecified() {
-                        stream.local_addr().unwrap_or(shared.local_addr)
-                    } else {
-                        shared.local_addr
-                    };
-                    spawn_session(Arc::clone(&shared), stream, peer, local);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-    }
-}
-
-fn spawn_session<S>(
-    shared: Arc<Shared>,
-    stream: S,
-    peer: SocketAddr,
-    local: SocketAddr,
-) -> JoinHandle<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    shared.counts.send_modify(|c| c.active += 1);
-    let guard = ActiveGuard(Arc::clone(&shared));
-    tokio::spawn(async move {
-        let _guard = guard;
-        run_session(shared, stream, peer, local).await;
-    })
-}
-
-enum Outcome<S> {
-    Done,
-    StartTls(S, Option<HandshakeFault>),
-}
-
-async fn run_session<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, local: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
-    let ctx = SessionContext {
-        config: Arc::clone(&shared.config),
-        faults: shared.fault_book(),
-        index,
-        seed: shared.seed,
-        peer,
-        local,
-    };
-    let clock = shared.clock;
-    let mut session = Session::new(ctx, clock.now());
-    let mut shutdown = shared.shutdown.subscribe();
-    // One read buffer for the whole session (plaintext and TLS phases), filled through
-    // `read_buf` so it is never zeroed.
-    let mut buf = Vec::with_capacity(READ_BUFFER);
-    if let Outcome::StartTls(stream, fault) =
-        drive(&shared, &mut session, stream, &mut shutdown, &mut buf).await
-    {
-        // The TLS phase (rustls connection, handshake, TLS driver) is a large future: keep it in
-        // its own allocation so the spawned task, which tokio moves on spawn and completion,
-        // stays small for every session.
-        Box::pin(tls_phase(
-            &shared,
-            &mut session,
-            stream,
-            fault,
-            &mut shutdown,
-            &mut buf,
-        ))
-        .await;
-    }
-    while let Some(a) = session.poll_action() {
-        if let Action::Message(m) = a {
-            shared.publish_message(*m);
-        }
-    }
-    let record = session.finish(clock.now());
-    shared.finish_session(record);
-}
-
-/// Bytes read from the client at a time (a TLS record's plaintext is at most 16 KiB).
-const READ_BUFFER: usize = 16 * 1024;
-
-/// After the STARTTLS 220: the handshake (or the handshake fault), then the session over TLS.
-async fn tls_phase<S>(
-    shared: &Shared,
-    session: &mut Session,
-    mut stream: S,
-    fault: Option<HandshakeFault>,
-    shutdown: &mut watch::Receiver<bool>,
-    buf: &mut Vec<u8>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let clock = shared.clock;
-    let hs_timeout = shared.config.tls.handshake_timeout.0;
-    match fault {
-        None => {
-            let accept = tokio::time::timeout(hs_timeout, shared.acceptor.accept(stream));
-            let result = tokio::select! {
-                r = accept => Some(r),
-                () = signalled(shutdown) => None,
-            };
-            match result {
-                Some(Ok(Ok(tls))) => {
-                    let facts = tls_facts(tls.get_ref().1, &shared.verifier);
-                    session.handle_tls_established(facts, clock.now());
-                    if let Outcome::StartTls(..) = drive(shared, session, tls, shutdown, buf).await
-                    {
-                        session.handle_io_error("STARTTLS inside TLS", clock.now());
-                    }
-                }
-                Some(Ok(Err(e))) => session.handle_tls_failed(&e.to_string(), clock.now()),
-                Some(Err(_)) => session.handle_tls_failed("handshake timed out", clock.now()),
-                None => session.handle_shutdown(clock.now()),
-            }
-        }
-        Some(f) => {
-            // Read (part of) the ClientHello first, as a real peer would.
-            buf.clear();
-            let _ = tokio::time::timeout(hs_timeout, stream.read_buf(buf)).await;
-            let what = match f {
-                HandshakeFault::Drop => {
-                    "fault: connection dropped during the handshake".to_string()
-                }
-                HandshakeFault::Garbage(g) => {
-                    let _ = stream.write_all(&g).await;
-                    format!(
-                        "fault: {} bytes of garbage instead of a ServerHello",
-                        g.len()
-                    )
-                }
-                HandshakeFault::Alert(a) => {
-                    let _ = stream.write_all(&a.record()).await;
-                    format!("fault: TLS alert {} instead of a ServerHello", a.code())
-                }
-            };
-            let _ = stream.flush().await;
-            let _ = stream.shutdown().await;
-            session.handle_tls_failed(&what, clock.now());
-        }
-    }
-}
-
-/// Reads what is there (up to the buffer's capacity) into the emptied `buf`.
-async fn read_some<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    buf.clear();
-    stream.read_buf(buf).await
-}
-
-/// Runs the session over `stream` until it closes or asks for TLS.
-async fn drive<S>(
-    shared: &Shared,
-    session: &mut Session,
-    mut stream: S,
-    shutdown: &mut watch::Receiver<bool>,
-    buf: &mut Vec<u8>,
-) -> Outcome<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let clock = shared.clock;
-    let write_timeout = shared.config.limits.idle_timeout.0;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let mut wrote = false;
-        while let Some(action) = session.poll_action() {
-            match action {
-                Action::Write(bytes) => {
-                    match tokio::time::timeout(write_timeout, stream.write_all(&bytes)).await {
-                        Ok(Ok(())) => wrote = true,
-                        Ok(Err(e)) => session.handle_io_error(&e.to_string(), clock.now()),
-                        Err(_) => session.handle_io_error("write timed out", clock.now()),
-                    }
-                }
-                Action::Stall(until) => {
-                    let at = clock.instant_at(until);
-                    if wrote {
-                        let _ = stream.flush().await;
-                        wrote = false;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(at) => {}
-                        () = signalled(shutdown) => session.handle_shutdown(clock.now()),
-                    }
-                }
-                Action::ArmTimer(t) => deadline = Some(clock.instant_at(t)),
-                Action::StartTls(f) => {
-                    let _ = stream.flush().await;
-                    return Outcome::StartTls(stream, f);
-                }
-                Action::Message(m) => {
-                    if wrote {
-                        let _ = stream.flush().await;
-                        wrote = false;
-                    }
-                    shared.publish_message(*m)
-                }
-                Action::Close => {
-                    let _ = tokio::time::timeout(write_timeout, async {
-                        let _ = stream.flush().await;
-                        let _ = stream.shutdown().await;
-                    })
-                    .await;
-                    return Outcome::Done;
-                }
-            }
-        }
-        if wrote {
-            let _ = stream.flush().await;
-        }
-        if session.is_closed() {
-            return Outcome::Done;
-        }
-        let timer = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            () = signalled(shutdown) => session.handle_shutdown(clock.now()),
-            r = read_some(&mut stream, buf) => match r {
-                Ok(0) => session.handle_eof(clock.now()),
-                Ok(n) => session.handle_input(&buf[..n], clock.now()),
-                Err(e) => session.handle_io_error(&e.to_string(), clock.now()),
-            },
-            () = timer => {
-                deadline = None;
-                session.handle_timeout(clock.now());
-            }
-        }
     }
 }
