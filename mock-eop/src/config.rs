@@ -277,6 +277,9 @@ pub struct EopConfig {
     pub replies: ReplyOverrides,
     /// The Exchange Online organisations behind the endpoint.
     pub tenants: Vec<Tenant>,
+    /// Exchange Online's delivery to on-premises (retries, expiry, timeouts): see
+    /// [`crate::exo`].
+    pub delivery: hybridlab_model::delivery::DeliverySettings,
 }
 
 impl EopConfig {
@@ -313,6 +316,7 @@ impl EopConfig {
                     ..InboundConnector::default()
                 }],
                 reject_direct_send: false,
+                outbound_connectors: Vec::new(),
             }],
             ..Self::default()
         }
@@ -387,6 +391,7 @@ impl EopConfig {
                 }
                 domains.push((t.name.clone(), d.domain.clone()));
             }
+            crate::exo::validate_outbound_connectors(t, &tp)?;
             let mut names: Vec<&str> = Vec::new();
             for (ci, c) in t.inbound_connectors.iter().enumerate() {
                 let cp = format!("{tp}.inbound_connectors[{ci}]");

@@ -12,7 +12,10 @@
 //! - [`led`]: last-error details: the `[{LED=..};{MSG=..};..]` frame of queues and message traces,
 //!   Exchange Online's delivery LED and service tags.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
-//! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
+//! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound and outbound connectors).
+//! - [`delivery`]: Exchange Online's delivery to on-premises: its uncertain behaviours as settings
+//!   and the record of every attempt.
+//! - [`trace`]: Exchange Online's message trace (`Get-MessageTrace` rows and their detail events).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
 //! - [`record`]: the mock EOP's session and message records (JSON lines), read by the diagnosis.
 
@@ -39,6 +42,7 @@ macro_rules! serde_via_str {
 
 pub mod attribution;
 pub mod core;
+pub mod delivery;
 pub mod dn;
 pub mod exchange;
 pub mod exo;
@@ -47,4 +51,5 @@ pub mod led;
 pub mod record;
 pub mod reply;
 pub mod timespan;
+pub mod trace;
 pub mod x509;
