@@ -14,6 +14,7 @@
 //! - [`driver`]: the tokio driver over any stream, [`Dialer`] and [`TcpDialer`].
 //! - [`routing`]: connector selection, smart hosts, [`Resolver`].
 //! - [`queue`]: the queue: retries, expiry and the message trace ([`ExoQueue`], [`run_until`]).
+//! - [`standalone`]: `mock-eop deliver` (connector choice and overrides, one message).
 //!
 //! # Driving a delivery in-process
 //! ```no_run
@@ -61,6 +62,7 @@ pub mod message;
 pub mod queue;
 pub mod reply;
 pub mod routing;
+pub mod standalone;
 pub mod tls;
 
 #[cfg(test)]

@@ -285,7 +285,11 @@ pub fn chain_status(e: &rustls::Error) -> ChainStatus {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 ChainStatus::Valid
             }
-            CertificateError::UnknownIssuer => ChainStatus::UntrustedRoot,
+            // a root or intermediate of the same name but another key fails the signature
+            // check: Windows cannot build the chain either
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                ChainStatus::UntrustedRoot
+            }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 ChainStatus::Expired
             }
