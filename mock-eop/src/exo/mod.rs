@@ -88,3 +88,52 @@ pub fn validate_outbound_connectors(tenant: &Tenant, tenant_path: &str) -> Resul
             message: e.message,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, MockFile};
+    use hybridlab_model::exo::OutboundTlsSettings;
+
+    #[test]
+    fn outbound_connectors_and_delivery_settings_in_the_eop_tables() {
+        let src = r#"
+[eop.delivery]
+retry_interval = "00:05:00"
+certificate_failure = "certificate_validation_failed"
+
+[[eop.tenants]]
+name = "contoso"
+accepted_domains = [{ domain = "contoso.com", type = "internal_relay" }]
+
+[[eop.tenants.outbound_connectors]]
+name = "Outbound to 5d3f1c2a-0b7e-4f4c-9a1d-2e6b8c9d0f11"
+smart_hosts = ["mail.contoso.com"]
+tls_domain = "mail.contoso.com"
+recipient_domains = ["contoso.com"]
+"#;
+        let f = MockFile::from_toml(src, "eop.toml").unwrap();
+        let c = &f.eop.tenants[0].outbound_connectors[0];
+        assert_eq!(c.tls_settings, OutboundTlsSettings::DomainValidation);
+        assert_eq!(f.eop.delivery.retry_interval.to_string(), "00:05:00");
+
+        let bad = src.replace(
+            "tls_domain = \"mail.contoso.com\"",
+            "tls_domain = \"mail.contoso.com\"\ntls_settings = \"encryption_only\"",
+        );
+        match MockFile::from_toml(&bad, "eop.toml").unwrap_err() {
+            ConfigError::Invalid {
+                path,
+                line,
+                message,
+                ..
+            } => {
+                assert_eq!(path, "eop.tenants[0].outbound_connectors[0].tls_domain");
+                assert_eq!(line, Some(13));
+                assert!(message.contains("DomainValidation"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = src.replace("smart_hosts", "smarthosts");
+        assert!(MockFile::from_toml(&unknown, "eop.toml").is_err());
+    }
+}
