@@ -36,11 +36,15 @@
 //!   verdicts and the facts recorded after a handshake.
 //! - [`server`]: the tokio driver (generic over the stream; STARTTLS moves it into TLS), the
 //!   accept loop and the embedding API [`MockEop::builder`].
+//! - [`exo`]: Exchange Online as a sender: delivery to on-premises through an outbound
+//!   connector (sans-IO client core, tokio driver, retries and message trace on the lab clock),
+//!   behind `mock-eop deliver`.
 //! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
 //!   faults at run time) over a running mock (axum).
 
 pub mod attribution;
 pub mod config;
+pub mod exo;
 pub mod fault;
 pub mod server;
 pub mod session;

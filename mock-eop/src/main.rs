@@ -12,6 +12,25 @@
 //! with `--records` appends each session record as a JSON line (flushed per session, before the
 //! session's log line; SIGTERM or Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
 //!
+//! ```text
+//! mock-eop deliver --to HOST:PORT --from A --rcpt B [--config FILE] [--connector NAME]
+//!                  [--tls-domain D] [--trust PEM]... [--subject S] [--records FILE]
+//!                  [--retry-for DURATION [--retry-interval DURATION]] [--source IP]
+//!                  [--client-ca-out FILE] [--seed N] [-v]
+//! ```
+//!
+//! `deliver` sends one message as Exchange Online would through the named (or only, or first
+//! OnPremises) outbound connector of the config (default: the embedded contoso tenant with the
+//! connector HCW creates: smart host `mail.contoso.com`, DomainValidation, TlsDomain
+//! `mail.contoso.com`), to HOST:PORT instead of the connector's smart hosts (HOST: an address or
+//! `localhost`; names are not resolved). `--tls-domain` overrides TlsDomain (and sets
+//! DomainValidation); `--trust` gives the trust anchors for certificate validation (default: the
+//! system bundle `/etc/ssl/certs/ca-certificates.crt` when present). It prints the message trace
+//! events after `Submit` the way `Get-MessageTraceDetail` shows them (`<date>  Deliver  The
+//! message was successfully delivered.`, or `<date>  Defer  Reason: [{LED=450 4.4.317 ...}]...`)
+//! and exits 0 when delivered, 1 when deferred or failed, 2 on a usage error. One attempt unless
+//! `--retry-for` keeps retrying (real time). `-v` prints each attempt's transcript on stderr.
+//!
 //! With `--api` it also serves the HTTP/1.1 JSON API of [`mock_eop::api`] (the kept records,
 //! counts, `GET /wait`, the lab CA, faults replaced at run time) and prints `api: http://ADDR`
 //! as the last start-up line. The API has no authentication: an address that is not loopback is
@@ -27,8 +46,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::record::SessionRecord;
+use hybridlab_model::timespan::TimeSpan;
+use hybridlab_model::trace::{TraceEventKind, TraceStatus};
 use mock_eop::api::Api;
 use mock_eop::config::{EopConfig, MockFile};
+use mock_eop::exo::standalone::{self, DeliverOptions};
+use mock_eop::exo::trace_line;
 use mock_eop::tls::ServerIdentity;
 use mock_eop::{MockEop, MockEopBuilder, MockEopHandle};
 use rustls::pki_types::CertificateDer;
@@ -49,6 +72,58 @@ struct Cli {
 enum Command {
     /// Serve the mock endpoint until killed.
     Serve(ServeArgs),
+    /// Deliver one message as Exchange Online would, through an outbound connector.
+    Deliver(DeliverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DeliverArgs {
+    /// The receiving server, HOST:PORT (an IP address or localhost).
+    #[arg(long, value_name = "HOST:PORT")]
+    to: String,
+    /// TOML file with `[eop]` tables (outbound connectors, `[eop.delivery]`); default: the
+    /// embedded contoso tenant.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The outbound connector to use; default: the only or first OnPremises one.
+    #[arg(long, value_name = "NAME")]
+    connector: Option<String>,
+    /// Override TlsDomain (implies TlsSettings DomainValidation).
+    #[arg(long, value_name = "DOMAIN")]
+    tls_domain: Option<String>,
+    /// PEM file of trust anchors for certificate validation (repeatable).
+    #[arg(long, value_name = "PEM")]
+    trust: Vec<PathBuf>,
+    /// Envelope sender.
+    #[arg(long, value_name = "ADDRESS")]
+    from: String,
+    /// Recipient.
+    #[arg(long, value_name = "ADDRESS")]
+    rcpt: String,
+    /// Subject.
+    #[arg(long, default_value = "mock-eop deliver")]
+    subject: String,
+    /// Append the message's record (trace and attempts) as one JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    records: Option<PathBuf>,
+    /// Keep retrying for this long (`30s`, `5m`, `00:10:00`); default: one attempt.
+    #[arg(long, value_name = "DURATION")]
+    retry_for: Option<TimeSpan>,
+    /// Time between retries (default: the config's `[eop.delivery]`).
+    #[arg(long, value_name = "DURATION", requires = "retry_for")]
+    retry_interval: Option<TimeSpan>,
+    /// Connect from this loopback address (127.0.0.x).
+    #[arg(long, value_name = "IP")]
+    source: Option<std::net::IpAddr>,
+    /// Write the root of EOP's client certificate (PEM) here, for the receiver to trust.
+    #[arg(long, value_name = "FILE")]
+    client_ca_out: Option<PathBuf>,
+    /// Seed for GUIDs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print each attempt's transcript on stderr.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,14 +174,98 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let Command::Serve(args) = cli.command;
-    match serve(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Deliver(args) => deliver(args),
+    };
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("mock-eop: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// The system's CA bundle, used when `deliver` gets no `--trust`.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn read_pem_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.with_context(|| format!("{}: invalid PEM", path.display())))
+        .collect()
+}
+
+/// `mock-eop deliver`: exit 0 delivered, 1 deferred or failed; errors are usage errors (2).
+fn deliver(args: DeliverArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => MockFile::from_path(path)?.eop,
+        None => EopConfig::contoso(),
+    };
+    let mut trust = Vec::new();
+    for path in &args.trust {
+        trust.extend(read_pem_certs(path)?);
+    }
+    if args.trust.is_empty() && Path::new(SYSTEM_BUNDLE).is_file() {
+        trust = read_pem_certs(Path::new(SYSTEM_BUNDLE)).unwrap_or_default();
+    }
+    let opts = DeliverOptions {
+        to: args.to.clone(),
+        connector: args.connector.clone(),
+        tls_domain: args.tls_domain.clone(),
+        trust,
+        from: args.from.clone(),
+        rcpt: args.rcpt.clone(),
+        subject: args.subject.clone(),
+        retry_for: args.retry_for,
+        retry_interval: args.retry_interval,
+        source_ip: args.source,
+        seed: args.seed,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let (record, identity) = runtime
+        .block_on(async { standalone::deliver(&config, &opts, &LabClock::system()).await })?;
+    if let Some(path) = &args.client_ca_out {
+        std::fs::write(path, identity.trust_anchor_pem())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if args.verbose {
+        for a in &record.attempts {
+            eprintln!(
+                "attempt {} ({} session {}):",
+                a.number, a.target_host, a.session_id
+            );
+            for l in &a.transcript {
+                eprintln!("  {l}");
+            }
+        }
+    }
+    if let Some(path) = &args.records {
+        let w = open_records(path)?;
+        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+        let line = serde_json::to_string(&record).context("the record")?;
+        writeln!(w, "{line}")
+            .and_then(|()| w.flush())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    for e in record
+        .trace
+        .events
+        .iter()
+        .skip_while(|e| matches!(e.event, TraceEventKind::Receive | TraceEventKind::Submit))
+    {
+        let _ = writeln!(out, "{}", trace_line(e));
+    }
+    Ok(if record.trace.status == TraceStatus::Delivered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

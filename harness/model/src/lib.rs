@@ -13,7 +13,10 @@
 //!   Exchange Online's delivery LED and service tags.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
 //! - [`located`]: errors placed in a TOML file (`file:line:column`) by toml's spans and key paths.
-//! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
+//! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound and outbound connectors).
+//! - [`delivery`]: Exchange Online's delivery to on-premises: its uncertain behaviours as settings
+//!   and the record of every attempt.
+//! - [`trace`]: Exchange Online's message trace (`Get-MessageTrace` rows and their detail events).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
 //! - [`record`]: the mock EOP's session and message records (JSON lines), read by the diagnosis.
 
@@ -40,6 +43,7 @@ macro_rules! serde_via_str {
 
 pub mod attribution;
 pub mod core;
+pub mod delivery;
 pub mod dn;
 pub mod exchange;
 pub mod exo;
@@ -49,4 +53,5 @@ pub mod located;
 pub mod record;
 pub mod reply;
 pub mod timespan;
+pub mod trace;
 pub mod x509;

@@ -101,6 +101,9 @@ pub struct EopConfig {
     /// The Exchange Online organisations behind the endpoint; empty = every recipient is outside
     /// any tenant.
     pub tenants: Vec<Tenant>,
+    /// Exchange Online's delivery to on-premises (retries, expiry, timeouts): see
+    /// [`crate::exo`].
+    pub delivery: hybridlab_model::delivery::DeliverySettings,
 }
 
 impl EopConfig {

@@ -174,6 +174,7 @@ fn the_contoso_fixture_is_the_documented_tenant() {
                 ..InboundConnector::default()
             }],
             reject_direct_send: false,
+            outbound_connectors: Vec::new(),
         }],
         ..EopConfig::default()
     };

@@ -100,6 +100,7 @@ fn validate_tenant<'a>(
         }
         domains.push((&t.name, &d.domain));
     }
+    crate::exo::validate_outbound_connectors(t, tp)?;
     for (ci, c) in t.inbound_connectors.iter().enumerate() {
         let cp = format!("{tp}.inbound_connectors[{ci}]");
         validate_connector(c, &t.inbound_connectors[..ci], &t.name, &cp)?;
