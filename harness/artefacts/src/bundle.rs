@@ -35,9 +35,7 @@ use super::format_list::FlOptions;
 use super::ndr::NdrReport;
 use super::protocol_log::{LogWriterOptions, ProtocolLogSession, write_files};
 use super::ps_json::JsonStyle;
-use super::queue::{
-    MessageSnapshot, QueueSnapshot, write_message_list, write_queue_json, write_queue_list,
-};
+use super::queue::{MessageRow, QueueRow, write_message_list, write_queue_json, write_queue_list};
 
 /// `Get-Queue | Format-List`.
 pub const QUEUE_LIST: &str = "Get-Queue.txt";
@@ -79,9 +77,9 @@ pub struct ArtefactBundle {
     /// Connectivity log lines, in time order.
     pub connectivity: Vec<ConnectivityEvent>,
     /// `Get-Queue` rows.
-    pub queues: Vec<QueueSnapshot>,
+    pub queues: Vec<QueueRow>,
     /// `Get-Message` rows.
-    pub messages: Vec<MessageSnapshot>,
+    pub messages: Vec<MessageRow>,
     /// Every certificate of `LocalMachine\My` (the Exchange listing keeps the keyed ones).
     pub certificates: Vec<CertListingRow>,
     /// `Get-SendConnector` rows.

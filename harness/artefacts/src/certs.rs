@@ -18,9 +18,6 @@
 //! PublicKey, RawData, SerialNumber, SubjectName, SignatureAlgorithm, Thumbprint, Version, Handle,
 //! Issuer, Subject.
 
-use std::fmt;
-use std::str::FromStr;
-
 use hybridlab_model::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,77 +27,7 @@ use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 
-macro_rules! names_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $num:literal => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        /// Reads the name (any case) or the .NET value, as `FromStr` does.
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(|e: hybridlab_model::exchange::UnknownToken| {
-                    serde::de::Error::custom(format!(
-                        "{e}, expected one of: {}",
-                        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })
-            }
-        }
-
-        impl $name {
-            /// Every variant.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The name Exchange prints.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-
-            /// The .NET enum value (ConvertTo-Json of live objects writes numbers).
-            pub fn value(self) -> u32 {
-                match self { $(Self::$variant => $num),+ }
-            }
-
-            /// From the .NET enum value.
-            pub fn from_value(n: u32) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.value() == n)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = hybridlab_model::exchange::UnknownToken;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let t = s.trim();
-                let found = match t.parse::<u32>() {
-                    Ok(n) => Self::from_value(n),
-                    Err(_) => Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)),
-                };
-                found.ok_or_else(|| hybridlab_model::exchange::UnknownToken {
-                    kind: stringify!($name),
-                    token: t.to_string(),
-                })
-            }
-        }
-    };
-}
-
-names_enum! {
+hybridlab_model::token_enum! {
     /// An Exchange service a certificate is enabled for (`AllowedServices` flags).
     ExchangeService {
         /// IMAP4.
@@ -120,7 +47,7 @@ names_enum! {
     }
 }
 
-names_enum! {
+hybridlab_model::token_enum! {
     /// `Get-ExchangeCertificate` Status.
     CertificateStatus {
         /// Unknown.
@@ -142,7 +69,7 @@ names_enum! {
     }
 }
 
-names_enum! {
+hybridlab_model::token_enum! {
     /// `Get-ExchangeCertificate` RootCAType. The numeric values are not documented; only the names
     /// are read reliably.
     RootCaType {
@@ -280,7 +207,11 @@ impl CertListingRow {
 
     /// `<I>issuer<S>subject`, what a connector's TlsCertificateName holds for this certificate.
     pub fn x509_identifier(&self) -> String {
-        format!("<I>{}<S>{}", self.issuer, self.subject)
+        hybridlab_model::identifier::X509Identifier {
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+        }
+        .to_string()
     }
 
     /// Whether the row lists `service`.

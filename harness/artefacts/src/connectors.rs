@@ -12,13 +12,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{
-    ByteSize, Parsed, PsObject, PsValue, RowEvidence, display_timespan, parse_timespan,
-};
+use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::queue::LAB_RUNSPACE_ID;
 use super::text::LineEnding;
 use hybridlab_model::exchange::TlsAuthLevel;
+use hybridlab_model::timespan::TimeSpan;
 
 /// A send connector as `Get-SendConnector | Format-List` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -111,7 +110,7 @@ pub fn send_connector_records(rows: &[SendConnectorRow]) -> Vec<FlRecord> {
                     "ConnectionInactivityTimeOut".into(),
                     PsValue::opt_text(
                         r.connection_inactivity_timeout
-                            .map(display_timespan)
+                            .and_then(timespan_text)
                             .as_deref(),
                     ),
                 ),
@@ -198,7 +197,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
         comment: obj.text("Comment"),
         connection_inactivity_timeout: obj
             .text("ConnectionInactivityTimeOut")
-            .and_then(|s| parse_timespan(&s)),
+            .and_then(|s| timespan(&s)),
         connector_type: obj.text("ConnectorType"),
         dns_routing_enabled: obj.bool("DNSRoutingEnabled"),
         domain_secure_enabled: obj.bool("DomainSecureEnabled"),
@@ -310,13 +309,13 @@ pub fn receive_connector_records(rows: &[ReceiveConnectorRow]) -> Vec<FlRecord> 
                 ("Enabled".into(), b(r.enabled)),
                 (
                     "ConnectionTimeout".into(),
-                    PsValue::opt_text(r.connection_timeout.map(display_timespan).as_deref()),
+                    PsValue::opt_text(r.connection_timeout.and_then(timespan_text).as_deref()),
                 ),
                 (
                     "ConnectionInactivityTimeout".into(),
                     PsValue::opt_text(
                         r.connection_inactivity_timeout
-                            .map(display_timespan)
+                            .and_then(timespan_text)
                             .as_deref(),
                     ),
                 ),
@@ -372,12 +371,10 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
         remote_ip_ranges: obj.list("RemoteIPRanges"),
         max_message_size: obj.text("MaxMessageSize").and_then(|s| ByteSize::parse(&s)),
         protocol_logging_level: obj.text("ProtocolLoggingLevel"),
-        connection_timeout: obj
-            .text("ConnectionTimeout")
-            .and_then(|s| parse_timespan(&s)),
+        connection_timeout: obj.text("ConnectionTimeout").and_then(|s| timespan(&s)),
         connection_inactivity_timeout: obj
             .text("ConnectionInactivityTimeout")
-            .and_then(|s| parse_timespan(&s)),
+            .and_then(|s| timespan(&s)),
         suppress_x_anonymous_tls: obj.bool("SuppressXAnonymousTls"),
     };
     Some(Parsed {
@@ -741,4 +738,13 @@ pub fn classify(obj: &PsObject) -> Option<ConnectorKind> {
         return Some(ConnectorKind::Send);
     }
     None
+}
+/// A listed TimeSpan (`00:10:00`, `2.00:00:00`), read by the model's one TimeSpan parser.
+fn timespan(s: &str) -> Option<time::Duration> {
+    TimeSpan::from_dotnet(s).ok().map(TimeSpan::to_time)
+}
+
+/// A duration as a listing prints it (the model's TimeSpan rendering); nothing when negative.
+fn timespan_text(d: time::Duration) -> Option<String> {
+    TimeSpan::from_time(d).map(|t| t.to_string())
 }

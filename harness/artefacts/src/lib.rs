@@ -55,7 +55,7 @@ use self::mock_records::MockSession;
 use self::ndr::Ndr;
 use self::protocol_log::{LogKind, ProtocolLogReader, ProtocolLogs};
 use self::ps::{Parsed, PsObject};
-use self::queue::{MessageSnapshot, QueueSnapshot};
+use self::queue::{MessageRow, QueueRow};
 use self::text::{Evidence, Skipped, TextEncoding};
 
 /// Which listing an object or file is.
@@ -302,9 +302,9 @@ pub struct Artefacts {
     /// Certificate rows from both cmdlets, text and JSON.
     pub certificates: Vec<CertificateEntry>,
     /// `Get-Queue` rows.
-    pub queues: Vec<Parsed<QueueSnapshot>>,
+    pub queues: Vec<Parsed<QueueRow>>,
     /// `Get-Message` rows.
-    pub messages: Vec<Parsed<MessageSnapshot>>,
+    pub messages: Vec<Parsed<MessageRow>>,
     /// `Get-SendConnector` rows.
     pub send_connectors: Vec<Parsed<SendConnectorRow>>,
     /// `Get-ReceiveConnector` rows.

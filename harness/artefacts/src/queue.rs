@@ -99,9 +99,18 @@ pub fn en_us_datetime(t: OffsetDateTime) -> String {
     )
 }
 
-/// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models).
+/// The former name of [`QueueRow`], kept while other crates move to the new name (to be removed
+/// once nothing uses it).
+pub type QueueSnapshot = QueueRow;
+
+/// The former name of [`MessageRow`] (it clashed with the transport's own message snapshot), kept
+/// while other crates move to the new name (to be removed once nothing uses it).
+pub type MessageSnapshot = MessageRow;
+
+/// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models): a row of
+/// the listing, like [`crate::certs::CertListingRow`] and [`crate::connectors::SendConnectorRow`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueSnapshot {
+pub struct QueueRow {
     /// `SERVER\<n>`.
     pub identity: String,
     /// How the next hop is reached.
@@ -136,7 +145,7 @@ pub struct QueueSnapshot {
 pub const LAB_RUNSPACE_ID: &str = "4f1d7c2a-9b3e-4e6a-8d15-2c7b9e0a6f31";
 
 /// `Get-Queue | Format-List` records (Exchange 2013-2019 property order, from real output).
-pub fn queue_records(queues: &[QueueSnapshot]) -> Vec<FlRecord> {
+pub fn queue_records(queues: &[QueueRow]) -> Vec<FlRecord> {
     queues
         .iter()
         .map(|q| {
@@ -199,12 +208,12 @@ pub fn queue_records(queues: &[QueueSnapshot]) -> Vec<FlRecord> {
 }
 
 /// `Get-Queue | Format-List` text.
-pub fn write_queue_list(queues: &[QueueSnapshot], opts: &FlOptions) -> String {
+pub fn write_queue_list(queues: &[QueueRow], opts: &FlOptions) -> String {
     format_list::render(&queue_records(queues), opts)
 }
 
 /// `Get-Queue | ConvertTo-Json` (the same properties).
-pub fn write_queue_json(queues: &[QueueSnapshot], style: JsonStyle) -> String {
+pub fn write_queue_json(queues: &[QueueRow], style: JsonStyle) -> String {
     ps_json::render(&queue_records(queues), style, LineEnding::CrLf)
 }
 
@@ -215,9 +224,9 @@ pub fn is_queue(obj: &PsObject) -> bool {
 }
 
 /// A queue from a listed object (text or JSON); `None` without an Identity.
-pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueSnapshot>> {
+pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueRow>> {
     let identity = obj.text("Identity").or_else(|| obj.text("QueueIdentity"))?;
-    let row = QueueSnapshot {
+    let row = QueueRow {
         identity,
         delivery_type: obj
             .text("DeliveryType")
@@ -273,7 +282,7 @@ hybridlab_model::token_enum! {
 
 /// One queued message as `Get-Message | Format-List` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageSnapshot {
+pub struct MessageRow {
     /// `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
     pub identity: String,
     /// The queue identity (`EXCH01\3`).
@@ -309,7 +318,7 @@ pub struct MessageSnapshot {
 }
 
 /// `Get-Message | Format-List` records (property order reconstructed; see docs/formats.md).
-pub fn message_records(messages: &[MessageSnapshot]) -> Vec<FlRecord> {
+pub fn message_records(messages: &[MessageRow]) -> Vec<FlRecord> {
     messages
         .iter()
         .map(|m| {
@@ -368,12 +377,12 @@ pub fn message_records(messages: &[MessageSnapshot]) -> Vec<FlRecord> {
 }
 
 /// `Get-Message | Format-List` text.
-pub fn write_message_list(messages: &[MessageSnapshot], opts: &FlOptions) -> String {
+pub fn write_message_list(messages: &[MessageRow], opts: &FlOptions) -> String {
     format_list::render(&message_records(messages), opts)
 }
 
 /// `Get-Message | ConvertTo-Json`.
-pub fn write_message_json(messages: &[MessageSnapshot], style: JsonStyle) -> String {
+pub fn write_message_json(messages: &[MessageRow], style: JsonStyle) -> String {
     ps_json::render(&message_records(messages), style, LineEnding::CrLf)
 }
 
@@ -384,14 +393,14 @@ pub fn is_message(obj: &PsObject) -> bool {
 }
 
 /// A message from a listed object; `None` without an Identity.
-pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageSnapshot>> {
+pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageRow>> {
     let identity = obj.text("Identity")?;
     let queue = obj.text("Queue").unwrap_or_else(|| {
         identity
             .rsplit_once('\\')
             .map_or(String::new(), |(q, _)| q.to_string())
     });
-    let row = MessageSnapshot {
+    let row = MessageRow {
         identity,
         queue,
         subject: obj.text_or_empty("Subject"),

@@ -43,7 +43,8 @@ fn read_everything(bytes: &[u8]) {
         let _ = LastError::parse_lenient(line);
         let _ = ps::parse_multi_value(line);
         let _ = ps::ByteSize::parse(line);
-        let _ = ps::parse_timespan(line);
+        let _ = hybridlab_model::timespan::TimeSpan::from_dotnet(line);
+        let _ = line.parse::<hybridlab_model::timespan::TimeSpan>();
     }
 }
 

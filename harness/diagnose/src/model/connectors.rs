@@ -7,37 +7,12 @@ use std::net::IpAddr;
 use hybridlab_artefacts::Artefacts;
 use hybridlab_artefacts::connectors::SendConnectorRow;
 use hybridlab_artefacts::ps::Parsed;
+use hybridlab_model::identifier::X509Identifier;
 use time::Duration;
 
 use super::queues::QueueView;
 use super::session::SessionView;
 use super::{DEFAULT_INACTIVITY, Ev, prop_ev};
-
-/// `<I>issuer<S>subject`, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TlsName {
-    pub issuer: String,
-    pub subject: String,
-}
-
-/// Parses `<I>issuer<S>subject` (tags case-insensitive); `None` for anything else.
-pub(crate) fn parse_tls_name(s: &str) -> Option<TlsName> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    if !lower.starts_with("<i>") {
-        return None;
-    }
-    let s_at = lower.find("<s>")?;
-    let issuer = t[3..s_at].trim();
-    let subject = t[s_at + 3..].trim();
-    if issuer.is_empty() || subject.is_empty() {
-        return None;
-    }
-    Some(TlsName {
-        issuer: issuer.to_string(),
-        subject: subject.to_string(),
-    })
-}
 
 /// A send connector: from a listing, or only known by the name its sessions log.
 #[derive(Debug, Clone)]
@@ -48,8 +23,8 @@ pub(crate) struct ConnectorView<'a> {
     pub hybrid: bool,
     /// The raw `TlsCertificateName`, when set.
     pub tls_name_raw: Option<String>,
-    /// Parsed, when of the right form.
-    pub tls_name: Option<TlsName>,
+    /// Parsed, when of the form `<I>issuer<S>subject` (the model's one parser of that form).
+    pub tls_name: Option<X509Identifier>,
     /// Indices into `Model::sessions`.
     pub sessions: Vec<usize>,
 }
@@ -240,7 +215,7 @@ pub(super) fn from_listings(a: &Artefacts) -> Vec<ConnectorView<'_>> {
                 name: r.row.name.clone(),
                 row: Some(r),
                 hybrid: is_hybrid_row(&r.row),
-                tls_name: raw.as_deref().and_then(parse_tls_name),
+                tls_name: raw.as_deref().and_then(|r| r.parse().ok()),
                 tls_name_raw: raw,
                 sessions: Vec::new(),
             }

@@ -10,7 +10,7 @@ use hybridlab_artefacts::connectors::{
 };
 use hybridlab_artefacts::protocol_log::{CertRole, ProtocolLogSession, SessionEvent, TimedEvent};
 use hybridlab_artefacts::ps::ByteSize;
-use hybridlab_artefacts::queue::{LastError, MessageSnapshot, MessageStatus, QueueSnapshot};
+use hybridlab_artefacts::queue::{LastError, MessageRow, MessageStatus, QueueRow};
 use hybridlab_model::exchange::{
     DeliveryType, DisconnectReason, QueueStatus, SecurityStatus, TlsAuthLevel,
 };
@@ -347,8 +347,8 @@ pub fn cert_rows() -> Vec<CertListingRow> {
 }
 
 /// The classic case's queue.
-pub fn classic_queue() -> QueueSnapshot {
-    QueueSnapshot {
+pub fn classic_queue() -> QueueRow {
+    QueueRow {
         identity: "EDGE01\\3".into(),
         delivery_type: DeliveryType::SmartHostConnectorDelivery,
         status: QueueStatus::Retry,
@@ -372,8 +372,8 @@ pub fn classic_queue() -> QueueSnapshot {
 }
 
 /// A healthy queue.
-pub fn idle_queue() -> QueueSnapshot {
-    QueueSnapshot {
+pub fn idle_queue() -> QueueRow {
+    QueueRow {
         identity: "EDGE01\\Submission".into(),
         delivery_type: DeliveryType::Undefined,
         status: QueueStatus::Ready,
@@ -390,9 +390,9 @@ pub fn idle_queue() -> QueueSnapshot {
 }
 
 /// A message in the classic queue.
-pub fn classic_message() -> MessageSnapshot {
+pub fn classic_message() -> MessageRow {
     let q = classic_queue();
-    MessageSnapshot {
+    MessageRow {
         identity: "EDGE01\\3\\12884901890".into(),
         queue: "EDGE01\\3".into(),
         subject: "Quarterly figures".into(),

@@ -9,8 +9,9 @@ use hybridlab_model::exchange::SecurityStatus;
 use hybridlab_model::x509::CertFacts;
 
 use crate::FindingId;
-use crate::model::{ConnectorView, Ev, Model, SessionView, StoreCert, TlsName, norm_thumb};
+use crate::model::{ConnectorView, Ev, Model, SessionView, StoreCert, norm_thumb};
 use crate::rules::{Draft, MAX_OCCURRENCES, count, fill, when};
+use hybridlab_model::identifier::X509Identifier;
 
 /// Sessions that failed with `status`, grouped by connector and presented thumbprint, newest
 /// first within each group: (session, certificate event, failure event).
@@ -44,9 +45,12 @@ fn failures_with<'m, 'a>(m: &'m Model<'a>, status: SecurityStatus) -> Failures<'
 
 /// The identifier a failing certificate was chosen by: the logged subject and issuer, else the
 /// connector's TlsCertificateName.
-fn identity_of(logged: Option<&CertFacts>, name: Option<&TlsName>) -> Option<TlsName> {
+fn identity_of(
+    logged: Option<&CertFacts>,
+    name: Option<&X509Identifier>,
+) -> Option<X509Identifier> {
     match logged {
-        Some(c) if !c.subject.is_empty() && !c.issuer.is_empty() => Some(TlsName {
+        Some(c) if !c.subject.is_empty() && !c.issuer.is_empty() => Some(X509Identifier {
             issuer: c.issuer.clone(),
             subject: c.subject.clone(),
         }),
@@ -83,7 +87,7 @@ struct CredentialFailure<'m, 'a> {
     logged: Option<&'a CertFacts>,
     connector: Option<&'m ConnectorView<'a>>,
     /// The issuer and subject the certificate was chosen by ([`identity_of`]).
-    ident: Option<TlsName>,
+    ident: Option<X509Identifier>,
     /// The presented certificate as the listings show it.
     store_t: Option<&'m StoreCert>,
     /// The failure lines of the newest sessions (occurrence index, line), most recent first.

@@ -6,12 +6,13 @@ use hybridlab_model::x509::dn_eq;
 
 use super::expiry::FIX_EXPIRED;
 use crate::FindingId;
-use crate::model::{ConnectorView, Ev, Model, SessionView, StoreCert, TlsName, norm_thumb};
+use crate::model::{ConnectorView, Ev, Model, SessionView, StoreCert, norm_thumb};
 use crate::rules::{Draft, MAX_OCCURRENCES, count, day, fill, when};
+use hybridlab_model::identifier::X509Identifier;
 
 /// The renewed certificate a stale TlsCertificateName should point at: time-valid, keyed (or key
 /// unknown), same subject and another issuer first, then the same issuer and CN, then the same CN.
-fn renewal_candidate<'s>(m: &'s Model<'_>, name: &TlsName) -> Option<(&'s StoreCert, u8)> {
+fn renewal_candidate<'s>(m: &'s Model<'_>, name: &X509Identifier) -> Option<(&'s StoreCert, u8)> {
     let cn = hybridlab_artefacts::protocol_log::common_names_of(&name.subject);
     m.store
         .certs
@@ -76,7 +77,7 @@ struct UnresolvedName<'m, 'a> {
     ci: usize,
     c: &'m ConnectorView<'a>,
     /// The parsed TlsCertificateName.
-    name: &'m TlsName,
+    name: &'m X509Identifier,
     /// The certificates with that issuer and subject that are expired at the reference time.
     expired: Vec<&'m StoreCert>,
     /// The newest symptom lines: 454 "could not be found" replies, then the EHLO reply and
