@@ -3,9 +3,7 @@
 //! interleaved sessions, a BOM, another build's `#Version`, both certificate styles, junk and a
 //! truncated last line).
 
-mod artefacts_support;
-
-use artefacts_support::*;
+use crate::support::*;
 use hybridlab_artefacts::protocol_log::{
     CertBlockStyle, LogKind, LogWriterOptions, ProtocolLogReader, ProtocolLogSession, SessionEvent,
     logged_view, read_log, write_files, write_log,
