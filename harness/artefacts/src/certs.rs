@@ -30,37 +30,37 @@ use super::text::LineEnding;
 hybridlab_model::token_enum! {
     /// An Exchange service a certificate is enabled for (`AllowedServices` flags).
     ExchangeService {
-        /// IMAP4.
+        /// IMAP4 clients' TLS.
         Imap = 1 => "IMAP",
-        /// POP3.
+        /// POP3 clients' TLS.
         Pop = 2 => "POP",
-        /// Unified Messaging.
+        /// Unified Messaging (voice mail) TLS.
         Um = 4 => "UM",
         /// IIS (OWA, EWS...).
         Iis = 8 => "IIS",
         /// SMTP (STARTTLS; also grants NETWORK SERVICE read access to the key).
         Smtp = 16 => "SMTP",
-        /// Federation.
+        /// Federation trust with other organisations (free/busy sharing).
         Federation = 32 => "Federation",
-        /// UM call router.
+        /// The Unified Messaging call router's TLS.
         UmCallRouter = 64 => "UMCallRouter",
     }
 }
 
 hybridlab_model::token_enum! {
-    /// `Get-ExchangeCertificate` Status.
+    /// `Get-ExchangeCertificate` Status: Exchange's verdict on the certificate.
     CertificateStatus {
-        /// Unknown.
+        /// Exchange could not tell.
         Unknown = 0 => "Unknown",
-        /// Valid.
+        /// Time-valid, chains to a trusted root, not revoked.
         Valid = 1 => "Valid",
-        /// Revoked.
+        /// The issuer revoked it.
         Revoked = 2 => "Revoked",
         /// Expired or not yet valid.
         DateInvalid = 3 => "DateInvalid",
         /// Chain to an untrusted root.
         Untrusted = 4 => "Untrusted",
-        /// Invalid.
+        /// Otherwise unusable (bad signature, malformed).
         Invalid = 5 => "Invalid",
         /// Revocation could not be checked.
         RevocationCheckFailure = 6 => "RevocationCheckFailure",
@@ -127,7 +127,8 @@ pub enum CertListingSource {
 /// (or showed it empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CertListingRow {
-    /// 40 uppercase hex digits.
+    /// `Thumbprint`: the SHA-1 of the certificate, 40 uppercase hex digits; what the transport's
+    /// certificate cache and the protocol log name it by.
     pub thumbprint: String,
     /// Subject DN (.NET rendering).
     pub subject: String,
@@ -136,7 +137,8 @@ pub struct CertListingRow {
     /// NotBefore (listings print the server's local time; read as UTC).
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_before: Option<OffsetDateTime>,
-    /// NotAfter.
+    /// `NotAfter`: the end of the validity (local time of the exporting server, read as UTC); the
+    /// transport does not load the certificate after it.
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_after: Option<OffsetDateTime>,
     /// HasPrivateKey (always true in `Get-ExchangeCertificate`).
@@ -147,19 +149,23 @@ pub struct CertListingRow {
     pub certificate_domains: Vec<String>,
     /// Whether the listing cut the domain list (`{a, b, c, d...}`).
     pub certificate_domains_truncated: bool,
-    /// IsSelfSigned.
+    /// `IsSelfSigned`: subject and issuer are the same (Exchange Online does not accept such a
+    /// certificate for attribution).
     pub is_self_signed: Option<bool>,
-    /// Status.
+    /// `Status`: Exchange's verdict on the certificate (`Valid`, `DateInvalid`, `Untrusted`...).
     pub status: Option<CertificateStatus>,
-    /// SerialNumber (hex).
+    /// `SerialNumber`: the issuer's serial number, hex; what `certutil -repairstore` re-attaches a
+    /// key by.
     pub serial_number: Option<String>,
-    /// PublicKeySize in bits.
+    /// `PublicKeySize`: the key length in bits.
     pub public_key_size: Option<u32>,
-    /// RootCAType.
+    /// `RootCAType`: where the chain's root comes from (`ThirdParty`, `Registry` for Exchange's
+    /// self-signed certificates...).
     pub root_ca_type: Option<RootCaType>,
-    /// FriendlyName.
+    /// `FriendlyName`: the admin-given label (not used to select the certificate).
     pub friendly_name: Option<String>,
-    /// PrivateKeyExportable.
+    /// `PrivateKeyExportable`: whether the key can be exported with the certificate (needed to copy
+    /// it to another server as a PFX).
     pub private_key_exportable: Option<bool>,
     /// EnhancedKeyUsageList entries (`Server Authentication (1.3.6.1.5.5.7.3.1)`).
     pub enhanced_key_usage: Vec<String>,

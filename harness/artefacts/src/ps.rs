@@ -30,7 +30,7 @@ pub enum PsValue {
     /// A collection: `{a, b}` in Format-List, an array in JSON. `truncated` when the listing showed
     /// only the first items (`{a, b, c, d...}`).
     List {
-        /// The items shown.
+        /// The items the listing printed, in order (fewer than the object holds when cut).
         items: Vec<String>,
         /// Whether the list was cut.
         truncated: bool,
@@ -127,7 +127,7 @@ impl PsValue {
 pub struct PsProperty {
     /// The property name as printed.
     pub name: String,
-    /// Its value.
+    /// The value as the listing showed it (text, number, boolean, list, date or null).
     pub value: PsValue,
     /// Where it was written (the property's first line).
     pub evidence: Evidence,
@@ -289,9 +289,9 @@ impl RowEvidence {
 /// A typed row with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parsed<T> {
-    /// The row.
+    /// The typed fields read from the listed object.
     pub row: T,
-    /// Where it came from.
+    /// The lines of the listing it was read from (its first line and every property's).
     pub evidence: RowEvidence,
 }
 

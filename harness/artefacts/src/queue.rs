@@ -1,9 +1,9 @@
-//! `Get-Queue` and `Get-Message` snapshots, the `LastError` field they carry, and their
+//! `Get-Queue` and `Get-Message` rows, the `LastError` field they carry, and their
 //! `Format-List` / `ConvertTo-Json` writers and readers.
 //!
 //! `LastError` has the shape `[{LED=<detail>};{MSG=<message detail>};{FQDN=<host>};{IP=<ip>};{LRT=<time>}]`
-//! (exchange-hybrid.md 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`; a value may
-//! contain `;` and `->` but not `};{`.
+//! (the domain reference, section 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`;
+//! a value may contain `;` and `->` but not `};{`.
 
 use std::fmt;
 
@@ -111,11 +111,13 @@ pub type MessageSnapshot = MessageRow;
 /// the listing, like [`crate::certs::CertListingRow`] and [`crate::connectors::SendConnectorRow`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueRow {
-    /// `SERVER\<n>`.
+    /// `Identity`: `SERVER\<n>`, the server and the queue's number on it; `Get-Message` rows name
+    /// their queue by it.
     pub identity: String,
     /// How the next hop is reached.
     pub delivery_type: DeliveryType,
-    /// Active, Ready, Retry...
+    /// `Status`: `Active` (delivering), `Ready` (waiting for a session), `Retry` (the last attempt
+    /// failed; see `last_error`), `Suspended`.
     pub status: QueueStatus,
     /// Messages in the queue.
     pub message_count: u32,
@@ -127,15 +129,15 @@ pub struct QueueRow {
     pub next_hop_connector: Option<String>,
     /// The last error, if any.
     pub last_error: Option<LastError>,
-    /// Retries so far.
+    /// `RetryCount`: how many connection attempts failed since the queue last delivered.
     pub retry_count: u32,
-    /// First retry time.
+    /// `FirstRetryTime`: when the queue first went into retry (server local time, read as UTC).
     #[serde(with = "time::serde::rfc3339::option")]
     pub first_retry_time: Option<OffsetDateTime>,
-    /// Last retry time.
+    /// `LastRetryTime`: the latest failed attempt.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_retry_time: Option<OffsetDateTime>,
-    /// Next retry time.
+    /// `NextRetryTime`: when the transport tries again (after the retry interval).
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_retry_time: Option<OffsetDateTime>,
 }
@@ -259,17 +261,17 @@ pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueRow>> {
 }
 
 hybridlab_model::token_enum! {
-    /// `Get-Message` Status.
+    /// `Get-Message` Status: where a message stands in its queue.
     MessageStatus {
-        /// No status.
+        /// Nothing is happening to it.
         None => "None",
         /// Being delivered.
         Active => "Active",
-        /// Locked.
+        /// Locked by a process working on it (e.g. being exported).
         Locked => "Locked",
-        /// Being removed.
+        /// Being removed by an admin, once the current delivery attempt ends.
         PendingRemove => "PendingRemove",
-        /// Being suspended.
+        /// Being suspended by an admin, once the current delivery attempt ends.
         PendingSuspend => "PendingSuspend",
         /// Waiting to be delivered.
         Ready => "Ready",
@@ -283,19 +285,20 @@ hybridlab_model::token_enum! {
 /// One queued message as `Get-Message | Format-List` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRow {
-    /// `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
+    /// `Identity`: `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
     pub identity: String,
     /// The queue identity (`EXCH01\3`).
     pub queue: String,
-    /// Subject.
+    /// `Subject`: the message's subject line.
     pub subject: String,
-    /// Envelope sender.
+    /// `FromAddress`: the envelope sender (`MAIL FROM`).
     pub from_address: String,
-    /// Status.
+    /// `Status`: where the message stands in its queue (`Ready`, `Retry`, `Suspended`...).
     pub status: MessageStatus,
-    /// Size in bytes.
+    /// `Size`: the message size in bytes, as the listing's `(n bytes)` shows it.
     pub size_bytes: Option<u64>,
-    /// `SMTP:Default EXCH01`, `FromLocal`...
+    /// `MessageSourceName`: how it entered the transport: the receive connector (`SMTP:Default
+    /// EXCH01`) or local submission (`FromLocal`).
     pub message_source_name: String,
     /// The address that submitted the message.
     pub source_ip: String,
@@ -313,7 +316,8 @@ pub struct MessageRow {
     pub retry_count: u32,
     /// Recipient addresses (the listing may add `;status;...` details, which the reader drops).
     pub recipients: Vec<String>,
-    /// `<guid@server>`.
+    /// `InternetMessageId`: the `Message-ID` header (`<guid@server>`), the id message traces search
+    /// by.
     pub internet_message_id: String,
 }
 

@@ -91,7 +91,8 @@ pub enum SessionEvent {
     },
     /// `<,<reply>,` a reply received (send log); multi-line replies are collapsed on one line.
     Received {
-        /// The reply.
+        /// The reply as received: code and lines (a collapsed EHLO reply split back into its
+        /// keywords).
         reply: Reply,
     },
     /// `<,<text>,` a received line that is not an SMTP reply: the client's command in a receive
@@ -103,9 +104,10 @@ pub enum SessionEvent {
     /// The certificate block: `*,,Sending certificate` then subject, issuer, serial, thumbprint and
     /// alternate names (or the one-line form of newer builds).
     Certificate {
-        /// Whose certificate.
+        /// Whose certificate it is: the one this server presents or the peer's.
         role: CertRole,
-        /// The certificate.
+        /// What the block shows of it: subject, issuer, serial, thumbprint, alternate names (and
+        /// the validity in the one-line style).
         cert: CertFacts,
     },
     /// `*,,TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption algorithm ...`.
@@ -115,19 +117,20 @@ pub enum SessionEvent {
     },
     /// `*,,TLS negotiation failed with error <status>`.
     TlsFailed {
-        /// The SChannel status.
+        /// The SChannel status name that says why the handshake failed (`NoCredentials`...).
         status: SecurityStatus,
     },
     /// Any other `*` line: `data` and `context` columns verbatim (`sending message`, chain status...).
     Info {
-        /// The data column.
+        /// The data column: the value the line reports, often empty.
         data: String,
-        /// The context column.
+        /// The context column: what the line is about (`sending message`, `Remote certificate
+        /// chain validation status: ...`).
         context: String,
     },
     /// `-,,Local` / `-,,Remote(SocketError)`.
     Disconnected {
-        /// Why.
+        /// Which side ended the session and how (`Local`, `Remote(SocketError)`).
         reason: DisconnectReason,
     },
 }
@@ -138,7 +141,7 @@ pub struct TimedEvent {
     /// When it happened (UTC; the log writes ISO 8601 with milliseconds and `Z`).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// What happened.
+    /// The event the protocol log records at that time.
     pub event: SessionEvent,
 }
 
@@ -151,7 +154,7 @@ pub struct ProtocolLogSession {
     pub session_id: String,
     /// Local endpoint once connected (`None` before the connection: line 0 of a send log).
     pub local: Option<SocketAddr>,
-    /// Remote endpoint.
+    /// The peer's address and port (EOP's front door for a hybrid send session).
     pub remote: SocketAddr,
     /// What happened, in order.
     pub events: Vec<TimedEvent>,

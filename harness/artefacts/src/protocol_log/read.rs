@@ -16,16 +16,16 @@ use crate::text::{Evidence, Skipped, split_lines};
 /// A protocol log file's header block.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LogHeader {
-    /// `#Software`.
+    /// `#Software`: the product that wrote the file (`Microsoft Exchange Server`).
     pub software: Option<String>,
-    /// `#Version` (any build).
+    /// `#Version`: `15.0.0.0` or the build that wrote the file (`15.02.1118.007`); any is read.
     pub version: Option<String>,
-    /// `#Log-type`.
+    /// `#Log-type`: `SMTP Send Protocol Log` or `SMTP Receive Protocol Log` ([`LogHeader::kind`]).
     pub log_type: Option<String>,
-    /// `#Date`.
+    /// `#Date`: when the file was created (UTC).
     #[serde(with = "time::serde::rfc3339::option")]
     pub date: Option<OffsetDateTime>,
-    /// `#Fields`, in order.
+    /// `#Fields`: the column names in the file's order (records are read by these names).
     pub fields: Vec<String>,
 }
 
@@ -52,9 +52,9 @@ pub struct LogFileInfo {
     pub kind: Option<LogKind>,
     /// The header, as far as present.
     pub header: LogHeader,
-    /// Lines read as records.
+    /// How many lines were read as records (header lines not counted).
     pub records: usize,
-    /// Lines not understood.
+    /// The lines that were neither header nor record: their count and the first few.
     pub skipped: Skipped,
 }
 

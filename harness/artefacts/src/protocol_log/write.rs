@@ -12,9 +12,9 @@ pub const FIELDS: &str = "date-time,connector-id,session-id,sequence-number,loca
 /// Options for writing protocol logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogWriterOptions {
-    /// Send or receive.
+    /// Which log: the file prefix (`SEND`/`RECV`) and the `#Log-type` header.
     pub kind: LogKind,
-    /// Certificate block style.
+    /// How certificate events are written: the classic six-line block or one line.
     pub cert_style: CertBlockStyle,
     /// `#Version` (real files carry `15.0.0.0` or the build, `15.02.1118.007`).
     pub version: String,
@@ -55,23 +55,24 @@ impl LogWriterOptions {
 /// One line of a protocol log, before CSV encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
-    /// When.
+    /// `date-time`: when the event happened (written in UTC with milliseconds).
     pub at: OffsetDateTime,
-    /// connector-id.
+    /// `connector-id`: the send connector's name, or `SERVER\Connector` in a receive log.
     pub connector_id: String,
-    /// session-id.
+    /// `session-id`: 16 hex digits shared by every line of one session.
     pub session_id: String,
-    /// sequence-number.
+    /// `sequence-number`: the line's place in its session, from 0.
     pub sequence: u32,
-    /// local-endpoint (empty before the connection exists).
+    /// `local-endpoint`: this server's address and port (empty before the connection exists).
     pub local: String,
-    /// remote-endpoint.
+    /// `remote-endpoint`: the peer's address and port.
     pub remote: String,
-    /// `+`, `-`, `>`, `<` or `*`.
+    /// `event`: `+` connect, `-` disconnect, `>` sent, `<` received, `*` information.
     pub event: char,
-    /// data.
+    /// `data`: the command or reply sent or received, or the value an information line reports.
     pub data: String,
-    /// context.
+    /// `context`: what an information line is about (`Sending certificate`, `TLS negotiation
+    /// failed with error ...`), or the disconnect reason.
     pub context: String,
 }
 

@@ -172,7 +172,8 @@ pub fn eop_ehlo(with_starttls: bool) -> Reply {
     Reply::multi(250, lines)
 }
 
-/// The classic case (exchange-hybrid.md 5.3): the key-less twin is chosen, NoCredentials, `-,,Local`.
+/// The classic case (the domain reference, section 5.3): the key-less twin is chosen,
+/// NoCredentials, `-,,Local`.
 pub fn classic_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.801 UTC);
     let ms = |n: i64| t0 + time::Duration::milliseconds(n);
@@ -223,7 +224,8 @@ pub fn classic_session() -> ProtocolLogSession {
     }
 }
 
-/// A successful hybrid delivery (exchange-hybrid.md 5.2), on another session at the same time.
+/// A successful hybrid delivery (the domain reference, section 5.2), on another session at the same
+/// time.
 pub fn success_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.850 UTC);
     let ms = |n: i64| t0 + time::Duration::milliseconds(n);

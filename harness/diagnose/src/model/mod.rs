@@ -95,7 +95,8 @@ fn is_norm_thumb(t: &str) -> bool {
         .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }
 
-/// Everything joined.
+/// Every input joined: sessions with their connector and certificates, the merged store, queues,
+/// NDRs and the EOP side's records.
 #[derive(Debug)]
 pub(crate) struct Model<'a> {
     pub a: &'a Artefacts,
