@@ -35,9 +35,7 @@ use super::format_list::FlOptions;
 use super::ndr::NdrReport;
 use super::protocol_log::{LogWriterOptions, ProtocolLogSession, write_files};
 use super::ps_json::JsonStyle;
-use super::queue::{
-    MessageSnapshot, QueueSnapshot, write_message_list, write_queue_json, write_queue_list,
-};
+use super::queue::{MessageRow, QueueRow, write_message_list, write_queue_json, write_queue_list};
 
 /// `Get-Queue | Format-List`.
 pub const QUEUE_LIST: &str = "Get-Queue.txt";
@@ -63,7 +61,7 @@ pub const CERTIFICATE_DIR: &str = "certificates";
 pub struct ExportedCertificate {
     /// 40 uppercase hex digits (the file name).
     pub thumbprint: String,
-    /// The certificate, PEM.
+    /// The certificate in PEM (`-----BEGIN CERTIFICATE-----`).
     pub cert_pem: String,
     /// The PKCS#8 key, PEM (written mode 0600).
     pub key_pem: Option<String>,
@@ -79,9 +77,9 @@ pub struct ArtefactBundle {
     /// Connectivity log lines, in time order.
     pub connectivity: Vec<ConnectivityEvent>,
     /// `Get-Queue` rows.
-    pub queues: Vec<QueueSnapshot>,
+    pub queues: Vec<QueueRow>,
     /// `Get-Message` rows.
-    pub messages: Vec<MessageSnapshot>,
+    pub messages: Vec<MessageRow>,
     /// Every certificate of `LocalMachine\My` (the Exchange listing keeps the keyed ones).
     pub certificates: Vec<CertListingRow>,
     /// `Get-SendConnector` rows.
@@ -104,7 +102,7 @@ pub struct BundleOptions {
     pub send_log: LogWriterOptions,
     /// Format-List options (80 columns and CRLF, as Windows PowerShell 5.1 `Out-File`).
     pub list: FlOptions,
-    /// ConvertTo-Json style.
+    /// ConvertTo-Json style (Windows PowerShell 5.1 or PowerShell 7 shapes).
     pub json: JsonStyle,
 }
 
@@ -123,7 +121,7 @@ impl Default for BundleOptions {
 pub struct BundleFile {
     /// Path relative to the bundle folder (`/` separated).
     pub name: String,
-    /// The text.
+    /// The file's whole text, as written to disk.
     pub content: String,
     /// A private key: written readable by the owner only (mode 0600).
     pub secret: bool,
@@ -136,9 +134,9 @@ pub enum BundleError {
     /// Creating the folder or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The path.
+        /// The folder or file that could not be created or written.
         path: PathBuf,
-        /// The error.
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },

@@ -18,9 +18,6 @@
 //! PublicKey, RawData, SerialNumber, SubjectName, SignatureAlgorithm, Thumbprint, Version, Handle,
 //! Issuer, Subject.
 
-use std::fmt;
-use std::str::FromStr;
-
 use hybridlab_model::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,110 +27,40 @@ use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 
-macro_rules! names_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $num:literal => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        /// Reads the name (any case) or the .NET value, as `FromStr` does.
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(|e: hybridlab_model::exchange::UnknownToken| {
-                    serde::de::Error::custom(format!(
-                        "{e}, expected one of: {}",
-                        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })
-            }
-        }
-
-        impl $name {
-            /// Every variant.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The name Exchange prints.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-
-            /// The .NET enum value (ConvertTo-Json of live objects writes numbers).
-            pub fn value(self) -> u32 {
-                match self { $(Self::$variant => $num),+ }
-            }
-
-            /// From the .NET enum value.
-            pub fn from_value(n: u32) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.value() == n)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = hybridlab_model::exchange::UnknownToken;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let t = s.trim();
-                let found = match t.parse::<u32>() {
-                    Ok(n) => Self::from_value(n),
-                    Err(_) => Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)),
-                };
-                found.ok_or_else(|| hybridlab_model::exchange::UnknownToken {
-                    kind: stringify!($name),
-                    token: t.to_string(),
-                })
-            }
-        }
-    };
-}
-
-names_enum! {
+hybridlab_model::token_enum! {
     /// An Exchange service a certificate is enabled for (`AllowedServices` flags).
     ExchangeService {
-        /// IMAP4.
+        /// IMAP4 clients' TLS.
         Imap = 1 => "IMAP",
-        /// POP3.
+        /// POP3 clients' TLS.
         Pop = 2 => "POP",
-        /// Unified Messaging.
+        /// Unified Messaging (voice mail) TLS.
         Um = 4 => "UM",
         /// IIS (OWA, EWS...).
         Iis = 8 => "IIS",
         /// SMTP (STARTTLS; also grants NETWORK SERVICE read access to the key).
         Smtp = 16 => "SMTP",
-        /// Federation.
+        /// Federation trust with other organisations (free/busy sharing).
         Federation = 32 => "Federation",
-        /// UM call router.
+        /// The Unified Messaging call router's TLS.
         UmCallRouter = 64 => "UMCallRouter",
     }
 }
 
-names_enum! {
-    /// `Get-ExchangeCertificate` Status.
+hybridlab_model::token_enum! {
+    /// `Get-ExchangeCertificate` Status: Exchange's verdict on the certificate.
     CertificateStatus {
-        /// Unknown.
+        /// Exchange could not tell.
         Unknown = 0 => "Unknown",
-        /// Valid.
+        /// Time-valid, chains to a trusted root, not revoked.
         Valid = 1 => "Valid",
-        /// Revoked.
+        /// The issuer revoked it.
         Revoked = 2 => "Revoked",
         /// Expired or not yet valid.
         DateInvalid = 3 => "DateInvalid",
         /// Chain to an untrusted root.
         Untrusted = 4 => "Untrusted",
-        /// Invalid.
+        /// Otherwise unusable (bad signature, malformed).
         Invalid = 5 => "Invalid",
         /// Revocation could not be checked.
         RevocationCheckFailure = 6 => "RevocationCheckFailure",
@@ -142,7 +69,7 @@ names_enum! {
     }
 }
 
-names_enum! {
+hybridlab_model::token_enum! {
     /// `Get-ExchangeCertificate` RootCAType. The numeric values are not documented; only the names
     /// are read reliably.
     RootCaType {
@@ -200,7 +127,8 @@ pub enum CertListingSource {
 /// (or showed it empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CertListingRow {
-    /// 40 uppercase hex digits.
+    /// `Thumbprint`: the SHA-1 of the certificate, 40 uppercase hex digits; what the transport's
+    /// certificate cache and the protocol log name it by.
     pub thumbprint: String,
     /// Subject DN (.NET rendering).
     pub subject: String,
@@ -209,7 +137,8 @@ pub struct CertListingRow {
     /// NotBefore (listings print the server's local time; read as UTC).
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_before: Option<OffsetDateTime>,
-    /// NotAfter.
+    /// `NotAfter`: the end of the validity (local time of the exporting server, read as UTC); the
+    /// transport does not load the certificate after it.
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_after: Option<OffsetDateTime>,
     /// HasPrivateKey (always true in `Get-ExchangeCertificate`).
@@ -220,19 +149,23 @@ pub struct CertListingRow {
     pub certificate_domains: Vec<String>,
     /// Whether the listing cut the domain list (`{a, b, c, d...}`).
     pub certificate_domains_truncated: bool,
-    /// IsSelfSigned.
+    /// `IsSelfSigned`: subject and issuer are the same (Exchange Online does not accept such a
+    /// certificate for attribution).
     pub is_self_signed: Option<bool>,
-    /// Status.
+    /// `Status`: Exchange's verdict on the certificate (`Valid`, `DateInvalid`, `Untrusted`...).
     pub status: Option<CertificateStatus>,
-    /// SerialNumber (hex).
+    /// `SerialNumber`: the issuer's serial number, hex; what `certutil -repairstore` re-attaches a
+    /// key by.
     pub serial_number: Option<String>,
-    /// PublicKeySize in bits.
+    /// `PublicKeySize`: the key length in bits.
     pub public_key_size: Option<u32>,
-    /// RootCAType.
+    /// `RootCAType`: where the chain's root comes from (`ThirdParty`, `Registry` for Exchange's
+    /// self-signed certificates...).
     pub root_ca_type: Option<RootCaType>,
-    /// FriendlyName.
+    /// `FriendlyName`: the admin-given label (not used to select the certificate).
     pub friendly_name: Option<String>,
-    /// PrivateKeyExportable.
+    /// `PrivateKeyExportable`: whether the key can be exported with the certificate (needed to copy
+    /// it to another server as a PFX).
     pub private_key_exportable: Option<bool>,
     /// EnhancedKeyUsageList entries (`Server Authentication (1.3.6.1.5.5.7.3.1)`).
     pub enhanced_key_usage: Vec<String>,
@@ -280,7 +213,11 @@ impl CertListingRow {
 
     /// `<I>issuer<S>subject`, what a connector's TlsCertificateName holds for this certificate.
     pub fn x509_identifier(&self) -> String {
-        format!("<I>{}<S>{}", self.issuer, self.subject)
+        hybridlab_model::identifier::X509Identifier {
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+        }
+        .to_string()
     }
 
     /// Whether the row lists `service`.

@@ -1,4 +1,4 @@
-//! The transport connectivity log (`CONNECTLOGyyyymmdd-N.LOG`, exchange-hybrid.md 5.5).
+//! The transport connectivity log (`CONNECTLOGyyyymmdd-N.LOG`, the domain reference, section 5.5).
 //!
 //! ```text
 //! #Software: Microsoft Exchange Server
@@ -23,10 +23,10 @@ use super::protocol_log::{LogHeader, log_time};
 use super::ps::parse_iso;
 use super::text::{Evidence, LineEnding, Skipped, split_lines};
 
-/// The `#Fields` header.
+/// The `#Fields` header of the connectivity log: its column names, in order.
 pub const FIELDS: &str = "date-time,session,source,destination,direction,description";
 
-/// The `direction` column.
+/// The `direction` column: whether a line opens, steps through or closes a connection attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectivityDirection {
@@ -39,7 +39,7 @@ pub enum ConnectivityDirection {
 }
 
 impl ConnectivityDirection {
-    /// The character.
+    /// The character the log writes in the column.
     pub fn as_char(self) -> char {
         match self {
             Self::Connect => '+',
@@ -61,7 +61,7 @@ impl ConnectivityDirection {
 /// One connectivity log line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectivityEvent {
-    /// When (UTC).
+    /// `date-time`: when the step happened (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// The session (the same id the send protocol log uses for that connection).
@@ -70,9 +70,10 @@ pub struct ConnectivityEvent {
     pub source: String,
     /// The next hop (`tenant-mail-onmicrosoft-com.mail.protection.outlook.com`, a smart host).
     pub destination: String,
-    /// `+`, `-` or `>`.
+    /// `direction`: `+` attempt starts, `>` a step, `-` attempt ends.
     pub direction: ConnectivityDirection,
-    /// The free text.
+    /// `description`: what happened, in the transport's words (`Established connection to ...`,
+    /// `Failed connection to ...`, the summary); [`ConnectivityEvent::note`] reads it.
     pub description: String,
 }
 
@@ -92,7 +93,7 @@ pub enum ConnectivityNote {
     },
     /// A DNS failure (`DNS query failed`, `SMTPSEND.DNS.NonExistentDomain`, ...).
     DnsFailed {
-        /// The text.
+        /// The failure as the log words it (`DNS query failed with error ...`).
         text: String,
     },
     /// `Established connection to 104.47.10.36` (Exchange writes the address without the port).
@@ -109,14 +110,14 @@ pub enum ConnectivityNote {
     },
     /// `-` line: `Messages: 0 Bytes: 0 (Retry : 421 4.4.1 Connection timed out)`.
     Summary {
-        /// Messages sent.
+        /// How many messages the connection delivered.
         messages: u64,
-        /// Bytes sent.
+        /// How many bytes of mail it carried.
         bytes: u64,
         /// The parenthesised detail (`Retry : 421 4.4.1 Connection timed out`), if any.
         detail: Option<String>,
     },
-    /// Anything else.
+    /// A description the diagnosis has no use for.
     Other,
 }
 
@@ -364,11 +365,11 @@ pub fn write_log(events: &[ConnectivityEvent], version: &str, eol: LineEnding) -
 /// A read connectivity log.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ConnectivityLog {
-    /// The header.
+    /// The file's `#` header block, as far as present.
     pub header: LogHeader,
     /// Events in file order, with their line.
     pub events: Vec<(ConnectivityEvent, Evidence)>,
-    /// Lines not understood.
+    /// The lines that were neither header nor event: their count and the first few.
     pub skipped: Skipped,
 }
 

@@ -12,76 +12,93 @@
 use serde::{Deserialize, Serialize};
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{
-    ByteSize, Parsed, PsObject, PsValue, RowEvidence, display_timespan, parse_timespan,
-};
+use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::queue::LAB_RUNSPACE_ID;
 use super::text::LineEnding;
 use hybridlab_model::exchange::TlsAuthLevel;
+use hybridlab_model::timespan::TimeSpan;
 
 /// A send connector as `Get-SendConnector | Format-List` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SendConnectorRow {
-    /// Name.
+    /// `Name`: how the connector is named in listings and in the send log's connector-id column.
     pub name: String,
-    /// Identity (the name for send connectors).
+    /// `Identity`: the connector's unique name (for send connectors the same as `Name`).
     pub identity: Option<String>,
-    /// AddressSpaces, each `SMTP:domain;cost`.
+    /// `AddressSpaces`: the recipient domains the connector is chosen for, each `SMTP:domain;cost`
+    /// (`*` for every domain).
     pub address_spaces: Vec<String>,
-    /// CloudServicesMailEnabled.
+    /// `CloudServicesMailEnabled`: the connector keeps the hybrid headers
+    /// (`X-MS-Exchange-Organization-*`) Exchange Online needs to treat the mail as internal; the
+    /// Hybrid wizard sets it.
     pub cloud_services_mail_enabled: Option<bool>,
-    /// Comment.
+    /// `Comment`: free text an admin (or the Hybrid wizard) left on the connector.
     pub comment: Option<String>,
-    /// ConnectionInactivityTimeOut.
+    /// `ConnectionInactivityTimeOut`: how long an idle session stays open before the transport
+    /// drops it (10 minutes by default).
     pub connection_inactivity_timeout: Option<time::Duration>,
-    /// ConnectorType (`Default`, `XPremises`).
+    /// `ConnectorType`: `Default`, or `XPremises` for a connector that carries hybrid mail to
+    /// another organisation of the same tenant.
     pub connector_type: Option<String>,
-    /// DNSRoutingEnabled.
+    /// `DNSRoutingEnabled`: deliver by MX lookup of the recipient domain (false: through
+    /// `SmartHosts`).
     pub dns_routing_enabled: Option<bool>,
-    /// DomainSecureEnabled.
+    /// `DomainSecureEnabled`: mutual TLS with domain validation for the address spaces (Domain
+    /// Security).
     pub domain_secure_enabled: Option<bool>,
-    /// Enabled.
+    /// `Enabled`: a disabled connector routes nothing.
     pub enabled: Option<bool>,
-    /// ErrorPolicies.
+    /// `ErrorPolicies`: which delivery errors the connector treats as transient (`Default`,
+    /// `DowngradeDnsFailures`, `DowngradeCustomFailures`, `UpgradeCustomFailures`).
     pub error_policies: Option<String>,
-    /// ForceHELO.
+    /// `ForceHELO`: greet with `HELO` instead of `EHLO` (no STARTTLS then).
     pub force_helo: Option<bool>,
     /// Fqdn (used in EHLO and, when TlsCertificateName is empty, to find the certificate).
     pub fqdn: Option<String>,
-    /// FrontendProxyEnabled.
+    /// `FrontendProxyEnabled`: outbound mail leaves through the Front End Transport service of a
+    /// Client Access server, which then presents its own certificate.
     pub frontend_proxy_enabled: Option<bool>,
-    /// IgnoreSTARTTLS.
+    /// `IgnoreSTARTTLS`: never start TLS even when the peer offers it (mail goes in clear text).
     pub ignore_starttls: Option<bool>,
-    /// IsScopedConnector.
+    /// `IsScopedConnector`: only servers of the connector's Active Directory site use it.
     pub is_scoped_connector: Option<bool>,
-    /// MaxMessageSize.
+    /// `MaxMessageSize`: larger messages are not sent through this connector.
     pub max_message_size: Option<ByteSize>,
-    /// Port.
+    /// `Port`: the destination TCP port (25 by default).
     pub port: Option<u16>,
-    /// ProtocolLoggingLevel (`None`, `Verbose`).
+    /// `ProtocolLoggingLevel`: `Verbose` when the sessions are written to the send protocol log,
+    /// `None` when they are not (then no log shows them).
     pub protocol_logging_level: Option<String>,
-    /// RequireOorg.
+    /// `RequireOorg`: the connector requires the `XOORG` organisation header on the mail it sends.
     pub require_oorg: Option<bool>,
-    /// RequireTLS.
+    /// `RequireTLS`: refuse to send without TLS (a peer that does not offer STARTTLS makes the
+    /// message queue).
     pub require_tls: Option<bool>,
-    /// SmartHostAuthMechanism.
+    /// `SmartHostAuthMechanism`: how the connector authenticates to its smart hosts (`None`,
+    /// `BasicAuth`, `ExchangeServer`, `ExternalAuthoritative`).
     pub smart_host_auth_mechanism: Option<String>,
-    /// SmartHosts.
+    /// `SmartHosts`: the hosts mail is relayed to instead of the recipient domain's MX (for
+    /// hybrid: the tenant's `*.mail.protection.outlook.com` host).
     pub smart_hosts: Vec<String>,
-    /// SmtpMaxMessagesPerConnection.
+    /// `SmtpMaxMessagesPerConnection`: how many messages one session carries before a new one is
+    /// opened.
     pub smtp_max_messages_per_connection: Option<u32>,
-    /// SourceIPAddress.
+    /// `SourceIPAddress`: the local address sessions are opened from (`0.0.0.0`: any).
     pub source_ip_address: Option<String>,
-    /// SourceTransportServers.
+    /// `SourceTransportServers`: the Mailbox or Edge servers that send through this connector.
     pub source_transport_servers: Vec<String>,
-    /// TlsAuthLevel (`None` when empty).
+    /// `TlsAuthLevel`: how far the remote certificate is checked (`EncryptionOnly`,
+    /// `CertificateValidation`, `DomainValidation`); `None` when the listing leaves it empty.
     pub tls_auth_level: Option<TlsAuthLevel>,
-    /// TlsCertificateName (`<I>issuer<S>subject`).
+    /// `TlsCertificateName`: the certificate the connector presents, by issuer and subject
+    /// (`<I>issuer<S>subject`), not by thumbprint.
     pub tls_certificate_name: Option<String>,
-    /// TlsDomain.
+    /// `TlsDomain`: with `TlsAuthLevel DomainValidation`, the name the remote certificate must
+    /// carry (`mail.protection.outlook.com` for Exchange Online).
     pub tls_domain: Option<String>,
-    /// UseExternalDNSServersEnabled.
+    /// `UseExternalDNSServersEnabled`: resolve MX records with the transport's external DNS servers
+    /// instead of the server's own.
     pub use_external_dns_servers_enabled: Option<bool>,
 }
 
@@ -111,7 +128,7 @@ pub fn send_connector_records(rows: &[SendConnectorRow]) -> Vec<FlRecord> {
                     "ConnectionInactivityTimeOut".into(),
                     PsValue::opt_text(
                         r.connection_inactivity_timeout
-                            .map(display_timespan)
+                            .and_then(timespan_text)
                             .as_deref(),
                     ),
                 ),
@@ -198,7 +215,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
         comment: obj.text("Comment"),
         connection_inactivity_timeout: obj
             .text("ConnectionInactivityTimeOut")
-            .and_then(|s| parse_timespan(&s)),
+            .and_then(|s| timespan(&s)),
         connector_type: obj.text("ConnectorType"),
         dns_routing_enabled: obj.bool("DNSRoutingEnabled"),
         domain_secure_enabled: obj.bool("DomainSecureEnabled"),
@@ -253,39 +270,45 @@ pub struct ReceiveConnectorRow {
     pub name: String,
     /// Identity (`EXCH01\Default Frontend EXCH01`).
     pub identity: Option<String>,
-    /// Server.
+    /// `Server`: the Exchange server the connector belongs to.
     pub server: Option<String>,
-    /// TransportRole (`FrontendTransport`, `HubTransport`).
+    /// `TransportRole`: the service that listens, `FrontendTransport` (port 25 from the Internet
+    /// and Exchange Online) or `HubTransport`.
     pub transport_role: Option<String>,
     /// AuthMechanism flags (`Tls`, `Integrated`, `BasicAuth`...).
     pub auth_mechanism: Vec<String>,
-    /// Banner.
+    /// `Banner`: the text of the 220 greeting (empty: Exchange's default).
     pub banner: Option<String>,
     /// Bindings (`0.0.0.0:25`, `[::]:25`).
     pub bindings: Vec<String>,
-    /// Enabled.
+    /// `Enabled`: a disabled connector accepts no session.
     pub enabled: Option<bool>,
-    /// Fqdn.
+    /// `Fqdn`: the name the connector gives in its greeting and EHLO reply, and the name its
+    /// certificate is looked up by when `TlsCertificateName` is empty.
     pub fqdn: Option<String>,
-    /// TlsCertificateName.
+    /// `TlsCertificateName`: the certificate offered for STARTTLS, by issuer and subject
+    /// (`<I>issuer<S>subject`).
     pub tls_certificate_name: Option<String>,
     /// TlsDomainCapabilities (`mail.protection.outlook.com:AcceptCloudServicesMail`).
     pub tls_domain_capabilities: Vec<String>,
-    /// RequireTLS.
+    /// `RequireTLS`: refuse mail from a session that did not start TLS.
     pub require_tls: Option<bool>,
-    /// PermissionGroups flags.
+    /// `PermissionGroups`: who may submit through the connector (`AnonymousUsers`,
+    /// `ExchangeServers`, `Partners`...).
     pub permission_groups: Vec<String>,
-    /// RemoteIPRanges.
+    /// `RemoteIPRanges`: the client addresses the connector answers (the most specific range wins
+    /// between connectors on the same binding).
     pub remote_ip_ranges: Vec<String>,
-    /// MaxMessageSize.
+    /// `MaxMessageSize`: the largest message accepted (advertised in the EHLO `SIZE` keyword).
     pub max_message_size: Option<ByteSize>,
-    /// ProtocolLoggingLevel.
+    /// `ProtocolLoggingLevel`: `Verbose` when sessions are written to the receive protocol log.
     pub protocol_logging_level: Option<String>,
-    /// ConnectionTimeout.
+    /// `ConnectionTimeout`: the longest a session may last, busy or not.
     pub connection_timeout: Option<time::Duration>,
-    /// ConnectionInactivityTimeout.
+    /// `ConnectionInactivityTimeout`: how long an idle session stays open.
     pub connection_inactivity_timeout: Option<time::Duration>,
-    /// SuppressXAnonymousTls.
+    /// `SuppressXAnonymousTls`: do not offer `X-ANONYMOUSTLS` (the TLS Exchange servers use among
+    /// themselves).
     pub suppress_x_anonymous_tls: Option<bool>,
 }
 
@@ -310,13 +333,13 @@ pub fn receive_connector_records(rows: &[ReceiveConnectorRow]) -> Vec<FlRecord> 
                 ("Enabled".into(), b(r.enabled)),
                 (
                     "ConnectionTimeout".into(),
-                    PsValue::opt_text(r.connection_timeout.map(display_timespan).as_deref()),
+                    PsValue::opt_text(r.connection_timeout.and_then(timespan_text).as_deref()),
                 ),
                 (
                     "ConnectionInactivityTimeout".into(),
                     PsValue::opt_text(
                         r.connection_inactivity_timeout
-                            .map(display_timespan)
+                            .and_then(timespan_text)
                             .as_deref(),
                     ),
                 ),
@@ -372,12 +395,10 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
         remote_ip_ranges: obj.list("RemoteIPRanges"),
         max_message_size: obj.text("MaxMessageSize").and_then(|s| ByteSize::parse(&s)),
         protocol_logging_level: obj.text("ProtocolLoggingLevel"),
-        connection_timeout: obj
-            .text("ConnectionTimeout")
-            .and_then(|s| parse_timespan(&s)),
+        connection_timeout: obj.text("ConnectionTimeout").and_then(|s| timespan(&s)),
         connection_inactivity_timeout: obj
             .text("ConnectionInactivityTimeout")
-            .and_then(|s| parse_timespan(&s)),
+            .and_then(|s| timespan(&s)),
         suppress_x_anonymous_tls: obj.bool("SuppressXAnonymousTls"),
     };
     Some(Parsed {
@@ -391,33 +412,39 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
 pub struct InboundConnectorRow {
     /// Name (`Inbound from 3a5f...`).
     pub name: String,
-    /// Identity.
+    /// `Identity`: the connector's unique name in the tenant.
     pub identity: Option<String>,
-    /// Enabled.
+    /// `Enabled`: a disabled connector attributes no mail.
     pub enabled: Option<bool>,
-    /// ConnectorType (`OnPremises`, `Partner`).
+    /// `ConnectorType`: `OnPremises` for mail from the organisation's own servers (hybrid),
+    /// `Partner` for mail from a partner organisation.
     pub connector_type: Option<String>,
-    /// ConnectorSource (`Default`, `HybridWizard`, `Migrated`).
+    /// `ConnectorSource`: who created it (`Default`, `HybridWizard`, `Migrated`).
     pub connector_source: Option<String>,
-    /// Comment.
+    /// `Comment`: free text an admin (or the Hybrid wizard) left on the connector.
     pub comment: Option<String>,
-    /// SenderIPAddresses.
+    /// `SenderIPAddresses`: the addresses mail must come from to be attributed by IP.
     pub sender_ip_addresses: Vec<String>,
-    /// SenderDomains (`smtp:*;1`).
+    /// `SenderDomains`: the sender domains the connector applies to (`smtp:*;1`: all).
     pub sender_domains: Vec<String>,
-    /// AssociatedAcceptedDomains.
+    /// `AssociatedAcceptedDomains`: the accepted domains the connector is limited to (empty: all).
     pub associated_accepted_domains: Vec<String>,
-    /// RequireTls.
+    /// `RequireTls`: mail attributed to the connector must arrive over TLS.
     pub require_tls: Option<bool>,
-    /// RestrictDomainsToIPAddresses.
+    /// `RestrictDomainsToIPAddresses`: reject mail from the sender domains that does not come from
+    /// `SenderIPAddresses`.
     pub restrict_domains_to_ip_addresses: Option<bool>,
-    /// RestrictDomainsToCertificate.
+    /// `RestrictDomainsToCertificate`: reject mail from the sender domains whose TLS certificate
+    /// does not match `TlsSenderCertificateName`.
     pub restrict_domains_to_certificate: Option<bool>,
-    /// CloudServicesMailEnabled.
+    /// `CloudServicesMailEnabled`: keep the hybrid headers of on-premises mail (the mail counts as
+    /// internal to the organisation).
     pub cloud_services_mail_enabled: Option<bool>,
-    /// TreatMessagesAsInternal.
+    /// `TreatMessagesAsInternal`: treat every message through the connector as internal (without
+    /// the hybrid headers).
     pub treat_messages_as_internal: Option<bool>,
-    /// TlsSenderCertificateName (`mail.contoso.com`, `*.contoso.com`).
+    /// `TlsSenderCertificateName`: the name (`mail.contoso.com`, `*.contoso.com`) the certificate
+    /// the on-premises server presents must carry for its mail to be attributed to this connector.
     pub tls_sender_certificate_name: Option<String>,
 }
 
@@ -563,37 +590,40 @@ pub fn inbound_connector_from_object(obj: &PsObject) -> Option<Parsed<InboundCon
 pub struct OutboundConnectorRow {
     /// Name (`Outbound to 3a5f...`).
     pub name: String,
-    /// Identity.
+    /// `Identity`: the connector's unique name in the tenant.
     pub identity: Option<String>,
-    /// Enabled.
+    /// `Enabled`: a disabled connector routes nothing.
     pub enabled: Option<bool>,
-    /// UseMXRecord.
+    /// `UseMXRecord`: deliver by MX lookup (false: through `SmartHosts`, the on-premises servers).
     pub use_mx_record: Option<bool>,
-    /// Comment.
+    /// `Comment`: free text an admin (or the Hybrid wizard) left on the connector.
     pub comment: Option<String>,
-    /// ConnectorType.
+    /// `ConnectorType`: `OnPremises` for mail to the organisation's own servers, `Partner`
+    /// otherwise.
     pub connector_type: Option<String>,
-    /// ConnectorSource.
+    /// `ConnectorSource`: who created it (`Default`, `HybridWizard`, `Migrated`).
     pub connector_source: Option<String>,
-    /// RecipientDomains.
+    /// `RecipientDomains`: the recipient domains routed through the connector.
     pub recipient_domains: Vec<String>,
-    /// SmartHosts.
+    /// `SmartHosts`: the on-premises hosts mail is delivered to.
     pub smart_hosts: Vec<String>,
-    /// TlsDomain.
+    /// `TlsDomain`: with `TlsSettings DomainValidation`, the name the on-premises certificate must
+    /// carry.
     pub tls_domain: Option<String>,
     /// TlsSettings (`None` when `$null`, opportunistic TLS).
     pub tls_settings: Option<TlsAuthLevel>,
-    /// IsTransportRuleScoped.
+    /// `IsTransportRuleScoped`: only mail a transport rule sends here uses the connector.
     pub is_transport_rule_scoped: Option<bool>,
-    /// RouteAllMessagesViaOnPremises.
+    /// `RouteAllMessagesViaOnPremises`: centralized mail transport: Internet mail from the tenant
+    /// goes through the on-premises servers.
     pub route_all_messages_via_on_premises: Option<bool>,
-    /// CloudServicesMailEnabled.
+    /// `CloudServicesMailEnabled`: keep the hybrid headers on mail sent to on-premises.
     pub cloud_services_mail_enabled: Option<bool>,
-    /// AllAcceptedDomains.
+    /// `AllAcceptedDomains`: the connector applies to every accepted domain.
     pub all_accepted_domains: Option<bool>,
-    /// TestMode.
+    /// `TestMode`: the connector is being validated, not used for mail.
     pub test_mode: Option<bool>,
-    /// IsValidated.
+    /// `IsValidated`: `Validate-OutboundConnector` succeeded for it.
     pub is_validated: Option<bool>,
 }
 
@@ -741,4 +771,13 @@ pub fn classify(obj: &PsObject) -> Option<ConnectorKind> {
         return Some(ConnectorKind::Send);
     }
     None
+}
+/// A listed TimeSpan (`00:10:00`, `2.00:00:00`), read by the model's one TimeSpan parser.
+fn timespan(s: &str) -> Option<time::Duration> {
+    TimeSpan::from_dotnet(s).ok().map(TimeSpan::to_time)
+}
+
+/// A duration as a listing prints it (the model's TimeSpan rendering); nothing when negative.
+fn timespan_text(d: time::Duration) -> Option<String> {
+    TimeSpan::from_time(d).map(|t| t.to_string())
 }

@@ -37,7 +37,7 @@ pub struct FlOptions {
     pub width: usize,
     /// `$FormatEnumerationLimit`: collections show this many items then `...` (`None`: all).
     pub enumeration_limit: Option<usize>,
-    /// Line ends.
+    /// The line end written after every line (CRLF from Windows PowerShell).
     pub line_ending: LineEnding,
 }
 

@@ -1,5 +1,5 @@
 //! Artefacts in Exchange's own formats: what the lab writes and what `diagnose` reads, from the lab
-//! or from a real server (exchange-hybrid.md section 5, docs/formats.md).
+//! or from a real server (docs/formats.md).
 //!
 //! One module per artefact kind, each with a writer (lab -> Exchange's format) and a reader (real or
 //! lab file -> data), so the same parser reads a customer's file and the lab's:
@@ -7,7 +7,7 @@
 //!   CSV lines they become, and the sessions rebuilt from any number of files).
 //! - [`connectivity`]: the transport connectivity log.
 //! - [`certs`]: `Get-ExchangeCertificate` and `Get-ChildItem Cert:\LocalMachine\My` listings.
-//! - [`queue`]: `Get-Queue` / `Get-Message` snapshots and the `LastError` field.
+//! - [`queue`]: `Get-Queue` / `Get-Message` rows and the `LastError` field.
 //! - [`connectors`]: `Get-SendConnector`, `Get-ReceiveConnector`, `Get-InboundConnector`,
 //!   `Get-OutboundConnector` listings.
 //! - [`ndr`]: non-delivery reports (`.eml`, RFC 3464 delivery status) the transport generated.
@@ -55,7 +55,7 @@ use self::mock_records::MockSession;
 use self::ndr::Ndr;
 use self::protocol_log::{LogKind, ProtocolLogReader, ProtocolLogs};
 use self::ps::{Parsed, PsObject};
-use self::queue::{MessageSnapshot, QueueSnapshot};
+use self::queue::{MessageRow, QueueRow};
 use self::text::{Evidence, Skipped, TextEncoding};
 
 /// Which listing an object or file is.
@@ -106,9 +106,9 @@ pub enum ArtefactKind {
     MockRecords,
     /// A cmdlet listing (the kind most of its objects are, for a file holding several).
     Listing {
-        /// Which cmdlet.
+        /// The cmdlet whose output it is.
         of: ListingKind,
-        /// Text or JSON.
+        /// `Format-List` text or `ConvertTo-Json`.
         format: ListingFormat,
     },
     /// None of the above.
@@ -269,7 +269,7 @@ pub fn detect_text(text: &str) -> ArtefactKind {
 pub struct ArtefactFile {
     /// The path (or label) as given.
     pub file: String,
-    /// What it is.
+    /// The kind its content showed ([`detect`]); [`ArtefactKind::Unknown`] when nothing matched.
     pub kind: ArtefactKind,
     /// How it was encoded.
     pub encoding: TextEncoding,
@@ -282,9 +282,10 @@ pub struct ArtefactFile {
 /// A certificate row with the listing it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertificateEntry {
-    /// Which cmdlet listed it.
+    /// Which cmdlet listed it (only `Get-ExchangeCertificate` hides key-less certificates).
     pub source: CertListingSource,
-    /// Text or JSON.
+    /// Whether it came from `Format-List` text or `ConvertTo-Json` (JSON dates are exact instants,
+    /// Format-List dates are local and culture-bound).
     pub format: ListingFormat,
     /// The row and its lines.
     pub parsed: Parsed<CertListingRow>,
@@ -302,9 +303,9 @@ pub struct Artefacts {
     /// Certificate rows from both cmdlets, text and JSON.
     pub certificates: Vec<CertificateEntry>,
     /// `Get-Queue` rows.
-    pub queues: Vec<Parsed<QueueSnapshot>>,
+    pub queues: Vec<Parsed<QueueRow>>,
     /// `Get-Message` rows.
-    pub messages: Vec<Parsed<MessageSnapshot>>,
+    pub messages: Vec<Parsed<MessageRow>>,
     /// `Get-SendConnector` rows.
     pub send_connectors: Vec<Parsed<SendConnectorRow>>,
     /// `Get-ReceiveConnector` rows.
@@ -346,9 +347,9 @@ pub enum ReadError {
     /// Opening or reading a file or folder failed.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The path.
+        /// The file or folder that could not be read.
         path: PathBuf,
-        /// The error.
+        /// What the operating system said.
         source: std::io::Error,
     },
 }

@@ -39,7 +39,7 @@ pub struct NdrReport {
     pub arrival: OffsetDateTime,
     /// When the NDR was generated (`Date`).
     pub generated: OffsetDateTime,
-    /// The original subject.
+    /// The subject of the message that could not be delivered.
     pub subject: String,
     /// The original `Message-ID`, without angle brackets.
     pub original_message_id: String,

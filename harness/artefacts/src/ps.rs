@@ -9,8 +9,6 @@
 //! byte sizes (`35 MB (36,700,160 bytes)`), time spans (`1.00:00:00`) and multi-values (`{a, b}`,
 //! `{a, b, c, d...}` when `$FormatEnumerationLimit` cut the list).
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
@@ -32,7 +30,7 @@ pub enum PsValue {
     /// A collection: `{a, b}` in Format-List, an array in JSON. `truncated` when the listing showed
     /// only the first items (`{a, b, c, d...}`).
     List {
-        /// The items shown.
+        /// The items the listing printed, in order (fewer than the object holds when cut).
         items: Vec<String>,
         /// Whether the list was cut.
         truncated: bool,
@@ -129,7 +127,7 @@ impl PsValue {
 pub struct PsProperty {
     /// The property name as printed.
     pub name: String,
-    /// Its value.
+    /// The value as the listing showed it (text, number, boolean, list, date or null).
     pub value: PsValue,
     /// Where it was written (the property's first line).
     pub evidence: Evidence,
@@ -291,9 +289,9 @@ impl RowEvidence {
 /// A typed row with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parsed<T> {
-    /// The row.
+    /// The typed fields read from the listed object.
     pub row: T,
-    /// Where it came from.
+    /// The lines of the listing it was read from (its first line and every property's).
     pub evidence: RowEvidence,
 }
 
@@ -436,67 +434,6 @@ pub fn group_thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// Parses a .NET TimeSpan as printed: `00:10:00`, `1.00:00:00`, `2.00:00:00`, `00:00:05.5000000`.
-pub fn parse_timespan(s: &str) -> Option<time::Duration> {
-    let t = s.trim();
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t),
-    };
-    let (days, clock) = match t.split_once(':') {
-        Some((head, _)) if head.contains('.') => {
-            let (d, _) = head.split_once('.')?;
-            (d.parse::<i64>().ok()?, &t[d.len() + 1..])
-        }
-        Some(_) => (0, t),
-        None => return t.parse::<i64>().ok().map(time::Duration::days),
-    };
-    let mut parts = clock.split(':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next()?.parse().ok()?;
-    let sec_s = parts.next().unwrap_or("0");
-    if parts.next().is_some() {
-        return None;
-    }
-    let (sec, frac) = match sec_s.split_once('.') {
-        Some((a, b)) => (a.parse::<i64>().ok()?, b),
-        None => (sec_s.parse::<i64>().ok()?, ""),
-    };
-    let mut nanos: i64 = 0;
-    for (i, c) in frac.chars().take(9).enumerate() {
-        let d = c.to_digit(10)? as i64;
-        nanos += d * 10i64.pow(8 - i as u32);
-    }
-    let d = time::Duration::days(days)
-        + time::Duration::hours(h)
-        + time::Duration::minutes(m)
-        + time::Duration::seconds(sec)
-        + time::Duration::nanoseconds(nanos);
-    Some(if neg { -d } else { d })
-}
-
-/// Renders a duration as .NET prints a TimeSpan: `00:10:00`, `2.00:00:00`.
-pub fn display_timespan(d: time::Duration) -> String {
-    let neg = d.is_negative();
-    let total = d.whole_seconds().unsigned_abs();
-    let (days, rem) = (total / 86_400, total % 86_400);
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    if days > 0 {
-        let _ = write!(s, "{days}.");
-    }
-    let _ = write!(
-        s,
-        "{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
-    s
 }
 
 /// Parses the dates PowerShell and Exchange print, treating times without an offset as UTC:
@@ -817,13 +754,6 @@ mod tests {
             "35 MB (36,700,160 bytes)"
         );
         assert_eq!(ByteSize::Bytes(10_250).display(), "10.01 KB (10,250 bytes)");
-        assert_eq!(parse_timespan("1.00:00:00"), Some(time::Duration::days(1)));
-        assert_eq!(
-            parse_timespan("00:10:00"),
-            Some(time::Duration::minutes(10))
-        );
-        assert_eq!(display_timespan(time::Duration::days(2)), "2.00:00:00");
-        assert_eq!(display_timespan(time::Duration::minutes(10)), "00:10:00");
         assert_eq!(
             parse_multi_value("{a, b, c, d...}"),
             (vec!["a".into(), "b".into(), "c".into(), "d".into()], true)

@@ -33,9 +33,9 @@ pub enum JsonStyle {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: not a ConvertTo-Json document: {reason}")]
 pub struct JsonError {
-    /// The source.
+    /// The file the text came from, as the caller named it.
     pub file: String,
-    /// Why.
+    /// What the JSON parser found wrong (or that the document holds no object).
     pub reason: String,
 }
 

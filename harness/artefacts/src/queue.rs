@@ -1,9 +1,9 @@
-//! `Get-Queue` and `Get-Message` snapshots, the `LastError` field they carry, and their
+//! `Get-Queue` and `Get-Message` rows, the `LastError` field they carry, and their
 //! `Format-List` / `ConvertTo-Json` writers and readers.
 //!
 //! `LastError` has the shape `[{LED=<detail>};{MSG=<message detail>};{FQDN=<host>};{IP=<ip>};{LRT=<time>}]`
-//! (exchange-hybrid.md 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`; a value may
-//! contain `;` and `->` but not `};{`.
+//! (the domain reference, section 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`;
+//! a value may contain `;` and `->` but not `};{`.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,14 +16,25 @@ use hybridlab_model::exchange::{DeliveryType, QueueStatus};
 
 pub use hybridlab_model::led::{LastError, en_us_datetime};
 
-/// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models).
+/// The former name of [`QueueRow`], kept while other crates move to the new name (to be removed
+/// once nothing uses it).
+pub type QueueSnapshot = QueueRow;
+
+/// The former name of [`MessageRow`] (it clashed with the transport's own message snapshot), kept
+/// while other crates move to the new name (to be removed once nothing uses it).
+pub type MessageSnapshot = MessageRow;
+
+/// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models): a row of
+/// the listing, like [`crate::certs::CertListingRow`] and [`crate::connectors::SendConnectorRow`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueSnapshot {
-    /// `SERVER\<n>`.
+pub struct QueueRow {
+    /// `Identity`: `SERVER\<n>`, the server and the queue's number on it; `Get-Message` rows name
+    /// their queue by it.
     pub identity: String,
     /// How the next hop is reached.
     pub delivery_type: DeliveryType,
-    /// Active, Ready, Retry...
+    /// `Status`: `Active` (delivering), `Ready` (waiting for a session), `Retry` (the last attempt
+    /// failed; see `last_error`), `Suspended`.
     pub status: QueueStatus,
     /// Messages in the queue.
     pub message_count: u32,
@@ -35,15 +46,15 @@ pub struct QueueSnapshot {
     pub next_hop_connector: Option<String>,
     /// The last error, if any.
     pub last_error: Option<LastError>,
-    /// Retries so far.
+    /// `RetryCount`: how many connection attempts failed since the queue last delivered.
     pub retry_count: u32,
-    /// First retry time.
+    /// `FirstRetryTime`: when the queue first went into retry (server local time, read as UTC).
     #[serde(with = "time::serde::rfc3339::option")]
     pub first_retry_time: Option<OffsetDateTime>,
-    /// Last retry time.
+    /// `LastRetryTime`: the latest failed attempt.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_retry_time: Option<OffsetDateTime>,
-    /// Next retry time.
+    /// `NextRetryTime`: when the transport tries again (after the retry interval).
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_retry_time: Option<OffsetDateTime>,
 }
@@ -53,7 +64,7 @@ pub struct QueueSnapshot {
 pub const LAB_RUNSPACE_ID: &str = "4f1d7c2a-9b3e-4e6a-8d15-2c7b9e0a6f31";
 
 /// `Get-Queue | Format-List` records (Exchange 2013-2019 property order, from real output).
-pub fn queue_records(queues: &[QueueSnapshot]) -> Vec<FlRecord> {
+pub fn queue_records(queues: &[QueueRow]) -> Vec<FlRecord> {
     queues
         .iter()
         .map(|q| {
@@ -116,12 +127,12 @@ pub fn queue_records(queues: &[QueueSnapshot]) -> Vec<FlRecord> {
 }
 
 /// `Get-Queue | Format-List` text.
-pub fn write_queue_list(queues: &[QueueSnapshot], opts: &FlOptions) -> String {
+pub fn write_queue_list(queues: &[QueueRow], opts: &FlOptions) -> String {
     format_list::render(&queue_records(queues), opts)
 }
 
 /// `Get-Queue | ConvertTo-Json` (the same properties).
-pub fn write_queue_json(queues: &[QueueSnapshot], style: JsonStyle) -> String {
+pub fn write_queue_json(queues: &[QueueRow], style: JsonStyle) -> String {
     ps_json::render(&queue_records(queues), style, LineEnding::CrLf)
 }
 
@@ -132,9 +143,9 @@ pub fn is_queue(obj: &PsObject) -> bool {
 }
 
 /// A queue from a listed object (text or JSON); `None` without an Identity.
-pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueSnapshot>> {
+pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueRow>> {
     let identity = obj.text("Identity").or_else(|| obj.text("QueueIdentity"))?;
-    let row = QueueSnapshot {
+    let row = QueueRow {
         identity,
         delivery_type: obj
             .text("DeliveryType")
@@ -167,17 +178,17 @@ pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueSnapshot>> {
 }
 
 hybridlab_model::token_enum! {
-    /// `Get-Message` Status.
+    /// `Get-Message` Status: where a message stands in its queue.
     MessageStatus {
-        /// No status.
+        /// Nothing is happening to it.
         None => "None",
         /// Being delivered.
         Active => "Active",
-        /// Locked.
+        /// Locked by a process working on it (e.g. being exported).
         Locked => "Locked",
-        /// Being removed.
+        /// Being removed by an admin, once the current delivery attempt ends.
         PendingRemove => "PendingRemove",
-        /// Being suspended.
+        /// Being suspended by an admin, once the current delivery attempt ends.
         PendingSuspend => "PendingSuspend",
         /// Waiting to be delivered.
         Ready => "Ready",
@@ -190,20 +201,21 @@ hybridlab_model::token_enum! {
 
 /// One queued message as `Get-Message | Format-List` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageSnapshot {
-    /// `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
+pub struct MessageRow {
+    /// `Identity`: `SERVER\<queue>\<message id>` (`EXCH01\3\12884901890`).
     pub identity: String,
     /// The queue identity (`EXCH01\3`).
     pub queue: String,
-    /// Subject.
+    /// `Subject`: the message's subject line.
     pub subject: String,
-    /// Envelope sender.
+    /// `FromAddress`: the envelope sender (`MAIL FROM`).
     pub from_address: String,
-    /// Status.
+    /// `Status`: where the message stands in its queue (`Ready`, `Retry`, `Suspended`...).
     pub status: MessageStatus,
-    /// Size in bytes.
+    /// `Size`: the message size in bytes, as the listing's `(n bytes)` shows it.
     pub size_bytes: Option<u64>,
-    /// `SMTP:Default EXCH01`, `FromLocal`...
+    /// `MessageSourceName`: how it entered the transport: the receive connector (`SMTP:Default
+    /// EXCH01`) or local submission (`FromLocal`).
     pub message_source_name: String,
     /// The address that submitted the message.
     pub source_ip: String,
@@ -221,12 +233,13 @@ pub struct MessageSnapshot {
     pub retry_count: u32,
     /// Recipient addresses (the listing may add `;status;...` details, which the reader drops).
     pub recipients: Vec<String>,
-    /// `<guid@server>`.
+    /// `InternetMessageId`: the `Message-ID` header (`<guid@server>`), the id message traces search
+    /// by.
     pub internet_message_id: String,
 }
 
 /// `Get-Message | Format-List` records (property order reconstructed; see docs/formats.md).
-pub fn message_records(messages: &[MessageSnapshot]) -> Vec<FlRecord> {
+pub fn message_records(messages: &[MessageRow]) -> Vec<FlRecord> {
     messages
         .iter()
         .map(|m| {
@@ -285,12 +298,12 @@ pub fn message_records(messages: &[MessageSnapshot]) -> Vec<FlRecord> {
 }
 
 /// `Get-Message | Format-List` text.
-pub fn write_message_list(messages: &[MessageSnapshot], opts: &FlOptions) -> String {
+pub fn write_message_list(messages: &[MessageRow], opts: &FlOptions) -> String {
     format_list::render(&message_records(messages), opts)
 }
 
 /// `Get-Message | ConvertTo-Json`.
-pub fn write_message_json(messages: &[MessageSnapshot], style: JsonStyle) -> String {
+pub fn write_message_json(messages: &[MessageRow], style: JsonStyle) -> String {
     ps_json::render(&message_records(messages), style, LineEnding::CrLf)
 }
 
@@ -301,14 +314,14 @@ pub fn is_message(obj: &PsObject) -> bool {
 }
 
 /// A message from a listed object; `None` without an Identity.
-pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageSnapshot>> {
+pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageRow>> {
     let identity = obj.text("Identity")?;
     let queue = obj.text("Queue").unwrap_or_else(|| {
         identity
             .rsplit_once('\\')
             .map_or(String::new(), |(q, _)| q.to_string())
     });
-    let row = MessageSnapshot {
+    let row = MessageRow {
         identity,
         queue,
         subject: obj.text_or_empty("Subject"),

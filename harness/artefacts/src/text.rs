@@ -37,12 +37,12 @@ pub enum LineEnding {
     /// `\r\n`, what Windows writes.
     #[default]
     CrLf,
-    /// `\n`.
+    /// `\n`, what PowerShell on Linux and most editors write.
     Lf,
 }
 
 impl LineEnding {
-    /// The characters.
+    /// The line end's characters (`"\r\n"` or `"\n"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CrLf => "\r\n",
@@ -229,7 +229,7 @@ impl<'a> Iterator for Lines<'a> {
 pub struct FileLabel(Arc<str>);
 
 impl FileLabel {
-    /// The name.
+    /// The file name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -36,7 +36,8 @@ pub use self::catalogue::{FindingId, Severity, UnknownFindingId};
 pub use hybridlab_artefacts::text::Evidence;
 use hybridlab_artefacts::{ArtefactKind, Artefacts, ReadError};
 
-/// How to diagnose.
+/// What the diagnosis may take from outside the inputs: the reference time and the expiry
+/// warning window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
@@ -68,9 +69,10 @@ impl Options {
 pub struct Finding {
     /// The catalogue id (serialised as its kebab-case string).
     pub id: FindingId,
-    /// Error, warning or info.
+    /// How bad it is: `error` (mail fails because of it), `warning` or `info`; the catalogue's
+    /// severity, or `warning` for an error mail flow has since left behind.
     pub severity: Severity,
-    /// The catalogue title.
+    /// The id's one-line title from the catalogue (docs/findings.md).
     pub title: String,
     /// File (base name), 1-based line and the line's text; the most recent occurrence first.
     pub evidence: Vec<Evidence>,
@@ -98,7 +100,7 @@ pub struct Input {
     /// What it was recognised as (`{"kind":"listing","of":"queue","format":"format_list"}`).
     #[serde(flatten)]
     pub kind: ArtefactKind,
-    /// Records or objects read.
+    /// How many records (log lines) or objects (listings) were read from it.
     pub items: usize,
 }
 
@@ -107,7 +109,7 @@ pub struct Input {
 pub struct SkippedLines {
     /// The path as given.
     pub file: String,
-    /// How many.
+    /// How many lines of the file no reader understood.
     pub count: usize,
     /// The first few (file, line, text).
     pub samples: Vec<Evidence>,

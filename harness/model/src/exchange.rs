@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 /// Declares a token enum with exact Display/FromStr spellings (FromStr ignores case) and serde
 /// through the same spellings: Exchange's vocabulary here, in the artefact formats and in the
 /// diagnosis. The one token-enum macro of the workspace.
+///
+/// Two forms:
+/// - `Variant => "Token"`: serde derives through the exact spellings.
+/// - `Variant = 16 => "Token"`: a .NET enum whose numeric value shows up too (`ConvertTo-Json` of
+///   live objects writes numbers). Adds `value()` and `from_value()`; `FromStr` and `Deserialize`
+///   accept the number or the name (any case), and a bad token's serde error lists the names.
 #[macro_export]
 macro_rules! token_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
@@ -21,6 +27,76 @@ macro_rules! token_enum {
             $($(#[$vm])* #[serde(rename = $text)] $variant),+
         }
 
+        $crate::token_enum!(@tokens $name { $($variant => $text),+ });
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::exchange::UnknownToken;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let t = s.trim();
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(t))
+                    .ok_or_else(|| $crate::exchange::UnknownToken { kind: stringify!($name), token: t.to_string() })
+            }
+        }
+    };
+
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $num:literal => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        $crate::token_enum!(@tokens $name { $($variant => $text),+ });
+
+        impl $name {
+            /// The .NET enum value (`ConvertTo-Json` of live objects writes numbers).
+            pub fn value(self) -> u32 {
+                match self { $(Self::$variant => $num),+ }
+            }
+
+            /// From the .NET enum value.
+            pub fn from_value(n: u32) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.value() == n)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::exchange::UnknownToken;
+            /// The name (any case) or the .NET value.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let t = s.trim();
+                let found = match t.parse::<u32>() {
+                    Ok(n) => Self::from_value(n),
+                    Err(_) => Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(t)),
+                };
+                found.ok_or_else(|| $crate::exchange::UnknownToken { kind: stringify!($name), token: t.to_string() })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        /// Reads the name (any case) or the .NET value, as `FromStr` does.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(|e: $crate::exchange::UnknownToken| {
+                    serde::de::Error::custom(format!(
+                        "{e}, expected one of: {}",
+                        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            }
+        }
+    };
+
+    (@tokens $name:ident { $($variant:ident => $text:literal),+ }) => {
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
@@ -34,18 +110,6 @@ macro_rules! token_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = $crate::exchange::UnknownToken;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let t = s.trim();
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(t))
-                    .ok_or_else(|| $crate::exchange::UnknownToken { kind: stringify!($name), token: t.to_string() })
             }
         }
     };

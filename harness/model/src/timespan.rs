@@ -65,34 +65,93 @@ impl fmt::Display for TimeSpan {
     }
 }
 
+/// A text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{text:?} is not a duration (use \"00:05:00\", \"1.00:00:00\", \"30s\", \"5m\", \"250ms\" or seconds)"
+)]
+pub struct BadTimeSpan {
+    /// The text as given.
+    pub text: String,
+}
+
+impl TimeSpan {
+    /// Reads a duration the way .NET's `TimeSpan.Parse` reads what Exchange's listings print:
+    /// `[d.]hh:mm[:ss[.fffffff]]` (`00:10:00`, `2.00:00:00`, `00:00:05.5000000`), or a whole
+    /// number of days (`2`). Unlike [`FromStr`], a bare number is days, and units are refused.
+    /// Negative spans are refused too: no connector or queue setting can be negative.
+    pub fn from_dotnet(s: &str) -> Result<Self, BadTimeSpan> {
+        let t = s.trim();
+        let span = if t.contains(':') {
+            parse_clock(t)
+        } else {
+            t.parse::<u64>().ok().map(Self::days)
+        };
+        span.ok_or_else(|| BadTimeSpan {
+            text: s.to_string(),
+        })
+    }
+
+    /// From a `time::Duration`; `None` when it is negative.
+    pub fn from_time(d: time::Duration) -> Option<Self> {
+        std::time::Duration::try_from(d).ok().map(Self)
+    }
+}
+
+/// `[d.]hh:mm[:ss[.f...]]` with hours below 24 and minutes and seconds below 60; up to nine
+/// fraction digits count (nanoseconds), further digits must still be digits.
+fn parse_clock(t: &str) -> Option<TimeSpan> {
+    use std::time::Duration as D;
+    let (days, clock) = match t.split_once('.') {
+        Some((d, rest)) if !d.contains(':') => (digits(d)?, rest),
+        _ => (0, t),
+    };
+    let mut parts = clock.split(':');
+    let h = digits(parts.next()?)?;
+    let m = digits(parts.next()?)?;
+    let (sec, frac) = match parts.next() {
+        Some(sec) => sec.split_once('.').unwrap_or((sec, "")),
+        None => ("0", ""),
+    };
+    let sec = digits(sec)?;
+    if parts.next().is_some() || h >= 24 || m >= 60 || sec >= 60 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    let whole = days
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + sec)?;
+    Some(TimeSpan(D::new(whole, nanos)))
+}
+
+/// A non-empty run of ASCII digits as a number.
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The lab's form: the .NET rendering (`00:05:00`, `1.00:00:00`, `00:00:30.500`; `hh:mm` as .NET
+/// reads it), a number with a unit (`250ms`, `30s`, `5m`/`5min`, `2h`, `1d`) or a bare number of
+/// seconds.
 impl FromStr for TimeSpan {
-    type Err = String;
+    type Err = BadTimeSpan;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         use std::time::Duration as D;
         let t = s.trim();
-        let bad = || {
-            format!(
-                "{s:?} is not a duration (use \"00:05:00\", \"1.00:00:00\", \"30s\", \"5m\", \"250ms\" or seconds)"
-            )
+        let bad = || BadTimeSpan {
+            text: s.to_string(),
         };
         if t.contains(':') {
-            // [d.]hh:mm:ss[.fff]
-            let (days, rest) = match t.split_once('.') {
-                Some((d, r)) if !d.contains(':') => (d.parse::<u64>().map_err(|_| bad())?, r),
-                _ => (0, t),
-            };
-            let parts: Vec<&str> = rest.split(':').collect();
-            if parts.len() != 3 {
-                return Err(bad());
-            }
-            let h: u64 = parts[0].parse().map_err(|_| bad())?;
-            let m: u64 = parts[1].parse().map_err(|_| bad())?;
-            let secs: f64 = parts[2].parse().map_err(|_| bad())?;
-            if h >= 24 || m >= 60 || !(0.0..60.0).contains(&secs) {
-                return Err(bad());
-            }
-            let whole = days * 86_400 + h * 3600 + m * 60;
-            return Ok(Self(D::from_secs(whole) + D::from_secs_f64(secs)));
+            return parse_clock(t).ok_or_else(bad);
         }
         let split = t
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -148,5 +207,59 @@ impl<'de> Deserialize<'de> for TimeSpan {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotnet_listing_forms() {
+        let p = |s: &str| TimeSpan::from_dotnet(s).map(|t| t.0);
+        assert_eq!(p("00:10:00"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(p("1.00:00:00"), Ok(std::time::Duration::from_secs(86_400)));
+        assert_eq!(p("2"), Ok(std::time::Duration::from_secs(2 * 86_400)));
+        assert_eq!(p("00:30"), Ok(std::time::Duration::from_secs(1800)));
+        assert_eq!(
+            p("00:00:05.5000000"),
+            Ok(std::time::Duration::from_millis(5500))
+        );
+        assert_eq!(
+            p("00:00:00.1234567891"),
+            Ok(std::time::Duration::from_nanos(123_456_789))
+        );
+        for bad in [
+            "",
+            "-00:10:00",
+            "30s",
+            "24:00:00",
+            "00:60:00",
+            "00:00:60",
+            "1:2:3:4",
+            "00:00:0x",
+            "00:00:01.5a",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(TimeSpan::from_time(time::Duration::minutes(-1)), None);
+        assert_eq!(
+            TimeSpan::from_time(time::Duration::minutes(10)).map(|t| t.to_string()),
+            Some("00:10:00".to_string())
+        );
+    }
+
+    #[test]
+    fn lab_forms_keep_their_meaning() {
+        let p = |s: &str| s.parse::<TimeSpan>().map(|t| t.0.as_millis());
+        assert_eq!(p("30"), Ok(30_000));
+        assert_eq!(p("250ms"), Ok(250));
+        assert_eq!(p("5m"), Ok(300_000));
+        assert_eq!(p("00:00:30.500"), Ok(30_500));
+        assert_eq!(p("1.02:03:04"), Ok(93_784_000));
+        assert_eq!(
+            "ten".parse::<TimeSpan>().unwrap_err().to_string(),
+            "\"ten\" is not a duration (use \"00:05:00\", \"1.00:00:00\", \"30s\", \"5m\", \"250ms\" or seconds)"
+        );
     }
 }

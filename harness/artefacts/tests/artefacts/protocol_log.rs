@@ -3,9 +3,7 @@
 //! interleaved sessions, a BOM, another build's `#Version`, both certificate styles, junk and a
 //! truncated last line).
 
-mod artefacts_support;
-
-use artefacts_support::*;
+use crate::support::*;
 use hybridlab_artefacts::protocol_log::{
     CertBlockStyle, LogKind, LogWriterOptions, ProtocolLogReader, ProtocolLogSession, SessionEvent,
     logged_view, read_log, write_files, write_log,
@@ -30,7 +28,7 @@ fn classic_case_send_log_golden_multiline() {
         &LogWriterOptions::send(),
     );
     assert_golden("SEND20190502-1.classic.LOG", text.as_bytes());
-    // The tail a support engineer looks for (exchange-hybrid.md 5.3).
+    // The tail a support engineer looks for (the domain reference, section 5.3).
     assert!(text.contains(&format!(",*,{KEYLESS_THUMB},Certificate thumbprint\r\n")));
     assert!(text.contains(",*,,TLS negotiation failed with error NoCredentials\r\n"));
     assert!(text.contains(",-,,Local\r\n"));

@@ -1,5 +1,4 @@
-//! The readers over the hand-written real-format bundles under `tests/samples/` (written in
-//! parallel; this test runs on them once they are merged and checks nothing before that).
+//! The readers over the hand-written real-format bundles under `tests/samples/`.
 //! Every bundle must read without error, every file of a known kind with at most one skipped line
 //! (a truncated last line), and the classic bundle must show the key-less twin: the thumbprint
 //! the NoCredentials session sent is listed by the certificate provider without a key and is
@@ -13,7 +12,7 @@ use hybridlab_artefacts::{ArtefactKind, read_dir};
 use hybridlab_model::exchange::SecurityStatus;
 
 fn bundles() -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../diagnose/tests/samples");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples");
     let Ok(entries) = std::fs::read_dir(&root) else {
         return Vec::new();
     };

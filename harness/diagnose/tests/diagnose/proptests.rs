@@ -8,7 +8,7 @@ use hybridlab_diagnose::{Options, Severity, diagnose};
 use proptest::prelude::*;
 
 fn bundle_files() -> Vec<Vec<(String, Vec<u8>)>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../diagnose/tests/samples");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))

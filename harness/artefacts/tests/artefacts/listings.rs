@@ -3,9 +3,7 @@
 //! wrapped values at 80 and 120 columns, cut enumerations, numbers for enums, ISO and `\/Date()\/`
 //! dates, other cultures' dates, pasted blank lines, a truncated last line).
 
-mod artefacts_support;
-
-use artefacts_support::*;
+use crate::support::*;
 use hybridlab_artefacts::certs::{
     self, CertListingRow, CertListingSource, CertificateStatus, ExchangeService, RootCaType,
 };

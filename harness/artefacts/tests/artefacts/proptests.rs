@@ -2,11 +2,9 @@
 //! survive being split, re-encoded as UTF-16 or given CRLF/LF line ends (same parse); random
 //! sessions and listing rows survive a write→read round trip.
 
-mod artefacts_support;
-
 use std::net::SocketAddr;
 
-use artefacts_support::*;
+use crate::support::*;
 use hybridlab_artefacts::certs::{self, CertListingRow};
 use hybridlab_artefacts::format_list::{self, FlOptions};
 use hybridlab_artefacts::protocol_log::{
@@ -43,7 +41,8 @@ fn read_everything(bytes: &[u8]) {
         let _ = LastError::parse_lenient(line);
         let _ = ps::parse_multi_value(line);
         let _ = ps::ByteSize::parse(line);
-        let _ = ps::parse_timespan(line);
+        let _ = hybridlab_model::timespan::TimeSpan::from_dotnet(line);
+        let _ = line.parse::<hybridlab_model::timespan::TimeSpan>();
     }
 }
 

@@ -15,7 +15,7 @@ use hybridlab_artefacts::protocol_log::{
     CertBlockStyle, CertRole, LogWriterOptions, ProtocolLogSession, SessionEvent, TimedEvent,
     write_log,
 };
-use hybridlab_artefacts::queue::{LastError, QueueSnapshot, write_queue_list};
+use hybridlab_artefacts::queue::{LastError, QueueRow, write_queue_list};
 use hybridlab_diagnose::{FindingId, Options, Report, diagnose};
 use hybridlab_model::exchange::{
     DeliveryType, DisconnectReason, QueueStatus, SecurityStatus, TlsAuthLevel,
@@ -177,8 +177,8 @@ fn hybrid_connector(tls_name: Option<String>) -> SendConnectorRow {
     }
 }
 
-fn queue(led: &str) -> QueueSnapshot {
-    QueueSnapshot {
+fn queue(led: &str) -> QueueRow {
+    QueueRow {
         identity: "EDGE01\\3".into(),
         delivery_type: DeliveryType::DnsConnectorDelivery,
         status: QueueStatus::Retry,
@@ -224,7 +224,7 @@ struct Bundle {
     certs: Vec<CertListingRow>,
     connectors: Vec<SendConnectorRow>,
     inbound: Vec<InboundConnectorRow>,
-    queues: Vec<QueueSnapshot>,
+    queues: Vec<QueueRow>,
 }
 
 impl Bundle {

@@ -10,7 +10,7 @@ use hybridlab_artefacts::connectors::{
 };
 use hybridlab_artefacts::protocol_log::{CertRole, ProtocolLogSession, SessionEvent, TimedEvent};
 use hybridlab_artefacts::ps::ByteSize;
-use hybridlab_artefacts::queue::{LastError, MessageSnapshot, MessageStatus, QueueSnapshot};
+use hybridlab_artefacts::queue::{LastError, MessageRow, MessageStatus, QueueRow};
 use hybridlab_model::exchange::{
     DeliveryType, DisconnectReason, QueueStatus, SecurityStatus, TlsAuthLevel,
 };
@@ -172,7 +172,8 @@ pub fn eop_ehlo(with_starttls: bool) -> Reply {
     Reply::multi(250, lines)
 }
 
-/// The classic case (exchange-hybrid.md 5.3): the key-less twin is chosen, NoCredentials, `-,,Local`.
+/// The classic case (the domain reference, section 5.3): the key-less twin is chosen,
+/// NoCredentials, `-,,Local`.
 pub fn classic_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.801 UTC);
     let ms = |n: i64| t0 + time::Duration::milliseconds(n);
@@ -223,7 +224,8 @@ pub fn classic_session() -> ProtocolLogSession {
     }
 }
 
-/// A successful hybrid delivery (exchange-hybrid.md 5.2), on another session at the same time.
+/// A successful hybrid delivery (the domain reference, section 5.2), on another session at the same
+/// time.
 pub fn success_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.850 UTC);
     let ms = |n: i64| t0 + time::Duration::milliseconds(n);
@@ -347,8 +349,8 @@ pub fn cert_rows() -> Vec<CertListingRow> {
 }
 
 /// The classic case's queue.
-pub fn classic_queue() -> QueueSnapshot {
-    QueueSnapshot {
+pub fn classic_queue() -> QueueRow {
+    QueueRow {
         identity: "EDGE01\\3".into(),
         delivery_type: DeliveryType::SmartHostConnectorDelivery,
         status: QueueStatus::Retry,
@@ -372,8 +374,8 @@ pub fn classic_queue() -> QueueSnapshot {
 }
 
 /// A healthy queue.
-pub fn idle_queue() -> QueueSnapshot {
-    QueueSnapshot {
+pub fn idle_queue() -> QueueRow {
+    QueueRow {
         identity: "EDGE01\\Submission".into(),
         delivery_type: DeliveryType::Undefined,
         status: QueueStatus::Ready,
@@ -390,9 +392,9 @@ pub fn idle_queue() -> QueueSnapshot {
 }
 
 /// A message in the classic queue.
-pub fn classic_message() -> MessageSnapshot {
+pub fn classic_message() -> MessageRow {
     let q = classic_queue();
-    MessageSnapshot {
+    MessageRow {
         identity: "EDGE01\\3\\12884901890".into(),
         queue: "EDGE01\\3".into(),
         subject: "Quarterly figures".into(),

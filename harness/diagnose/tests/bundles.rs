@@ -3,12 +3,13 @@
 //! required and absent ids, the reference time, the evidence lines the top finding must quote,
 //! the fix checks, and that garbage files change nothing but the skipped-lines count.
 //!
-//! `every_bundle_meets_its_expectations` runs all bundles and reports every mismatch at once; the
-//! named tests below run one bundle each, so a failure names its bundle.
+//! Bundles are found, not listed: every folder of `tests/samples/` with an `expected.toml` is one
+//! named test (libtest-mimic, `harness = false`), so a new or renamed bundle needs no code change.
 
 use std::path::{Path, PathBuf};
 
 use hybridlab_diagnose::{Options, Report, Severity, diagnose_paths};
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -46,15 +47,18 @@ struct FixCheck {
 }
 
 fn samples_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../diagnose/tests/samples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples")
 }
 
-fn bundles() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(samples_root())
-        .expect("tests/samples exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("expected.toml").is_file())
-        .collect();
+/// The bundles under `root`: its folders that hold an `expected.toml`, by name.
+fn bundles_in(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("expected.toml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -86,6 +90,18 @@ fn check_bundle(bundle: &Path) -> Vec<String> {
         Ok(e) => e,
         Err(e) => return vec![format!("{name}: expected.toml: {e}")],
     };
+    // A typo in an id would silently check nothing.
+    for id in exp
+        .findings
+        .iter()
+        .chain(&exp.absent)
+        .chain(std::iter::once(&exp.top_finding))
+        .filter(|id| !id.is_empty())
+    {
+        if let Err(e) = id.parse::<hybridlab_diagnose::FindingId>() {
+            errs.push(format!("{name}: expected.toml: {e}"));
+        }
+    }
     let Some(as_of) = hybridlab_artefacts::ps::parse_iso(&exp.as_of) else {
         return vec![format!("{name}: as_of {:?} is not ISO 8601", exp.as_of)];
     };
@@ -271,93 +287,73 @@ fn compare_without_garbage(
     errs
 }
 
-#[test]
-fn every_bundle_meets_its_expectations() {
-    let all = bundles();
-    assert!(
-        all.len() >= 20,
-        "expected the 20 sample bundles, found {}",
-        all.len()
-    );
-    let errs: Vec<String> = all.iter().flat_map(|b| check_bundle(b)).collect();
-    assert!(
-        errs.is_empty(),
-        "{} mismatch(es):\n{}",
-        errs.len(),
-        errs.join("\n")
-    );
+/// `Ok` when `errs` is empty, else one failure listing them.
+fn verdict(errs: Vec<String>) -> Result<(), Failed> {
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} mismatch(es):\n{}", errs.len(), errs.join("\n")).into())
+    }
 }
 
-macro_rules! bundle_tests {
-    ($($test:ident => $dir:literal,)+) => {
-        $(
-            #[test]
-            fn $test() {
-                let errs = check_bundle(&samples_root().join($dir));
-                assert!(errs.is_empty(), "{}", errs.join("\n"));
-            }
-        )+
+/// At least the 20 bundles the catalogue documents are found.
+fn bundles_are_found() -> Result<(), Failed> {
+    let n = bundles_in(&samples_root()).len();
+    if n >= 20 {
+        Ok(())
+    } else {
+        Err(format!("expected the 20 sample bundles, found {n}").into())
+    }
+}
 
-        #[test]
-        fn every_bundle_has_a_named_test() {
-            let named = [$($dir),+];
-            for b in bundles() {
-                let n = b.file_name().unwrap().to_string_lossy().to_string();
-                assert!(named.contains(&n.as_str()), "add {n} to bundle_tests!");
-            }
+/// A bundle copied under another name is found and checked like the original.
+fn a_renamed_bundle_is_found() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let renamed = dir.path().join("renamed-healthy-bundle");
+    std::fs::create_dir(&renamed)?;
+    for e in std::fs::read_dir(samples_root().join("healthy"))? {
+        let p = e?.path();
+        if p.is_file() {
+            std::fs::copy(&p, renamed.join(p.file_name().unwrap_or_default()))?;
         }
-    };
-}
-
-bundle_tests! {
-    fm01_keyless_duplicate => "fm01-keyless-duplicate",
-    fm01_without_store_listing => "fm01-without-store-listing",
-    fm02_missing_private_key => "fm02-missing-private-key",
-    fm03_unknown_credentials => "fm03-unknown-credentials",
-    fm04_tls_cert_name_issuer_drift => "fm04-tls-cert-name-issuer-drift",
-    fm06_cert_expired => "fm06-cert-expired",
-    fm11_remote_cert_untrusted => "fm11-remote-cert-untrusted",
-    fm15_tls_version_mismatch => "fm15-tls-version-mismatch",
-    fm17_starttls_stripped => "fm17-starttls-stripped",
-    fm19_connect_failed => "fm19-connect-failed",
-    fm20_genuine_timeout => "fm20-genuine-timeout",
-    fm21_tls_required_cleartext => "fm21-tls-required-cleartext",
-    fm22_wrong_region => "fm22-wrong-region",
-    fm23_relay_denied_unattributed => "fm23-relay-denied-unattributed",
-    fm25_dns_failure => "fm25-dns-failure",
-    fm27_message_too_large => "fm27-message-too-large",
-    fm27_over_advertised_size_ndr => "fm27-over-advertised-size-ndr",
-    fm10_mock_records_missing_intermediate => "fm10-mock-records-missing-intermediate",
-    fm29_eop_throttled => "fm29-eop-throttled",
-    fm30_partner_restriction => "fm30-partner-restriction",
-    fm34_cached_certificate => "fm34-cached-certificate",
-    healthy => "healthy",
-    lint_config_warnings => "lint-config-warnings",
+    }
+    let found = bundles_in(dir.path());
+    if found != [renamed.clone()] {
+        return Err(format!("found {found:?}, expected [{}]", renamed.display()).into());
+    }
+    verdict(check_bundle(&renamed))
 }
 
 /// The healthy server yields no error finding, whatever the file order or extra noise.
-#[test]
-fn the_healthy_bundle_yields_no_error() {
-    let r = diagnose_paths(&[samples_root().join("healthy")], &Options::default()).unwrap();
-    assert!(!r.has_error(), "{:?}", r.ids());
+fn the_healthy_bundle_yields_no_error() -> Result<(), Failed> {
+    let r = diagnose_paths(&[samples_root().join("healthy")], &Options::default())?;
+    if r.has_error() {
+        return Err(format!("error findings: {:?}", r.ids()).into());
+    }
+    Ok(())
 }
 
-/// The expectation files themselves must be parseable (a typo would silently check nothing).
-#[test]
-fn expectation_files_parse() {
-    for b in bundles() {
-        let text = std::fs::read_to_string(b.join("expected.toml")).unwrap();
-        let e: Expected = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-        for id in e
-            .findings
-            .iter()
-            .chain(e.absent.iter())
-            .chain(std::iter::once(&e.top_finding))
-        {
-            if !id.is_empty() {
-                id.parse::<hybridlab_diagnose::FindingId>()
-                    .unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-            }
-        }
-    }
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = bundles_in(&samples_root())
+        .into_iter()
+        .map(|b| {
+            let name = b
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            Trial::test(format!("bundle::{name}"), move || verdict(check_bundle(&b)))
+        })
+        .collect();
+    trials.push(Trial::test("bundles_are_found", bundles_are_found));
+    trials.push(Trial::test(
+        "a_renamed_bundle_is_found",
+        a_renamed_bundle_is_found,
+    ));
+    trials.push(Trial::test(
+        "the_healthy_bundle_yields_no_error",
+        the_healthy_bundle_yields_no_error,
+    ));
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -1,9 +1,7 @@
 //! Kind detection from content, the folder entry point, per-file skipped counts, and the
 //! connectivity log golden.
 
-mod artefacts_support;
-
-use artefacts_support::*;
+use crate::support::*;
 use hybridlab_artefacts::connectivity::{self, ConnectivityEvent, ConnectivityNote};
 use hybridlab_artefacts::format_list::FlOptions;
 use hybridlab_artefacts::protocol_log::{LogWriterOptions, SessionEvent, write_log};

@@ -1,0 +1,17 @@
+//! The artefact formats' integration tests, one binary (ripgrep-style): each module one area,
+//! sharing `tests/support/` (hand-written certificates, the classic case's sessions, listing rows,
+//! the golden-file comparison against `tests/golden/`).
+//!
+//! - `detect`: kind detection from content, the folder entry point, skipped-line counts, the
+//!   connectivity log.
+//! - `listings`: every cmdlet listing, written (goldens) and read (round trips, real-shaped exports).
+//! - `protocol_log`: send and receive protocol logs, written and read.
+//! - `proptests`: the readers against arbitrary and damaged input, write→read round trips.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod detect;
+mod listings;
+mod proptests;
+mod protocol_log;
