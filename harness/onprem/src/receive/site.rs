@@ -636,5 +636,11 @@ async fn relay<C, S>(
         }
         let _ = cw.shutdown().await;
     };
-    tokio::join!(up, down);
+    // The server's side ending ends the relay (the client may still hold its side open); the
+    // client's side ending only half-closes toward the server, which then answers and closes.
+    tokio::pin!(up, down);
+    tokio::select! {
+        () = &mut down => {}
+        () = &mut up => down.await,
+    }
 }
