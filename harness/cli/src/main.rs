@@ -30,6 +30,8 @@ enum Command {
     Diagnose(cli::diagnose::Args),
     /// One Exchange-like delivery against any SMTP server, writing Exchange's artefacts.
     Send(Box<cli::send::Args>),
+    /// Serve an Exchange-like receive side (what Exchange Online delivers to) on a socket.
+    Receive(Box<cli::receive::Args>),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cli::explain::run(a),
         Command::Diagnose(a) => cli::diagnose::run(a),
         Command::Send(a) => cli::send::run(*a),
+        Command::Receive(a) => cli::receive::run(*a),
     };
     match result {
         Ok(code) => code,

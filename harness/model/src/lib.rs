@@ -7,6 +7,7 @@
 //! - [`exchange`]: Exchange's tokens (SChannel status names, disconnect reasons, queue states,
 //!   versions, the transport's synthetic replies) and [`token_enum!`], the one macro for them.
 //! - [`x509`]: certificate facts the Windows way (thumbprint, .NET DN rendering, wildcard rules).
+//! - [`event`]: Windows Application-log events as plain data (id, level, category, message).
 //! - [`dn`]: distinguished names as the lab writes them (`CN=..., O=..., C=US`).
 //! - [`identifier`]: `<I>issuer<S>subject`, the `TlsCertificateName` form.
 //! - [`led`]: last-error details: the `[{LED=..};{MSG=..};..]` frame of queues and message traces,
@@ -45,6 +46,7 @@ pub mod attribution;
 pub mod core;
 pub mod delivery;
 pub mod dn;
+pub mod event;
 pub mod exchange;
 pub mod exo;
 pub mod identifier;

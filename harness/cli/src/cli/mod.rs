@@ -2,5 +2,6 @@
 
 pub(crate) mod diagnose;
 pub(crate) mod explain;
+pub(crate) mod receive;
 pub(crate) mod run;
 pub(crate) mod send;
