@@ -185,7 +185,7 @@ impl MockEopBuilder {
         let verifier = Arc::new(ClientVerifier::new(
             &self.trust_roots,
             self.config.tls.invalid_client_certificate,
-            clock,
+            clock.clone(),
         )?);
         let tls = server_config(&self.config.tls, &identity, Arc::clone(&verifier))?;
         let listener = match (self.listener, self.in_memory_only) {
@@ -361,7 +361,7 @@ impl MockEopHandle {
 
     /// The lab clock.
     pub fn clock(&self) -> LabClock {
-        self.shared.clock
+        self.shared.clock.clone()
     }
 
     /// Current counters.
@@ -550,7 +550,7 @@ where
         peer,
         local,
     };
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let mut session = Session::new(ctx, clock.now());
     let mut shutdown = shared.shutdown.subscribe();
     // One read buffer for the whole session (plaintext and TLS phases), filled through
@@ -595,7 +595,7 @@ async fn tls_phase<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let hs_timeout = shared.config.tls.handshake_timeout.0;
     match fault {
         None => {
@@ -665,7 +665,7 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let write_timeout = shared.config.limits.idle_timeout.0;
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {

@@ -68,7 +68,7 @@ async fn classic_case_end_to_end_over_two_days() {
         .facts
         .thumbprint
         .clone();
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(12884901890));
     let mut d = lab.memory(peer());
@@ -153,7 +153,7 @@ async fn classic_case_end_to_end_over_two_days() {
 #[tokio::test(start_paused = true)]
 async fn keyed_twin_first_delivers_with_2_6_0() {
     let lab = make_lab(false, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -185,7 +185,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
         vec![Fault::new(Stage::TlsHandshake, FaultAction::Drop).first(3)],
     )
     .await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -231,7 +231,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(2));
     let mut d = lab.memory(peer());
@@ -268,7 +268,7 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
     c.require_tls = false;
     c.tls_auth_level = None;
     c.tls_domain = None;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(c);
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -311,7 +311,7 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
 
     // RequireTLS: never falls back
     let lab = make_lab(true, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -341,7 +341,7 @@ async fn message_level_4xx_uses_message_retry_interval() {
         vec![Fault::new(Stage::Rcpt, FaultAction::Throttle(Default::default())).first(2)],
     )
     .await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -375,7 +375,7 @@ async fn message_level_4xx_uses_message_retry_interval() {
 #[tokio::test(start_paused = true)]
 async fn dns_failure_and_mailbox_defaults() {
     let lab = make_lab(false, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut cfg = TransportConfig::new(pinned());
     cfg.settings = hybridlab_onprem::connector::TransportSettings::mailbox();
     cfg.settings.retry_interleaving = hybridlab_onprem::connector::RetryInterleaving::TransientOnly;
@@ -423,7 +423,7 @@ async fn suspend_resume_and_retry_queue() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
