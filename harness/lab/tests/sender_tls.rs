@@ -10,14 +10,16 @@ use hybridlab_labkit::clock::LabClock;
 use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
 use hybridlab_model::exchange::{SecurityStatus, TlsAuthLevel};
 use hybridlab_onprem::certstore::{CertStore, fixtures};
-use hybridlab_onprem::connector::{SchannelSettings, SendConnector, ServerIdentity};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
 use hybridlab_onprem::resolver::Target;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::SelectionSettings;
 use hybridlab_onprem::sender::{
     ConnectOptions, FailureKind, Outcome, SenderMachine, SessionConfig, SessionReport, deliver_tcp,
     run_session,
 };
+use hybridlab_onprem::server::ServerIdentity;
 use time::OffsetDateTime;
 
 fn t0() -> OffsetDateTime {

@@ -377,8 +377,8 @@ async fn dns_failure_and_mailbox_defaults() {
     let lab = make_lab(false, vec![]).await;
     let clock = lab.clock.clone();
     let mut cfg = TransportConfig::new(pinned());
-    cfg.settings = hybridlab_onprem::connector::TransportSettings::mailbox();
-    cfg.settings.retry_interleaving = hybridlab_onprem::connector::RetryInterleaving::TransientOnly;
+    cfg.settings = hybridlab_onprem::transport::TransportSettings::mailbox();
+    cfg.settings.retry_interleaving = hybridlab_onprem::transport::RetryInterleaving::TransientOnly;
     let mut t = Transport::new(cfg, Arc::new(lab.store.clone()));
     t.submit(message(1));
     let mut d = lab.memory(peer());

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::certstore::{CertStore, StoreEntry};
-use crate::connector::{ConnectorError, SendConnector, X509Identifier};
+use crate::connector::{ConnectorError, SendConnector};
 use hybridlab_model::exchange::{TlsAuthLevel, synthetic};
+use hybridlab_model::identifier::X509Identifier;
 
 /// Which certificate wins when several in the store have the connector's issuer and subject \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -402,17 +403,11 @@ fn select_by_identifier(
         DuplicatePolicy::LatestNotafter => "latest NotAfter among the matches",
         DuplicatePolicy::NewestNotbefore => "newest NotBefore among the matches",
     };
-    for c in &mut candidates {
-        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
-            c.verdict = if c.thumbprint == chosen.facts.thumbprint {
-                CandidateVerdict::Chosen
-            } else {
-                CandidateVerdict::Outranked {
-                    reason: format!("{} wins: {policy_reason}", chosen.facts.thumbprint),
-                }
-            };
-        }
-    }
+    mark_chosen(
+        &mut candidates,
+        &chosen.facts.thumbprint,
+        &format!("wins: {policy_reason}"),
+    );
     let mut events = Vec::new();
     if connector.tls_auth_level != Some(TlsAuthLevel::EncryptionOnly)
         && now > chosen.facts.not_after
@@ -481,75 +476,27 @@ fn select_by_fqdn(
     // (rank, -not_before, index) -> lower is better
     let mut ranked: Vec<((u8, i128, usize), &StoreEntry)> = Vec::new();
     for e in store.my() {
-        let name_ok = if any_exact {
-            exact(e)
+        let name_ok = exact(e) || (!any_exact && wildcard(e));
+        let verdict = if name_ok {
+            fqdn_rank(store, e, settings, now)
         } else {
-            exact(e) || wildcard(e)
+            Err(CandidateVerdict::NameMismatch)
         };
-        let verdict = if !name_ok {
-            Some(CandidateVerdict::NameMismatch)
-        } else if !e.has_private_key {
-            Some(CandidateVerdict::NoPrivateKey)
-        } else if !e.facts.extended_key_usages.is_empty()
-            && !e
-                .facts
-                .extended_key_usages
-                .iter()
-                .any(|u| u == "ServerAuth" || u == "Any")
-        {
-            Some(CandidateVerdict::Unsuitable {
-                reason: "EKU lacks Server Authentication".into(),
-            })
-        } else if settings.require_rsa_key
-            && !(e.facts.key_algorithm == "RSA" && e.facts.public_key_bits >= 1024)
-        {
-            Some(CandidateVerdict::Unsuitable {
-                reason: format!(
-                    "{} {}-bit key is not RSA >= 1024",
-                    e.facts.key_algorithm, e.facts.public_key_bits
-                ),
-            })
-        } else {
-            // PKI trust judged at a time within the certificate's validity, so that an expired
-            // PKI certificate is still recognised as PKI (and ranked after valid ones).
-            let at = if now > e.facts.not_after {
-                e.facts.not_after
-            } else if now < e.facts.not_before {
-                e.facts.not_before
-            } else {
-                now
-            };
-            let in_date = e.facts.is_time_valid(now);
-            if e.facts.is_self_signed {
-                ranked.push((
-                    (
-                        if in_date { 1 } else { 3 },
-                        -e.facts.not_before.unix_timestamp_nanos(),
-                        e.enumeration_index,
-                    ),
-                    e,
-                ));
-                None
-            } else if store.chains_to_trusted_root(e, at) {
-                ranked.push((
-                    (
-                        if in_date { 0 } else { 2 },
-                        -e.facts.not_before.unix_timestamp_nanos(),
-                        e.enumeration_index,
-                    ),
-                    e,
-                ));
-                None
-            } else {
-                Some(CandidateVerdict::UntrustedChain)
+        let verdict = match verdict {
+            Ok(rank) => {
+                let key = (
+                    rank,
+                    -e.facts.not_before.unix_timestamp_nanos(),
+                    e.enumeration_index,
+                );
+                ranked.push((key, e));
+                CandidateVerdict::Outranked {
+                    reason: String::new(),
+                }
             }
+            Err(v) => v,
         };
-        candidates.push(candidate(
-            e,
-            verdict.unwrap_or(CandidateVerdict::Outranked {
-                reason: String::new(),
-            }),
-        ));
+        candidates.push(candidate(e, verdict));
     }
     ranked.sort_by_key(|(k, _)| *k);
     let Some(((rank, _, _), chosen)) = ranked.first().copied() else {
@@ -572,20 +519,11 @@ fn select_by_fqdn(
         2 => "expired PKI certificate (nothing better exists)",
         _ => "expired self-signed certificate (nothing better exists)",
     };
-    for c in &mut candidates {
-        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
-            c.verdict = if c.thumbprint == chosen.facts.thumbprint {
-                CandidateVerdict::Chosen
-            } else {
-                CandidateVerdict::Outranked {
-                    reason: format!(
-                        "{} ranks higher (PKI before self-signed, newest NotBefore first)",
-                        chosen.facts.thumbprint
-                    ),
-                }
-            };
-        }
-    }
+    mark_chosen(
+        &mut candidates,
+        &chosen.facts.thumbprint,
+        "ranks higher (PKI before self-signed, newest NotBefore first)",
+    );
     let mut events = Vec::new();
     if connector.tls_auth_level != Some(TlsAuthLevel::EncryptionOnly)
         && now > chosen.facts.not_after
@@ -610,6 +548,69 @@ fn select_by_fqdn(
         },
         candidates,
         events,
+    }
+}
+
+/// The FQDN path's judgement of a certificate whose names match: its rank when it qualifies
+/// (lower is better: 0 PKI-trusted and in date, 1 self-signed in date, 2 expired PKI, 3 expired
+/// self-signed), else why it is skipped.
+fn fqdn_rank(
+    store: &CertStore,
+    e: &StoreEntry,
+    settings: &SelectionSettings,
+    now: OffsetDateTime,
+) -> Result<u8, CandidateVerdict> {
+    if !e.has_private_key {
+        return Err(CandidateVerdict::NoPrivateKey);
+    }
+    let ekus = &e.facts.extended_key_usages;
+    if !ekus.is_empty() && !ekus.iter().any(|u| u == "ServerAuth" || u == "Any") {
+        return Err(CandidateVerdict::Unsuitable {
+            reason: "EKU lacks Server Authentication".into(),
+        });
+    }
+    if settings.require_rsa_key
+        && !(e.facts.key_algorithm == "RSA" && e.facts.public_key_bits >= 1024)
+    {
+        return Err(CandidateVerdict::Unsuitable {
+            reason: format!(
+                "{} {}-bit key is not RSA >= 1024",
+                e.facts.key_algorithm, e.facts.public_key_bits
+            ),
+        });
+    }
+    // PKI trust judged at a time within the certificate's validity, so that an expired PKI
+    // certificate is still recognised as PKI (and ranked after valid ones).
+    let at = if now > e.facts.not_after {
+        e.facts.not_after
+    } else if now < e.facts.not_before {
+        e.facts.not_before
+    } else {
+        now
+    };
+    let stale = if e.facts.is_time_valid(now) { 0 } else { 2 };
+    if e.facts.is_self_signed {
+        Ok(1 + stale)
+    } else if store.chains_to_trusted_root(e, at) {
+        Ok(stale)
+    } else {
+        Err(CandidateVerdict::UntrustedChain)
+    }
+}
+
+/// Marks the chosen certificate among the qualifying candidates (those still `Outranked` with no
+/// reason) and tells the others why they lost: `<chosen thumbprint> <why>`.
+fn mark_chosen(candidates: &mut [Candidate], chosen: &str, why: &str) {
+    for c in candidates {
+        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
+            c.verdict = if c.thumbprint == chosen {
+                CandidateVerdict::Chosen
+            } else {
+                CandidateVerdict::Outranked {
+                    reason: format!("{chosen} {why}"),
+                }
+            };
+        }
     }
 }
 

@@ -24,11 +24,13 @@ use hybridlab_artefacts::text::LineEnding;
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::exchange::{ExchangeVersion, TlsAuthLevel};
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, fixtures};
-use hybridlab_onprem::connector::{SchannelSettings, SendConnector, ServerIdentity};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
 use hybridlab_onprem::resolver::LabResolver;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::{DuplicatePolicy, SelectionSettings};
 use hybridlab_onprem::sender::{ConnectOptions, Outcome};
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::{Deliver, TcpDeliver, Transport, TransportConfig};
 
 /// Arguments of `hybridlab send`.

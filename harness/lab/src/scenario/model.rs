@@ -27,12 +27,13 @@ use time::OffsetDateTime;
 
 use hybridlab_model::exchange::{ExchangeVersion, QueueStatus};
 use hybridlab_onprem::certstore::{AuthorityDescription, CertDescription};
-use hybridlab_onprem::connector::{
-    ByteQuantity, SchannelSettings, SendConnector, ServerIdentity, TransportSettings,
-};
+use hybridlab_onprem::connector::{ByteQuantity, SendConnector};
 use hybridlab_onprem::resolver::ConnectFailure;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::SelectionSettings;
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::CertificateCache;
+use hybridlab_onprem::transport::TransportSettings;
 
 /// The default run start: a fixed epoch so artefacts are the same from run to run (except key
 /// material).

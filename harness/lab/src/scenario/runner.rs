@@ -34,13 +34,14 @@ use time::OffsetDateTime;
 use super::model::{ChangeAction, ConnectorChange, DnsEntry, Scenario, TransportKind};
 use hybridlab_artefacts::queue::{LastError, QueueSnapshot};
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, StoreEntry};
-use hybridlab_onprem::connector::{SendConnector, ServerIdentity, TransportSettings};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
 use hybridlab_onprem::resolver::{HostEntry, LabResolver, Target};
 use hybridlab_onprem::sender::{ConnectOptions, SessionReport};
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::{
     DriveHooks, MemoryDeliver, MessageSnapshot, TcpDeliver, TimedRecord, Transport,
-    TransportConfig, TransportRecord, drive,
+    TransportConfig, TransportRecord, TransportSettings, drive,
 };
 
 /// The first internal message id (as in the background case's send log).

@@ -12,7 +12,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::machine::{Action, SenderMachine, SessionConfig, SessionReport};
+use super::machine::{Action, SenderMachine, SessionConfig};
+use super::report::SessionReport;
 use super::tls::{TlsInfo, TlsResult, client_config, security_status};
 use crate::message::OutboundMessage;
 use crate::resolver::ConnectFailure;

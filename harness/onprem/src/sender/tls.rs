@@ -17,7 +17,7 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::connector::SchannelSettings;
+use crate::schannel::SchannelSettings;
 use hybridlab_model::exchange::SecurityStatus;
 
 /// What the chain check found (name not included: Exchange checks the name against `TlsDomain`).
