@@ -1,8 +1,11 @@
 //! The sans-IO client state machine: an Exchange send connector's SMTP session.
 //!
-//! Bytes and `now` go in (`on_connected`, `on_data`, `on_eof`, `on_tls`, `on_timeout`); actions come
-//! out of [`SenderMachine::poll_action`] (`Send`, `StartTls`, `Close`). It never reads a clock and
-//! never touches a socket; the tokio driver in [`super::driver`] does.
+//! It is a [`ProtocolCore`]: bytes, end of input and timer expiries go in with `now`
+//! (`handle_input`, `handle_eof`, `handle_timeout`), plus the sender's own inputs
+//! ([`SenderMachine::handle_connected`], [`SenderMachine::handle_connect_failed`],
+//! [`SenderMachine::handle_tls`]); actions come out of `poll_action` (`Send`, `StartTls`,
+//! `Close`) and the inactivity timer out of `poll_timeout`. It never reads a clock and never
+//! touches a socket; the tokio driver in [`super::driver`] does.
 //!
 //! What it does (exchange-hybrid.md 8.2): banner; EHLO with the connector FQDN; STARTTLS when offered
 //! (unless IgnoreSTARTTLS or an opportunistic fallback attempt); certificate selection (2.2) and the
@@ -20,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hybridlab_artefacts::protocol_log::{ProtocolLogSession, SessionEvent, TimedEvent};
+use hybridlab_model::core::ProtocolCore;
 use hybridlab_model::exchange::{DisconnectReason, synthetic};
 use hybridlab_model::reply::Reply;
 use smtp_proto::EXT_PIPELINING;
@@ -180,8 +184,8 @@ impl SenderMachine {
         self.actions.push_back(Action::Send(wire.into_bytes()));
     }
 
-    /// The TCP connection is up.
-    pub fn on_connected(&mut self, local: SocketAddr, now: OffsetDateTime) {
+    /// The TCP connection is up at `now`, from `local`.
+    pub fn handle_connected(&mut self, now: OffsetDateTime, local: SocketAddr) {
         if self.phase != Phase::Connecting {
             return;
         }
@@ -194,99 +198,12 @@ impl SenderMachine {
 
     /// The TCP connection could not be made. Nothing more is logged in the send log (the
     /// connectivity log has the failure), as on a real server.
-    pub fn on_connect_failed(&mut self, failure: ConnectFailure, _now: OffsetDateTime) {
+    pub fn handle_connect_failed(&mut self, _now: OffsetDateTime, failure: ConnectFailure) {
         self.failure = Some(SessionFailure {
             kind: FailureKind::ConnectFailed { failure },
             ack: synthetic::unable_to_connect(),
         });
         self.phase = Phase::Done;
-    }
-
-    /// When the driver must call [`Self::on_timeout`] if no input arrives.
-    pub fn deadline(&self) -> Option<OffsetDateTime> {
-        match self.phase {
-            Phase::Open | Phase::Closing => Some(
-                self.last_activity + self.cfg.connector.connection_inactivity_timeout.to_time(),
-            ),
-            _ => None,
-        }
-    }
-
-    /// Whether the session is over.
-    pub fn is_done(&self) -> bool {
-        self.phase == Phase::Done && self.actions.is_empty()
-    }
-
-    /// The next thing to do.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
-    /// Bytes from the server.
-    pub fn on_data(&mut self, data: &[u8], now: OffsetDateTime) {
-        if !matches!(self.phase, Phase::Open | Phase::Closing) {
-            return;
-        }
-        self.last_activity = now;
-        for r in self.reader.push(data) {
-            if self.phase == Phase::Done {
-                break;
-            }
-            match r {
-                Ok(raw) => self.on_reply(raw, now),
-                Err(_) => {
-                    self.fail_and_close(
-                        now,
-                        FailureKind::ProtocolError,
-                        Reply::new(421, "4.4.0 Remote server response was not RFC conformant"),
-                        DisconnectReason::Local,
-                    );
-                }
-            }
-        }
-    }
-
-    /// The peer closed (or reset) the connection.
-    pub fn on_eof(&mut self, now: OffsetDateTime) {
-        match self.phase {
-            Phase::Closing => {
-                self.event(
-                    now,
-                    SessionEvent::Disconnected {
-                        reason: DisconnectReason::Local,
-                    },
-                );
-                self.phase = Phase::Done;
-                self.actions.push_back(Action::Close);
-            }
-            Phase::Open | Phase::Handshaking => {
-                self.fail_and_close(
-                    now,
-                    FailureKind::Dropped,
-                    synthetic::connection_dropped(),
-                    DisconnectReason::Remote("SocketError".into()),
-                );
-            }
-            _ => {}
-        }
-    }
-
-    /// No input within the inactivity timeout.
-    pub fn on_timeout(&mut self, now: OffsetDateTime) {
-        if let Some(d) = self.deadline()
-            && now >= d
-        {
-            if self.phase == Phase::Closing {
-                self.on_eof(now);
-                return;
-            }
-            self.fail_and_close(
-                now,
-                FailureKind::TimedOut,
-                synthetic::connection_timed_out(),
-                DisconnectReason::Local,
-            );
-        }
     }
 
     fn fail_and_close(
@@ -443,6 +360,96 @@ impl SenderMachine {
             tls: self.tls,
             ehlo_keywords: self.ehlo_keywords,
         }
+    }
+}
+
+impl ProtocolCore for SenderMachine {
+    type Action = Action;
+
+    /// Bytes from the server: replies are framed and answered in order.
+    fn handle_input(&mut self, now: OffsetDateTime, bytes: &[u8]) {
+        if !matches!(self.phase, Phase::Open | Phase::Closing) {
+            return;
+        }
+        self.last_activity = now;
+        for r in self.reader.push(bytes) {
+            if self.phase == Phase::Done {
+                break;
+            }
+            match r {
+                Ok(raw) => self.on_reply(raw, now),
+                Err(_) => {
+                    self.fail_and_close(
+                        now,
+                        FailureKind::ProtocolError,
+                        Reply::new(421, "4.4.0 Remote server response was not RFC conformant"),
+                        DisconnectReason::Local,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The peer closed (or reset) the connection: the end of a QUIT exchange, else a drop.
+    fn handle_eof(&mut self, now: OffsetDateTime) {
+        match self.phase {
+            Phase::Closing => {
+                self.event(
+                    now,
+                    SessionEvent::Disconnected {
+                        reason: DisconnectReason::Local,
+                    },
+                );
+                self.phase = Phase::Done;
+                self.actions.push_back(Action::Close);
+            }
+            Phase::Open | Phase::Handshaking => {
+                self.fail_and_close(
+                    now,
+                    FailureKind::Dropped,
+                    synthetic::connection_dropped(),
+                    DisconnectReason::Remote("SocketError".into()),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// No input within the connector's ConnectionInactivityTimeOut.
+    fn handle_timeout(&mut self, now: OffsetDateTime) {
+        if let Some(d) = self.poll_timeout()
+            && now >= d
+        {
+            if self.phase == Phase::Closing {
+                self.handle_eof(now);
+                return;
+            }
+            self.fail_and_close(
+                now,
+                FailureKind::TimedOut,
+                synthetic::connection_timed_out(),
+                DisconnectReason::Local,
+            );
+        }
+    }
+
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The end of the inactivity timeout while the SMTP channel is open (none while connecting or
+    /// during the TLS handshake, which the driver bounds itself).
+    fn poll_timeout(&self) -> Option<OffsetDateTime> {
+        match self.phase {
+            Phase::Open | Phase::Closing => Some(
+                self.last_activity + self.cfg.connector.connection_inactivity_timeout.to_time(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.phase == Phase::Done && self.actions.is_empty()
     }
 }
 

@@ -58,7 +58,7 @@ impl Deliver for TcpDeliver {
             Err(_) => {
                 // a non-loopback source address: refused before connecting
                 let mut m = SenderMachine::new(fallback, messages, clock.now());
-                m.on_connect_failed(ConnectFailure::Refused, clock.now());
+                m.handle_connect_failed(clock.now(), ConnectFailure::Refused);
                 m.finish()
             }
         }
@@ -93,7 +93,7 @@ where
         let target = cfg.target.clone();
         let mut machine = SenderMachine::new(cfg, messages, clock.now());
         if let Some(f) = target.unreachable {
-            machine.on_connect_failed(f, clock.now());
+            machine.handle_connect_failed(clock.now(), f);
             return machine.finish();
         }
         let stream = (self.connect)();

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::certstore::{CertStore, fixtures};
+use hybridlab_model::core::ProtocolCore;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -41,7 +42,7 @@ fn machine() -> SenderMachine {
         vec![OutboundMessage::simple(1, "a@b.c", "d@e.f", t)],
         t,
     );
-    m.on_connected("127.0.0.1:2000".parse().unwrap(), t);
+    m.handle_connected(t, "127.0.0.1:2000".parse().unwrap());
     m
 }
 
@@ -72,12 +73,12 @@ proptest! {
         let mut m = machine();
         let mut actions = 0usize;
         for chunk in data.chunks(split) {
-            m.on_data(chunk, t);
+            m.handle_input(t, chunk);
             while m.poll_action().is_some() {
                 actions += 1;
             }
         }
-        m.on_eof(t);
+        m.handle_eof(t);
         while m.poll_action().is_some() {
             actions += 1;
         }

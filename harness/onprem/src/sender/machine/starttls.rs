@@ -151,8 +151,8 @@ impl SenderMachine {
         self.fail_and_close(now, FailureKind::Tls { status }, ack, reason);
     }
 
-    /// The handshake's result.
-    pub fn on_tls(&mut self, result: TlsResult, now: OffsetDateTime) {
+    /// The handshake's result, at `now`.
+    pub fn handle_tls(&mut self, now: OffsetDateTime, result: TlsResult) {
         if self.phase != Phase::Handshaking {
             return;
         }

@@ -71,8 +71,8 @@ fn drain(m: &mut SenderMachine) -> (String, Option<Box<TlsRequest>>, bool) {
 }
 
 fn connect(m: &mut SenderMachine) {
-    m.on_connected("127.0.0.1:27436".parse().unwrap(), t0());
-    m.on_data(BANNER, t0());
+    m.handle_connected(t0(), "127.0.0.1:27436".parse().unwrap());
+    m.handle_input(t0(), BANNER);
 }
 
 /// The last `n` log lines as `event,data,context` (CSV-quoted like the log).
@@ -105,12 +105,12 @@ fn classic_keyless_twin_fails_with_no_credentials_before_any_tls_byte() {
     let mut m = SenderMachine::new(c, vec![msg()], t0());
     connect(&mut m);
     assert_eq!(drain(&mut m).0, "EHLO mail.contoso.com\r\n");
-    m.on_data(EHLO_TLS, t0());
+    m.handle_input(t0(), EHLO_TLS);
     assert_eq!(drain(&mut m).0, "STARTTLS\r\n");
-    m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+    m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
     let (sent, tls, close) = drain(&mut m);
     assert!(sent.is_empty() && tls.is_none() && close);
-    assert!(m.is_done());
+    assert!(m.is_closed());
     let r = m.finish();
     let t = tail(&r, 9);
     assert_eq!(t[0], "<,220 2.0.0 SMTP server ready,");
@@ -138,8 +138,8 @@ fn unreadable_key_gives_unknown_credentials() {
     d.certificates[0].key_readable = false;
     let mut m = SenderMachine::new(cfg(&d, hybrid()), vec![msg()], t0());
     connect(&mut m);
-    m.on_data(EHLO_TLS, t0());
-    m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+    m.handle_input(t0(), EHLO_TLS);
+    m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
     let r = {
         drain(&mut m);
         m.finish()
@@ -158,9 +158,9 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
     let c = cfg(&fixtures::classic_twins(false), hybrid());
     let mut m = SenderMachine::new(c, vec![msg()], t0());
     connect(&mut m);
-    m.on_data(EHLO_TLS, t0());
+    m.handle_input(t0(), EHLO_TLS);
     drain(&mut m);
-    m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+    m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
     let (_, tls, _) = drain(&mut m);
     let req = tls.expect("StartTls action");
     assert_eq!(req.server_name, "contoso-com.mail.protection.outlook.com");
@@ -169,7 +169,8 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
         &hybridlab_labkit::pki::CertSpec::leaf("mail.protection.outlook.com", t0()),
     )
     .unwrap();
-    m.on_tls(
+    m.handle_tls(
+        t0(),
         TlsResult::Established(TlsInfo {
             protocol: "TLS1_2".into(),
             cipher_suite: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into(),
@@ -177,10 +178,9 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
             peer_chain: vec![eop.der.clone()],
             chain: ChainVerdict::Trusted,
         }),
-        t0(),
     );
     assert_eq!(drain(&mut m).0, "EHLO mail.contoso.com\r\n");
-    m.on_data(EHLO_AFTER, t0());
+    m.handle_input(t0(), EHLO_AFTER);
     let (sent, _, _) = drain(&mut m);
     assert!(
         sent.starts_with("MAIL FROM:<alice@contoso.com> SIZE="),
@@ -190,21 +190,21 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
         sent.ends_with("RCPT TO:<bob@contoso.mail.onmicrosoft.com>\r\n"),
         "{sent}"
     );
-    m.on_data(b"250 2.1.0 Sender OK\r\n", t0());
+    m.handle_input(t0(), b"250 2.1.0 Sender OK\r\n");
     assert!(
         drain(&mut m).0.is_empty(),
         "waits for every pipelined reply"
     );
-    m.on_data(b"250 2.1.5 Recipient OK\r\n", t0());
+    m.handle_input(t0(), b"250 2.1.5 Recipient OK\r\n");
     let (sent, _, _) = drain(&mut m);
     assert!(
         sent.starts_with("BDAT ") && sent.contains(" LAST\r\n"),
         "{sent}"
     );
     assert!(sent.contains("X-MS-Exchange-CrossPremises-AuthAs: Internal"));
-    m.on_data(b"250 2.6.0 <x@contoso.com> [InternalId=1, Hostname=AM0PR01MB1234] Queued mail for delivery\r\n", t0());
+    m.handle_input(t0(), b"250 2.6.0 <x@contoso.com> [InternalId=1, Hostname=AM0PR01MB1234] Queued mail for delivery\r\n");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
-    m.on_data(b"221 2.0.0 Service closing transmission channel\r\n", t0());
+    m.handle_input(t0(), b"221 2.0.0 Service closing transmission channel\r\n");
     assert!(drain(&mut m).2);
     let r = m.finish();
     assert!(matches!(r.outcome(), Outcome::Delivered(ref rep) if rep.text().starts_with("2.6.0")));
@@ -218,14 +218,15 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
 
 fn established(m: &mut SenderMachine, chain: ChainVerdict, cn: &str) {
     connect(m);
-    m.on_data(EHLO_TLS, t0());
-    m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+    m.handle_input(t0(), EHLO_TLS);
+    m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
     drain(m);
     let eop = hybridlab_labkit::pki::IssuedCert::self_signed(
         &hybridlab_labkit::pki::CertSpec::leaf(cn, t0()),
     )
     .unwrap();
-    m.on_tls(
+    m.handle_tls(
+        t0(),
         TlsResult::Established(TlsInfo {
             protocol: "TLS1_2".into(),
             cipher_suite: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
@@ -233,7 +234,6 @@ fn established(m: &mut SenderMachine, chain: ChainVerdict, cn: &str) {
             peer_chain: vec![eop.der.clone()],
             chain,
         }),
-        t0(),
     );
 }
 
@@ -247,7 +247,7 @@ fn remote_certificate_judged_per_tls_auth_level() {
     );
     established(&mut m, ChainVerdict::Trusted, "mx.fabrikam.com");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
-    m.on_eof(t0());
+    m.handle_eof(t0());
     let r = m.finish();
     let Outcome::SessionFailed(f) = r.outcome() else {
         panic!()
@@ -329,10 +329,10 @@ fn tls_failures_from_the_driver() {
             t0(),
         );
         connect(&mut m);
-        m.on_data(EHLO_TLS, t0());
-        m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+        m.handle_input(t0(), EHLO_TLS);
+        m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
         drain(&mut m);
-        m.on_tls(TlsResult::Failed(status), t0());
+        m.handle_tls(t0(), TlsResult::Failed(status));
         let r = m.finish();
         assert_eq!(
             tail(&r, 2),
@@ -360,12 +360,12 @@ fn require_tls_without_starttls_offered() {
         t0(),
     );
     connect(&mut m);
-    m.on_data(
-        b"250-host Hello\r\n250-XXXXXXXA\r\n250 PIPELINING\r\n",
+    m.handle_input(
         t0(),
+        b"250-host Hello\r\n250-XXXXXXXA\r\n250 PIPELINING\r\n",
     );
     assert_eq!(drain(&mut m).0, "EHLO mail.contoso.com\r\nQUIT\r\n");
-    m.on_data(b"221 2.0.0 Bye\r\n", t0());
+    m.handle_input(t0(), b"221 2.0.0 Bye\r\n");
     let r = m.finish();
     let Outcome::SessionFailed(f) = r.outcome() else {
         panic!()
@@ -382,8 +382,8 @@ fn certificate_not_found_and_domain_validation_without_domain() {
     c.tls_certificate_name = Some("<I>CN=Old CA<S>CN=mail.contoso.com".into());
     let mut m = SenderMachine::new(cfg(&fixtures::classic_twins(false), c), vec![msg()], t0());
     connect(&mut m);
-    m.on_data(EHLO_TLS, t0());
-    m.on_data(b"220 2.0.0 SMTP server ready\r\n", t0());
+    m.handle_input(t0(), EHLO_TLS);
+    m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
     let r = {
         drain(&mut m);
         m.finish()
@@ -399,7 +399,7 @@ fn certificate_not_found_and_domain_validation_without_domain() {
     c.tls_domain = None;
     let mut m = SenderMachine::new(cfg(&fixtures::classic_twins(false), c), vec![msg()], t0());
     connect(&mut m);
-    m.on_data(EHLO_TLS, t0());
+    m.handle_input(t0(), EHLO_TLS);
     let r = {
         drain(&mut m);
         m.finish()
@@ -427,7 +427,7 @@ fn plain_data_with_dot_stuffing_and_size_check() {
     );
     connect(&mut m);
     drain(&mut m);
-    m.on_data(b"250-relay.lab\r\n250 SIZE 2000\r\n", t0());
+    m.handle_input(t0(), b"250-relay.lab\r\n250 SIZE 2000\r\n");
     let (sent, _, _) = drain(&mut m);
     assert!(
         sent.starts_with("MAIL FROM:<alice@contoso.com> SIZE="),
@@ -437,22 +437,22 @@ fn plain_data_with_dot_stuffing_and_size_check() {
         !sent.contains("RCPT"),
         "no PIPELINING: one command at a time"
     );
-    m.on_data(b"250 2.1.0 OK\r\n", t0());
+    m.handle_input(t0(), b"250 2.1.0 OK\r\n");
     assert_eq!(
         drain(&mut m).0,
         "RCPT TO:<bob@contoso.mail.onmicrosoft.com>\r\n"
     );
-    m.on_data(b"250 2.1.5 OK\r\n", t0());
+    m.handle_input(t0(), b"250 2.1.5 OK\r\n");
     assert_eq!(drain(&mut m).0, "DATA\r\n");
-    m.on_data(b"354 go\r\n", t0());
+    m.handle_input(t0(), b"354 go\r\n");
     let (sent, _, _) = drain(&mut m);
     assert!(
         sent.contains("\r\n..leading dot\r\n") && sent.ends_with("\r\n.\r\n"),
         "{sent}"
     );
-    m.on_data(b"250 2.6.0 queued\r\n", t0());
+    m.handle_input(t0(), b"250 2.6.0 queued\r\n");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
-    m.on_data(b"221 bye\r\n", t0());
+    m.handle_input(t0(), b"221 bye\r\n");
     let r = m.finish();
     assert_eq!(
         r.messages[0].status,
@@ -473,19 +473,19 @@ fn recipient_and_message_level_replies() {
     );
     connect(&mut m);
     drain(&mut m);
-    m.on_data(b"250-relay\r\n250 PIPELINING\r\n", t0());
+    m.handle_input(t0(), b"250-relay\r\n250 PIPELINING\r\n");
     drain(&mut m);
-    m.on_data(
-        b"250 2.1.0 OK\r\n550 5.7.64 TenantAttribution; Relay Access Denied [x]\r\n",
+    m.handle_input(
         t0(),
+        b"250 2.1.0 OK\r\n550 5.7.64 TenantAttribution; Relay Access Denied [x]\r\n",
     );
     assert_eq!(drain(&mut m).0, "RSET\r\n");
-    m.on_data(b"250 2.0.0 Resetting\r\n", t0());
+    m.handle_input(t0(), b"250 2.0.0 Resetting\r\n");
     let (sent, _, _) = drain(&mut m);
     assert!(sent.starts_with("MAIL FROM"));
-    m.on_data(b"451 4.7.500 Server busy. Please try again later from [127.0.0.1]. (S77714)\r\n503 5.5.1 Bad sequence\r\n", t0());
+    m.handle_input(t0(), b"451 4.7.500 Server busy. Please try again later from [127.0.0.1]. (S77714)\r\n503 5.5.1 Bad sequence\r\n");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
-    m.on_eof(t0());
+    m.handle_eof(t0());
     let r = m.finish();
     assert!(matches!(r.outcome_of(0), Outcome::Rejected(ref x) if x.text().starts_with("5.7.64")));
     assert!(matches!(r.outcome_of(1), Outcome::Deferred(ref x) if x.text().starts_with("4.7.500")));
@@ -497,11 +497,11 @@ fn timeouts_drops_and_garbage() {
     let c = cfg(&fixtures::classic_twins(false), plain_connector());
     let mut m = SenderMachine::new(c.clone(), vec![msg()], t0());
     connect(&mut m);
-    let d = m.deadline().unwrap();
+    let d = m.poll_timeout().unwrap();
     assert_eq!(d, t0() + time::Duration::minutes(10));
-    m.on_timeout(t0() + time::Duration::minutes(5));
-    assert!(!m.is_done());
-    m.on_timeout(d);
+    m.handle_timeout(t0() + time::Duration::minutes(5));
+    assert!(!m.is_closed());
+    m.handle_timeout(d);
     let r = m.finish();
     assert_eq!(
         r.failure.unwrap().ack.one_line(),
@@ -510,7 +510,7 @@ fn timeouts_drops_and_garbage() {
 
     let mut m = SenderMachine::new(c.clone(), vec![msg()], t0());
     connect(&mut m);
-    m.on_eof(t0());
+    m.handle_eof(t0());
     let r = m.finish();
     let f = r.failure.clone().unwrap();
     assert_eq!(
@@ -521,13 +521,13 @@ fn timeouts_drops_and_garbage() {
     assert_eq!(tail(&r, 1), vec!["-,,Remote(SocketError)"]);
 
     let mut m = SenderMachine::new(c.clone(), vec![msg()], t0());
-    m.on_connected("127.0.0.1:1".parse().unwrap(), t0());
-    m.on_data(b"\x16\x03\x01 not smtp\r\n", t0());
+    m.handle_connected(t0(), "127.0.0.1:1".parse().unwrap());
+    m.handle_input(t0(), b"\x16\x03\x01 not smtp\r\n");
     assert_eq!(m.finish().failure.unwrap().kind, FailureKind::ProtocolError);
 
     let mut m = SenderMachine::new(c.clone(), vec![msg()], t0());
-    m.on_connected("127.0.0.1:1".parse().unwrap(), t0());
-    m.on_data(b"554 5.7.1 go away\r\n", t0());
+    m.handle_connected(t0(), "127.0.0.1:1".parse().unwrap());
+    m.handle_input(t0(), b"554 5.7.1 go away\r\n");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
     assert_eq!(
         m.finish().failure.unwrap().kind,
@@ -535,7 +535,7 @@ fn timeouts_drops_and_garbage() {
     );
 
     let mut m = SenderMachine::new(c, vec![msg()], t0());
-    m.on_connect_failed(ConnectFailure::Refused, t0());
+    m.handle_connect_failed(t0(), ConnectFailure::Refused);
     let r = m.finish();
     assert_eq!(
         r.failure.unwrap().ack.one_line(),
@@ -551,6 +551,6 @@ fn opportunistic_fallback_skips_starttls() {
     let mut m = SenderMachine::new(c, vec![msg()], t0());
     connect(&mut m);
     drain(&mut m);
-    m.on_data(EHLO_TLS, t0());
+    m.handle_input(t0(), EHLO_TLS);
     assert!(drain(&mut m).0.starts_with("MAIL FROM"));
 }
