@@ -146,7 +146,7 @@ async fn classic_case(net: Net) {
     assert_eq!(led(&t), CLASSIC_LED);
     assert_eq!(q.last_error.as_ref().unwrap().fqdn, SMART_HOST);
     assert_eq!(
-        t.message_snapshots()[0].last_error.as_ref().unwrap().led,
+        t.messages()[0].last_error.as_ref().unwrap().led,
         CLASSIC_LED
     );
 
@@ -565,7 +565,7 @@ async fn throttled_for_the_first_two_attempts_then_delivered() {
             .transcript()
             .contains(&format!(",<,{},", busy.one_line()))
     );
-    assert_eq!(t.message_snapshots()[0].retry_count, 1);
+    assert_eq!(t.messages()[0].retry_count, 1);
     run_until(
         &mut t,
         &r,

@@ -16,8 +16,8 @@ use hybridlab_onprem::resolver::Target;
 use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::SelectionSettings;
 use hybridlab_onprem::sender::{
-    ConnectOptions, FailureKind, Outcome, SenderMachine, SessionConfig, SessionReport, deliver_tcp,
-    run_session,
+    ConnectOptions, DeliveryOutcome, FailureKind, SenderMachine, SessionConfig, SessionReport,
+    deliver_tcp, run_session,
 };
 use hybridlab_onprem::server::ServerIdentity;
 use time::OffsetDateTime;
@@ -114,7 +114,7 @@ async fn send(cfg: SessionConfig, clock: LabClock) -> SessionReport {
 
 fn failure(r: &SessionReport) -> hybridlab_onprem::sender::SessionFailure {
     match r.outcome() {
-        Outcome::SessionFailed(f) => f,
+        DeliveryOutcome::SessionFailed(f) => f,
         other => panic!(
             "expected a session failure, got {other:?}\n{}",
             r.transcript()
@@ -129,7 +129,7 @@ async fn keyed_twin_delivers_and_presents_the_keyed_certificate() {
     let keyed = st.entry("keyed").unwrap().facts.thumbprint.clone();
     let (addr, sink) = common::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
-    let Outcome::Delivered(reply) = r.outcome() else {
+    let DeliveryOutcome::Delivered(reply) = r.outcome() else {
         panic!("{}", r.transcript())
     };
     assert!(reply.text().starts_with("2.6.0"), "{reply}");
@@ -157,7 +157,7 @@ async fn keyed_twin_delivers_and_presents_the_keyed_certificate() {
     );
     assert_eq!(
         r.tls.as_ref().unwrap().chain,
-        hybridlab_onprem::sender::ChainVerdict::Trusted
+        hybridlab_onprem::sender::RemoteChainStatus::Trusted
     );
 }
 
@@ -217,13 +217,13 @@ async fn untrusted_root_with_certificate_validation() {
     c.tls_auth_level = Some(TlsAuthLevel::EncryptionOnly);
     let r = send(session(c, st, addr), LabClock::starting_at(t0())).await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );
     assert_eq!(
         r.tls.unwrap().chain,
-        hybridlab_onprem::sender::ChainVerdict::UntrustedRoot
+        hybridlab_onprem::sender::RemoteChainStatus::UntrustedRoot
     );
 }
 
@@ -287,7 +287,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
     };
     let r = send(cfg, LabClock::starting_at(t0())).await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );
@@ -371,7 +371,7 @@ async fn source_address_bind_and_refused_connect() {
     )
     .await
     .unwrap();
-    assert!(matches!(r.outcome(), Outcome::Delivered(_)));
+    assert!(matches!(r.outcome(), DeliveryOutcome::Delivered(_)));
     assert_eq!(r.log.local.unwrap().ip().to_string(), "127.0.0.2");
     assert_eq!(
         sink.wait(0).await.peer.unwrap().ip().to_string(),
@@ -423,7 +423,7 @@ async fn memory_duplex_and_virtual_inactivity_timeout() {
     )
     .await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );

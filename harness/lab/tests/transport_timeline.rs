@@ -346,7 +346,7 @@ async fn message_level_4xx_uses_message_retry_interval() {
     t.submit(message(1));
     let mut d = lab.memory(peer());
     run_until(&mut t, &resolver(&lab), &mut d, &clock, t0(), 10).await;
-    let msgs = t.message_snapshots();
+    let msgs = t.message_rows();
     assert_eq!(msgs[0].identity, "EDGE01\\3\\1");
     assert_eq!(msgs[0].retry_count, 1);
     assert_eq!(

@@ -10,6 +10,7 @@
 //! - [`dn`]: distinguished names as the lab writes them (`CN=..., O=..., C=US`).
 //! - [`identifier`]: `<I>issuer<S>subject`, the `TlsCertificateName` form.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
+//! - [`size`]: byte sizes as Exchange writes them (`35 MB (36,700,160 bytes)`, `Unlimited`).
 //! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound connectors).
 //! - [`attribution`]: EOP's tenant-attribution verdicts.
 //! - [`record`]: the mock EOP's session and message records (JSON lines), read by the diagnosis.
@@ -43,5 +44,6 @@ pub mod exo;
 pub mod identifier;
 pub mod record;
 pub mod reply;
+pub mod size;
 pub mod timespan;
 pub mod x509;

@@ -150,3 +150,26 @@ impl<'de> Deserialize<'de> for TimeSpan {
         d.deserialize_any(V)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_forms_and_units() {
+        assert_eq!(
+            "00:10:00".parse::<TimeSpan>().unwrap(),
+            TimeSpan::minutes(10)
+        );
+        assert_eq!("2.00:00:00".parse::<TimeSpan>().unwrap(), TimeSpan::days(2));
+        assert_eq!(
+            "1.02:03:04".parse::<TimeSpan>().unwrap().to_string(),
+            "1.02:03:04"
+        );
+        assert_eq!("10".parse::<TimeSpan>().unwrap(), TimeSpan::secs(10));
+        assert_eq!("5m".parse::<TimeSpan>().unwrap().to_string(), "00:05:00");
+        assert!("00:61:00".parse::<TimeSpan>().is_err());
+        assert!("25:00:00".parse::<TimeSpan>().is_err());
+        assert!("ten".parse::<TimeSpan>().is_err());
+    }
+}

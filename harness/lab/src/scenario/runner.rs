@@ -40,8 +40,8 @@ use hybridlab_onprem::resolver::{HostEntry, LabResolver, Target};
 use hybridlab_onprem::sender::{ConnectOptions, SessionReport};
 use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::{
-    DriveHooks, MemoryDeliver, MessageSnapshot, TcpDeliver, TimedRecord, Transport,
-    TransportConfig, TransportRecord, TransportSettings, drive,
+    DriveHooks, MemoryDeliver, QueuedMessage, TcpDeliver, TimedRecord, Transport, TransportConfig,
+    TransportRecord, TransportSettings, drive,
 };
 
 /// The first internal message id (as in the background case's send log).
@@ -123,8 +123,8 @@ pub struct Replay {
     pub last_errors: Vec<(OffsetDateTime, LastError)>,
     /// `Get-Queue` at the end.
     pub queue: QueueSnapshot,
-    /// `Get-Message` at the end (messages still queued).
-    pub queued: Vec<MessageSnapshot>,
+    /// The messages still queued at the end (their `Get-Message` rows are in the bundle).
+    pub queued: Vec<QueuedMessage>,
     /// The mock's session records.
     pub mock_sessions: Vec<SessionRecord>,
     /// The mock's certificate (what EOP presented).
@@ -401,7 +401,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
         finished: transport.finished().to_vec(),
         last_errors,
         queue: transport.snapshot(),
-        queued: transport.message_snapshots(),
+        queued: transport.messages().to_vec(),
         mock_sessions,
         eop_certificate,
         wall: Duration::ZERO,
@@ -422,7 +422,7 @@ fn outbound(m: &super::model::MessageSpec, id: u64, at: OffsetDateTime) -> Outbo
     o.headers.extend(m.headers.iter().cloned());
     o.min_size = m
         .size
-        .and_then(|q| q.0)
+        .and_then(|q| q.bytes())
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     o
 }

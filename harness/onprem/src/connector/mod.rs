@@ -8,14 +8,13 @@
 //!
 //! [`SendConnector::validate`] refuses what `Set-SendConnector` refuses, with Exchange's messages.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use hybridlab_model::exchange::TlsAuthLevel;
 use hybridlab_model::identifier::{BadX509Identifier, X509Identifier};
+use hybridlab_model::size::ByteSize;
 use hybridlab_model::timespan::TimeSpan;
 
 mod address_space;
@@ -69,112 +68,6 @@ pub enum ConnectorError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A size that does not parse.
-    #[error("size {value:?} is not a byte quantity (`35 MB`, `36700160`, `unlimited`)")]
-    BadSize {
-        /// The input.
-        value: String,
-    },
-}
-
-/// A byte quantity as Exchange shows it (`35 MB (36,700,160 bytes)`) or `Unlimited`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ByteQuantity(pub Option<u64>);
-
-impl ByteQuantity {
-    /// `n` megabytes.
-    pub const fn mb(n: u64) -> Self {
-        Self(Some(n * 1024 * 1024))
-    }
-    /// Whether `size` bytes fit.
-    pub fn allows(self, size: u64) -> bool {
-        self.0.is_none_or(|max| size <= max)
-    }
-}
-
-impl fmt::Display for ByteQuantity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            None => f.write_str("Unlimited"),
-            Some(b) => {
-                let (n, unit) = if b >= 1 << 30 && b % (1 << 30) == 0 {
-                    (b >> 30, "GB")
-                } else if b >= 1 << 20 && b % (1 << 20) == 0 {
-                    (b >> 20, "MB")
-                } else if b >= 1 << 10 && b % (1 << 10) == 0 {
-                    (b >> 10, "KB")
-                } else {
-                    (b, "B")
-                };
-                write!(f, "{n} {unit} ({} bytes)", group_thousands(b))
-            }
-        }
-    }
-}
-
-fn group_thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-impl FromStr for ByteQuantity {
-    type Err = ConnectorError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ConnectorError::BadSize {
-            value: s.to_string(),
-        };
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("unlimited") {
-            return Ok(Self(None));
-        }
-        // `35 MB (36,700,160 bytes)`: take the byte count in parentheses when present.
-        if let Some((_, rest)) = t.split_once('(') {
-            let digits: String = rest.chars().take_while(|c| *c != ' ').collect();
-            let n: u64 = digits.replace(',', "").parse().map_err(|_| bad())?;
-            return Ok(Self(Some(n)));
-        }
-        let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-            Some(i) => (&t[..i], t[i..].trim()),
-            None => (t, ""),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let mul: u64 = match unit.to_ascii_uppercase().as_str() {
-            "" | "B" => 1,
-            "KB" => 1 << 10,
-            "MB" => 1 << 20,
-            "GB" => 1 << 30,
-            _ => return Err(bad()),
-        };
-        Ok(Self(Some(n.checked_mul(mul).ok_or_else(bad)?)))
-    }
-}
-
-impl Serialize for ByteQuantity {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteQuantity {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Self(Some(n))),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// `SmartHostAuthMechanism`.
@@ -222,8 +115,8 @@ fn default_port() -> u16 {
 fn default_inactivity() -> TimeSpan {
     TimeSpan::minutes(10)
 }
-fn default_max_message_size() -> ByteQuantity {
-    ByteQuantity::mb(35)
+fn default_max_message_size() -> ByteSize {
+    ByteSize::mb(35)
 }
 fn default_max_messages() -> u32 {
     20
@@ -282,7 +175,7 @@ pub struct SendConnector {
     pub connection_inactivity_timeout: TimeSpan,
     /// `MaxMessageSize` (default 35 MB; the documented default varies by version \[U\]).
     #[serde(default = "default_max_message_size")]
-    pub max_message_size: ByteQuantity,
+    pub max_message_size: ByteSize,
     /// `SmtpMaxMessagesPerConnection` (default 20).
     #[serde(default = "default_max_messages")]
     pub smtp_max_messages_per_connection: u32,
@@ -453,38 +346,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_spans_and_sizes() {
-        assert_eq!(
-            "00:10:00".parse::<TimeSpan>().unwrap(),
-            TimeSpan::minutes(10)
-        );
-        assert_eq!("2.00:00:00".parse::<TimeSpan>().unwrap(), TimeSpan::days(2));
-        assert_eq!(
-            "1.02:03:04".parse::<TimeSpan>().unwrap().to_string(),
-            "1.02:03:04"
-        );
-        assert_eq!("10".parse::<TimeSpan>().unwrap(), TimeSpan::secs(10));
-        assert_eq!("5m".parse::<TimeSpan>().unwrap().to_string(), "00:05:00");
-        assert!("00:61:00".parse::<TimeSpan>().is_err());
-        assert!("25:00:00".parse::<TimeSpan>().is_err());
-        assert!("ten".parse::<TimeSpan>().is_err());
-        assert_eq!(ByteQuantity::mb(35).to_string(), "35 MB (36,700,160 bytes)");
-        assert_eq!(
-            "35 MB (36,700,160 bytes)".parse::<ByteQuantity>().unwrap(),
-            ByteQuantity::mb(35)
-        );
-        assert_eq!(
-            "25MB".parse::<ByteQuantity>().unwrap(),
-            ByteQuantity::mb(25)
-        );
-        assert_eq!(
-            "Unlimited".parse::<ByteQuantity>().unwrap(),
-            ByteQuantity(None)
-        );
-        assert!("12 parsecs".parse::<ByteQuantity>().is_err());
-    }
-
-    #[test]
     fn x509_identifier_parses_and_compares() {
         let id: X509Identifier = "<I>CN=DigiCert Global G2 TLS RSA SHA256 2020 CA1, O=DigiCert Inc, C=US<S>CN=mail.contoso.com, O=Contoso Ltd, L=Redmond, S=Washington, C=US".parse().unwrap();
         assert_eq!(
@@ -568,7 +429,7 @@ max_message_size = "25 MB"
         .unwrap();
         c.validate().unwrap();
         assert_eq!(c.port, 25);
-        assert_eq!(c.max_message_size, ByteQuantity::mb(25));
+        assert_eq!(c.max_message_size, ByteSize::mb(25));
         let err = toml::from_str::<SendConnector>("address_spaces=[\"*\"]\nrequire_tsl = true\n")
             .unwrap_err()
             .to_string();

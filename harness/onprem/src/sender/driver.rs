@@ -180,7 +180,7 @@ where
             let (_, c) = tls.get_ref();
             let (peer_chain, chain) = verifier
                 .take()
-                .unwrap_or_else(|| (Vec::new(), super::tls::ChainVerdict::NoCertificate));
+                .unwrap_or_else(|| (Vec::new(), super::tls::RemoteChainStatus::NoCertificate));
             let info = TlsInfo {
                 protocol: match c.protocol_version() {
                     Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1_3".into(),

@@ -31,7 +31,9 @@ use time::OffsetDateTime;
 
 use super::command::{self, Ehlo, Helo, Quit};
 use super::reply_reader::{RawReply, ReplyReader};
-use super::report::{FailureKind, MessageResult, MessageStatus, SessionFailure, SessionReport};
+use super::report::{
+    FailureKind, MessageDisposition, MessageResult, SessionFailure, SessionReport,
+};
 use super::tls::{TlsInfo, TlsRequest};
 use crate::certstore::CertStore;
 use crate::connector::SendConnector;
@@ -132,7 +134,7 @@ impl SenderMachine {
             .iter()
             .map(|m| MessageResult {
                 internal_id: m.internal_id,
-                status: MessageStatus::NotAttempted,
+                status: MessageDisposition::NotAttempted,
                 recipients: m.to.iter().map(|r| (r.clone(), None)).collect(),
             })
             .collect();
@@ -322,10 +324,10 @@ impl SenderMachine {
     fn server_closed(&mut self, reply: Reply, now: OffsetDateTime) {
         let kind = FailureKind::ServerClosed;
         if let Some(r) = self.results.get_mut(self.current)
-            && r.status == MessageStatus::NotAttempted
+            && r.status == MessageDisposition::NotAttempted
             && self.sent_in_session > 0
         {
-            r.status = MessageStatus::Deferred {
+            r.status = MessageDisposition::Deferred {
                 reply: reply.clone(),
             };
         }

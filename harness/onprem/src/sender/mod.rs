@@ -18,6 +18,6 @@ pub mod tls;
 pub use driver::{ConnectOptions, deliver_tcp, run_session};
 pub use machine::{Action, SenderMachine, SessionConfig};
 pub use report::{
-    FailureKind, MessageResult, MessageStatus, Outcome, SessionFailure, SessionReport,
+    DeliveryOutcome, FailureKind, MessageDisposition, MessageResult, SessionFailure, SessionReport,
 };
-pub use tls::{ChainVerdict, TlsInfo, TlsRequest, TlsResult};
+pub use tls::{RemoteChainStatus, TlsInfo, TlsRequest, TlsResult};

@@ -90,10 +90,11 @@ impl SessionFailure {
     }
 }
 
-/// What happened to one message in a session.
+/// What happened to one message in one session; the queue turns it into a delivery, an NDR or a
+/// message-level retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
-pub enum MessageStatus {
+pub enum MessageDisposition {
     /// Accepted by the server.
     Delivered {
         /// The final reply (`250 2.6.0 ... Queued mail for delivery`).
@@ -121,7 +122,7 @@ pub struct MessageResult {
     /// Internal id.
     pub internal_id: u64,
     /// Status.
-    pub status: MessageStatus,
+    pub status: MessageDisposition,
     /// RCPT replies, in order (`None` when not sent).
     pub recipients: Vec<(String, Option<Reply>)>,
 }
@@ -129,7 +130,7 @@ pub struct MessageResult {
 /// The outcome of one delivery attempt of one message, summarised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
-pub enum Outcome {
+pub enum DeliveryOutcome {
     /// Delivered (`250 2.6.0`).
     Delivered(Reply),
     /// Deferred by the server (4xx for the message).
@@ -161,12 +162,18 @@ pub struct SessionReport {
 
 impl SessionReport {
     /// The outcome of message `i` (the first by default).
-    pub fn outcome_of(&self, i: usize) -> Outcome {
+    pub fn outcome_of(&self, i: usize) -> DeliveryOutcome {
         match self.messages.get(i).map(|m| &m.status) {
-            Some(MessageStatus::Delivered { reply }) => Outcome::Delivered(reply.clone()),
-            Some(MessageStatus::Deferred { reply }) => Outcome::Deferred(reply.clone()),
-            Some(MessageStatus::Rejected { reply, .. }) => Outcome::Rejected(reply.clone()),
-            _ => Outcome::SessionFailed(self.failure.clone().unwrap_or(SessionFailure {
+            Some(MessageDisposition::Delivered { reply }) => {
+                DeliveryOutcome::Delivered(reply.clone())
+            }
+            Some(MessageDisposition::Deferred { reply }) => {
+                DeliveryOutcome::Deferred(reply.clone())
+            }
+            Some(MessageDisposition::Rejected { reply, .. }) => {
+                DeliveryOutcome::Rejected(reply.clone())
+            }
+            _ => DeliveryOutcome::SessionFailed(self.failure.clone().unwrap_or(SessionFailure {
                 kind: FailureKind::Dropped,
                 ack: synthetic::connection_dropped(),
             })),
@@ -174,7 +181,7 @@ impl SessionReport {
     }
 
     /// The outcome of the first message.
-    pub fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> DeliveryOutcome {
         self.outcome_of(0)
     }
 

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use hybridlab_artefacts::queue::MessageStatus;
 use hybridlab_model::exchange::QueueStatus;
 use time::OffsetDateTime;
 
-use super::{MessageQueueStatus, Transport, TransportRecord};
+use super::{Transport, TransportRecord};
 use crate::certstore::{CertStore, StoreEntry};
 use crate::connector::SendConnector;
 
@@ -93,8 +94,8 @@ impl Transport {
         }
         for m in &mut self.messages {
             m.next_retry_time = None;
-            if m.status != MessageQueueStatus::Suspended {
-                m.status = MessageQueueStatus::Ready;
+            if m.status != MessageStatus::Suspended {
+                m.status = MessageStatus::Ready;
             }
         }
         self.admin(now, "Restart-Service MSExchangeTransport".to_string());

@@ -4,14 +4,15 @@
 use std::net::SocketAddr;
 
 use hybridlab_artefacts::connectivity::ConnectivityEvent;
+use hybridlab_artefacts::queue::MessageStatus;
 use hybridlab_model::exchange::QueueStatus;
 use hybridlab_model::reply::Reply;
 use time::OffsetDateTime;
 
 use super::last_error::{ErrorSource, failure_source, wrap_led};
-use super::{MessageQueueStatus, Transport, TransportRecord};
+use super::{Transport, TransportRecord};
 use crate::resolver::{DnsFailure, Target};
-use crate::sender::{MessageStatus, SessionConfig, SessionReport};
+use crate::sender::{MessageDisposition, SessionConfig, SessionReport};
 
 impl Transport {
     /// Builds the session configuration for an attempt to `target` (and consumes the fallback flag).
@@ -104,7 +105,7 @@ impl Transport {
                 continue;
             };
             match &r.status {
-                MessageStatus::Delivered { reply } => {
+                MessageDisposition::Delivered { reply } => {
                     delivered_any = true;
                     self.messages.remove(pos);
                     let rec = TransportRecord::Delivered {
@@ -114,7 +115,7 @@ impl Transport {
                     self.done.push((r.internal_id, rec.clone()));
                     self.record(now, rec);
                 }
-                MessageStatus::Rejected { reply, local } => {
+                MessageDisposition::Rejected { reply, local } => {
                     let gone = self.messages.remove(pos);
                     let remote = (!local).then(|| target.host.clone());
                     self.ndrs
@@ -126,18 +127,18 @@ impl Transport {
                     self.done.push((r.internal_id, rec.clone()));
                     self.record(now, rec);
                 }
-                MessageStatus::Deferred { reply } => {
+                MessageDisposition::Deferred { reply } => {
                     let led = wrap_led(version, &ErrorSource::Response(reply), report.log.remote);
                     let le = self.last_error(led, Some(&target), now);
                     let next = now + self.cfg.settings.message_retry_interval.to_time();
                     let m = &mut self.messages[pos];
-                    m.status = MessageQueueStatus::Retry;
+                    m.status = MessageStatus::Retry;
                     m.retry_count += 1;
                     m.last_error = Some(le);
                     m.next_retry_time = Some(next);
                     deferred.get_or_insert(reply.clone());
                 }
-                MessageStatus::NotAttempted => {}
+                MessageDisposition::NotAttempted => {}
             }
         }
         match &report.failure {
@@ -183,7 +184,7 @@ impl Transport {
         self.next_retry_time = None;
         for m in &mut self.messages {
             if m.next_retry_time.is_none() {
-                m.status = MessageQueueStatus::Ready;
+                m.status = MessageStatus::Ready;
             }
         }
     }

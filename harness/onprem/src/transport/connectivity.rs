@@ -7,7 +7,7 @@ use hybridlab_model::reply::Reply;
 use time::OffsetDateTime;
 
 use super::Transport;
-use crate::sender::{FailureKind, MessageStatus, SessionFailure, SessionReport};
+use crate::sender::{FailureKind, MessageDisposition, SessionFailure, SessionReport};
 
 impl Transport {
     /// The connectivity log lines of a finished session (before the queue changes).
@@ -27,7 +27,7 @@ impl Transport {
         let mut deferred: Option<&Reply> = None;
         for r in &report.messages {
             match &r.status {
-                MessageStatus::Delivered { .. } => {
+                MessageDisposition::Delivered { .. } => {
                     sent += 1;
                     bytes += self
                         .messages
@@ -35,7 +35,7 @@ impl Transport {
                         .find(|m| m.message.internal_id == r.internal_id)
                         .map_or(0, |m| m.message.wire(cross).len() as u64);
                 }
-                MessageStatus::Deferred { reply } => {
+                MessageDisposition::Deferred { reply } => {
                     deferred.get_or_insert(reply);
                 }
                 _ => {}

@@ -8,7 +8,7 @@ use hybridlab_model::exchange::DeliveryType;
 use hybridlab_model::reply::Reply;
 use time::OffsetDateTime;
 
-use super::{MessageQueueStatus, MessageSnapshot, Transport};
+use super::Transport;
 use crate::connector::ProtocolLoggingLevel;
 use crate::message::OutboundMessage;
 use crate::server::ServerRole;
@@ -55,31 +55,7 @@ impl Transport {
         }
     }
 
-    /// `Get-Message` for the queued messages.
-    pub fn message_snapshots(&self) -> Vec<MessageSnapshot> {
-        let exp = self.cfg.settings.message_expiration_timeout.to_time();
-        self.messages
-            .iter()
-            .map(|m| MessageSnapshot {
-                identity: format!("{}\\{}", self.identity(), m.message.internal_id),
-                from_address: m.message.from.clone(),
-                status: m.status,
-                size: m
-                    .message
-                    .wire(self.cfg.connector.cloud_services_mail_enabled)
-                    .len() as u64,
-                subject: m.message.subject.clone(),
-                date_received: m.message.arrival,
-                expiration_time: m.message.arrival + exp,
-                last_error: m.last_error.clone(),
-                retry_count: m.retry_count,
-                queue: self.identity(),
-                recipients: m.message.to.clone(),
-            })
-            .collect()
-    }
-
-    /// `Get-Message` rows in the listing's shape.
+    /// `Get-Message` rows for the queued messages, in the listing's shape.
     ///
     /// The lab has no previous hop, so two values are stand-ins \[U\]: MessageSourceName is what an
     /// Edge shows for mail from the Mailbox servers (`SMTP:Default internal receive connector
@@ -93,29 +69,25 @@ impl Transport {
             ),
             ServerRole::Mailbox => "FromLocal".to_string(),
         };
-        self.message_snapshots()
-            .into_iter()
-            .zip(&self.messages)
-            .map(|(s, m)| queue::MessageSnapshot {
-                identity: s.identity,
-                queue: s.queue,
-                subject: s.subject,
-                from_address: s.from_address,
-                status: match s.status {
-                    MessageQueueStatus::Active => queue::MessageStatus::Active,
-                    MessageQueueStatus::Ready => queue::MessageStatus::Ready,
-                    MessageQueueStatus::Retry => queue::MessageStatus::Retry,
-                    MessageQueueStatus::Suspended => queue::MessageStatus::Suspended,
-                },
-                size_bytes: Some(s.size),
+        let expiry = self.cfg.settings.message_expiration_timeout.to_time();
+        let cross_premises = self.cfg.connector.cloud_services_mail_enabled;
+        self.messages
+            .iter()
+            .map(|m| queue::MessageSnapshot {
+                identity: format!("{}\\{}", self.identity(), m.message.internal_id),
+                queue: self.identity(),
+                subject: m.message.subject.clone(),
+                from_address: m.message.from.clone(),
+                status: m.status,
+                size_bytes: Some(m.message.wire(cross_premises).len() as u64),
                 message_source_name: source.clone(),
                 source_ip: "127.0.0.1".to_string(),
                 scl: Some(-1),
-                date_received: Some(s.date_received),
-                expiration_time: Some(s.expiration_time),
-                last_error: s.last_error,
-                retry_count: s.retry_count,
-                recipients: s.recipients,
+                date_received: Some(m.message.arrival),
+                expiration_time: Some(m.message.arrival + expiry),
+                last_error: m.last_error.clone(),
+                retry_count: m.retry_count,
+                recipients: m.message.to.clone(),
                 internet_message_id: format!("<{}>", m.message.message_id),
             })
             .collect()

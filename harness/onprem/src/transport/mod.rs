@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use hybridlab_artefacts::connectivity::ConnectivityEvent;
 use hybridlab_artefacts::ndr::NdrReport;
-use hybridlab_artefacts::queue::LastError;
+use hybridlab_artefacts::queue::{LastError, MessageStatus};
 use hybridlab_model::exchange::QueueStatus;
 use time::OffsetDateTime;
 
@@ -61,7 +61,7 @@ pub use cert_cache::CachedCertificate;
 pub use config::{CertificateCache, TransportConfig};
 pub use driver::{Deliver, DriveHooks, MemoryDeliver, NoHooks, TcpDeliver, drive, run_until};
 pub use last_error::{ErrorSource, wrap_led};
-pub use queued::{MessageQueueStatus, MessageSnapshot, QueuedMessage};
+pub use queued::QueuedMessage;
 pub use record::{TimedRecord, TransportRecord};
 pub use settings::{RetryInterleaving, TransportSettings};
 
@@ -145,7 +145,7 @@ impl Transport {
     pub fn submit(&mut self, message: OutboundMessage) {
         self.messages.push(QueuedMessage {
             message,
-            status: MessageQueueStatus::Ready,
+            status: MessageStatus::Ready,
             retry_count: 0,
             last_error: None,
             next_retry_time: None,

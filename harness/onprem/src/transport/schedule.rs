@@ -3,11 +3,12 @@
 //! DSNs and expiry NDRs that fall due on the way.
 
 use hybridlab_artefacts::queue::LastError;
+use hybridlab_artefacts::queue::MessageStatus;
 use hybridlab_model::exchange::{QueueStatus, synthetic};
 use time::OffsetDateTime;
 
 use super::RetryInterleaving;
-use super::{MessageQueueStatus, Transport, TransportRecord};
+use super::{Transport, TransportRecord};
 use crate::message::OutboundMessage;
 
 impl Transport {
@@ -87,7 +88,7 @@ impl Transport {
         }
         self.messages
             .iter()
-            .filter(|m| m.status != MessageQueueStatus::Suspended)
+            .filter(|m| m.status != MessageStatus::Suspended)
             .filter(|m| m.next_retry_time.is_none_or(|t| t <= now))
             .map(|m| m.message.clone())
             .collect()
@@ -133,7 +134,7 @@ impl Transport {
         self.first_retry_time.get_or_insert(now);
         self.last_retry_time = Some(now);
         for m in &mut self.messages {
-            m.status = MessageQueueStatus::Retry;
+            m.status = MessageStatus::Retry;
             m.last_error = Some(le.clone());
             m.retry_count += 1;
         }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::super::command::StartTls;
 use super::super::reply_reader::ReplyReader;
-use super::super::tls::{ChainVerdict, ClientCredential, TlsRequest, TlsResult};
+use super::super::tls::{ClientCredential, RemoteChainStatus, TlsRequest, TlsResult};
 use super::{Action, Expect, FailureKind, Phase, SenderMachine};
 use crate::selection::{SelectionOutcome, select};
 
@@ -192,7 +192,7 @@ impl SenderMachine {
             .tls_auth_level
             .unwrap_or(TlsAuthLevel::EncryptionOnly);
         let mut status: Option<String> = None;
-        if level != TlsAuthLevel::EncryptionOnly && info.chain != ChainVerdict::Trusted {
+        if level != TlsAuthLevel::EncryptionOnly && info.chain != RemoteChainStatus::Trusted {
             status = Some(info.chain.status_name().to_string());
         }
         if status.is_none() && level == TlsAuthLevel::DomainValidation {

@@ -3,8 +3,8 @@
 use super::*;
 use crate::certstore::fixtures::{self, CONTOSO_SUBJECT, ISSUING_CA};
 use crate::certstore::{CertStore, StoreDescription};
-use crate::sender::report::Outcome;
-use crate::sender::tls::{ChainVerdict, TlsResult};
+use crate::sender::report::DeliveryOutcome;
+use crate::sender::tls::{RemoteChainStatus, TlsResult};
 use hybridlab_artefacts::protocol_log::{CertBlockStyle, session_records};
 use hybridlab_model::exchange::{SecurityStatus, TlsAuthLevel};
 
@@ -118,7 +118,7 @@ fn classic_keyless_twin_fails_with_no_credentials_before_any_tls_byte() {
     assert_eq!(t[5], format!("*,{keyless},Certificate thumbprint"));
     assert_eq!(t[7], "*,,TLS negotiation failed with error NoCredentials");
     assert_eq!(t[8], "-,,Local");
-    let Outcome::SessionFailed(f) = r.outcome() else {
+    let DeliveryOutcome::SessionFailed(f) = r.outcome() else {
         panic!()
     };
     assert_eq!(f.ack.one_line(), "421 4.4.1 Connection timed out");
@@ -176,7 +176,7 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
             cipher_suite: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into(),
             kx_group: Some("secp384r1".into()),
             peer_chain: vec![eop.der.clone()],
-            chain: ChainVerdict::Trusted,
+            chain: RemoteChainStatus::Trusted,
         }),
     );
     assert_eq!(drain(&mut m).0, "EHLO mail.contoso.com\r\n");
@@ -207,7 +207,9 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
     m.handle_input(t0(), b"221 2.0.0 Service closing transmission channel\r\n");
     assert!(drain(&mut m).2);
     let r = m.finish();
-    assert!(matches!(r.outcome(), Outcome::Delivered(ref rep) if rep.text().starts_with("2.6.0")));
+    assert!(
+        matches!(r.outcome(), DeliveryOutcome::Delivered(ref rep) if rep.text().starts_with("2.6.0"))
+    );
     let t = r.transcript();
     assert!(t.contains("*,,\"TLS protocol SP_PROT_TLS1_2_CLIENT negotiation succeeded using bulk encryption algorithm CALG_AES_256"));
     assert!(t.contains("*,,Remote certificate\n"));
@@ -216,7 +218,7 @@ fn keyed_twin_first_hands_the_handshake_to_the_driver_and_delivers() {
     assert_eq!(tail(&r, 1), vec!["-,,Local"]);
 }
 
-fn established(m: &mut SenderMachine, chain: ChainVerdict, cn: &str) {
+fn established(m: &mut SenderMachine, chain: RemoteChainStatus, cn: &str) {
     connect(m);
     m.handle_input(t0(), EHLO_TLS);
     m.handle_input(t0(), b"220 2.0.0 SMTP server ready\r\n");
@@ -245,11 +247,11 @@ fn remote_certificate_judged_per_tls_auth_level() {
         vec![msg()],
         t0(),
     );
-    established(&mut m, ChainVerdict::Trusted, "mx.fabrikam.com");
+    established(&mut m, RemoteChainStatus::Trusted, "mx.fabrikam.com");
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
     m.handle_eof(t0());
     let r = m.finish();
-    let Outcome::SessionFailed(f) = r.outcome() else {
+    let DeliveryOutcome::SessionFailed(f) = r.outcome() else {
         panic!()
     };
     assert_eq!(f.ack.one_line(), "454 4.7.5 Certificate validation failure");
@@ -269,7 +271,11 @@ fn remote_certificate_judged_per_tls_auth_level() {
         vec![msg()],
         t0(),
     );
-    established(&mut m, ChainVerdict::Trusted, "mail.protection.outlook.com");
+    established(
+        &mut m,
+        RemoteChainStatus::Trusted,
+        "mail.protection.outlook.com",
+    );
     assert!(drain(&mut m).0.starts_with("EHLO"));
     // CertificateValidation: untrusted root fails, name ignored
     let mut c = hybrid();
@@ -280,7 +286,7 @@ fn remote_certificate_judged_per_tls_auth_level() {
         vec![msg()],
         t0(),
     );
-    established(&mut m, ChainVerdict::UntrustedRoot, "whatever");
+    established(&mut m, RemoteChainStatus::UntrustedRoot, "whatever");
     drain(&mut m);
     let r = m.finish();
     assert_eq!(
@@ -294,7 +300,7 @@ fn remote_certificate_judged_per_tls_auth_level() {
         vec![msg()],
         t0(),
     );
-    established(&mut m, ChainVerdict::Expired, "whatever");
+    established(&mut m, RemoteChainStatus::Expired, "whatever");
     drain(&mut m);
     assert_eq!(
         m.finish().failure.unwrap().kind,
@@ -305,7 +311,7 @@ fn remote_certificate_judged_per_tls_auth_level() {
     // EncryptionOnly accepts anything
     c.tls_auth_level = Some(TlsAuthLevel::EncryptionOnly);
     let mut m = SenderMachine::new(cfg(&fixtures::classic_twins(false), c), vec![msg()], t0());
-    established(&mut m, ChainVerdict::UntrustedRoot, "whatever");
+    established(&mut m, RemoteChainStatus::UntrustedRoot, "whatever");
     assert!(drain(&mut m).0.starts_with("EHLO"));
 }
 
@@ -341,7 +347,7 @@ fn tls_failures_from_the_driver() {
                 reason.to_string()
             ]
         );
-        let Outcome::SessionFailed(f) = r.outcome() else {
+        let DeliveryOutcome::SessionFailed(f) = r.outcome() else {
             panic!()
         };
         assert_eq!(f.ack.one_line(), ack);
@@ -367,7 +373,7 @@ fn require_tls_without_starttls_offered() {
     assert_eq!(drain(&mut m).0, "EHLO mail.contoso.com\r\nQUIT\r\n");
     m.handle_input(t0(), b"221 2.0.0 Bye\r\n");
     let r = m.finish();
-    let Outcome::SessionFailed(f) = r.outcome() else {
+    let DeliveryOutcome::SessionFailed(f) = r.outcome() else {
         panic!()
     };
     assert_eq!(
@@ -390,7 +396,7 @@ fn certificate_not_found_and_domain_validation_without_domain() {
     };
     assert!(!r.transcript().contains("Sending certificate"));
     assert_eq!(r.selection.as_ref().unwrap().events[0].id, 12014);
-    let Outcome::SessionFailed(f) = r.outcome() else {
+    let DeliveryOutcome::SessionFailed(f) = r.outcome() else {
         panic!()
     };
     assert_eq!(f.ack, synthetic::tls_certificate_name_not_found());
@@ -456,12 +462,12 @@ fn plain_data_with_dot_stuffing_and_size_check() {
     let r = m.finish();
     assert_eq!(
         r.messages[0].status,
-        MessageStatus::Rejected {
+        MessageDisposition::Rejected {
             reply: synthetic::over_advertised_size(),
             local: true
         }
     );
-    assert!(matches!(r.outcome_of(1), Outcome::Delivered(_)));
+    assert!(matches!(r.outcome_of(1), DeliveryOutcome::Delivered(_)));
 }
 
 #[test]
@@ -487,8 +493,12 @@ fn recipient_and_message_level_replies() {
     assert_eq!(drain(&mut m).0, "QUIT\r\n");
     m.handle_eof(t0());
     let r = m.finish();
-    assert!(matches!(r.outcome_of(0), Outcome::Rejected(ref x) if x.text().starts_with("5.7.64")));
-    assert!(matches!(r.outcome_of(1), Outcome::Deferred(ref x) if x.text().starts_with("4.7.500")));
+    assert!(
+        matches!(r.outcome_of(0), DeliveryOutcome::Rejected(ref x) if x.text().starts_with("5.7.64"))
+    );
+    assert!(
+        matches!(r.outcome_of(1), DeliveryOutcome::Deferred(ref x) if x.text().starts_with("4.7.500"))
+    );
     assert_eq!(tail(&r, 1), vec!["-,,Local"]);
 }
 

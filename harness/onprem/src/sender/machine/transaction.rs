@@ -9,7 +9,7 @@ use smtp_proto::{EXT_CHUNKING, EXT_SIZE};
 use time::OffsetDateTime;
 
 use super::super::command::{self, Bdat, Data, MailFrom, RcptTo, Rset};
-use super::{Action, Expect, MessageStatus, SenderMachine};
+use super::{Action, Expect, MessageDisposition, SenderMachine};
 
 impl SenderMachine {
     pub(super) fn start_message(&mut self, now: OffsetDateTime) {
@@ -23,7 +23,7 @@ impl SenderMachine {
                 .wire(self.cfg.connector.cloud_services_mail_enabled)
                 .len();
             if self.ehlo_caps & EXT_SIZE != 0 && self.ehlo_size > 0 && wire_len > self.ehlo_size {
-                self.results[self.current].status = MessageStatus::Rejected {
+                self.results[self.current].status = MessageDisposition::Rejected {
                     reply: synthetic::over_advertised_size(),
                     local: true,
                 };
@@ -153,11 +153,11 @@ impl SenderMachine {
 
     fn set_status(&mut self, reply: Reply) {
         self.results[self.current].status = if reply.is_positive() {
-            MessageStatus::Delivered { reply }
+            MessageDisposition::Delivered { reply }
         } else if reply.is_transient() {
-            MessageStatus::Deferred { reply }
+            MessageDisposition::Deferred { reply }
         } else {
-            MessageStatus::Rejected {
+            MessageDisposition::Rejected {
                 reply,
                 local: false,
             }
