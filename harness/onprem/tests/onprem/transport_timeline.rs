@@ -2,18 +2,16 @@
 //! streams): quick retries, long retries, delay DSN, expiry NDR, recovery after N failed attempts,
 //! opportunistic fallback, message-level 4xx, DNS failure, and the classic case end to end.
 
-mod mocklab;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use crate::support::mocklab::{self, MockLab, Net, SMART_HOST, message, pinned};
 use hybridlab_model::exchange::QueueStatus;
 use hybridlab_onprem::resolver::LabResolver;
 use hybridlab_onprem::transport::{Transport, TransportConfig, TransportRecord, run_until};
 use mock_eop::config::EopConfig;
 use mock_eop::fault::{Fault, FaultAction, Stage};
-use mocklab::{MockLab, Net, SMART_HOST, message, pinned};
 use time::{Duration, OffsetDateTime};
 
 fn t0() -> OffsetDateTime {

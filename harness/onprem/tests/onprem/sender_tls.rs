@@ -1,11 +1,9 @@
 //! The sender's driver against a real rustls server in-process, over TCP on loopback and over a
 //! memory duplex: every TLS outcome of issue 3 item 4.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{AfterStartTls, ServerOpts};
+use crate::support::tls_server::{self, AfterStartTls, ServerOpts};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
 use hybridlab_model::exchange::{SecurityStatus, TlsAuthLevel};
@@ -127,7 +125,7 @@ async fn keyed_twin_delivers_and_presents_the_keyed_certificate() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
     let keyed = st.entry("keyed").unwrap().facts.thumbprint.clone();
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     let DeliveryOutcome::Delivered(reply) = r.outcome() else {
         panic!("{}", r.transcript())
@@ -166,7 +164,7 @@ async fn keyless_twin_first_sends_no_tls_bytes() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(true, &eop, true);
     let keyless = st.entry("twin-nokey").unwrap().facts.thumbprint.clone();
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     let f = failure(&r);
     assert_eq!(
@@ -192,7 +190,7 @@ async fn keyless_twin_first_sends_no_tls_bytes() {
 async fn untrusted_root_with_certificate_validation() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, false);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let mut c = pinned();
     c.tls_auth_level = Some(TlsAuthLevel::CertificateValidation);
     c.tls_domain = None;
@@ -231,7 +229,7 @@ async fn untrusted_root_with_certificate_validation() {
 async fn wrong_name_with_domain_validation() {
     let eop = eop_pki("mx.fabrikam.com", t0());
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -249,7 +247,7 @@ async fn expired_at_virtual_time() {
         t0() - time::Duration::days(400),
     );
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -265,7 +263,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.versions = vec![&rustls::version::TLS13];
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(
         session(pinned(), st.clone(), addr),
         LabClock::starting_at(t0()),
@@ -298,7 +296,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
 async fn no_common_cipher_is_algorithm_mismatch() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let mut cfg = session(pinned(), st, addr);
     // the lab's certificates are ECDSA: leave only RSA suites
     cfg.schannel.cipher_suites = Some(vec!["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into()]);
@@ -317,7 +315,7 @@ async fn reset_during_handshake_is_socket_error() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.after_starttls = AfterStartTls::Reset;
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     let f = failure(&r);
     assert_eq!(
@@ -344,7 +342,7 @@ async fn plaintext_garbage_during_handshake_is_illegal_message() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.after_starttls = AfterStartTls::Garbage;
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -358,7 +356,7 @@ async fn plaintext_garbage_during_handshake_is_illegal_message() {
 async fn source_address_bind_and_refused_connect() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let clock = LabClock::starting_at(t0());
     let r = deliver_tcp(
         session(pinned(), st, addr),
@@ -409,8 +407,8 @@ async fn memory_duplex_and_virtual_inactivity_timeout() {
     let st = store(false, &eop, true);
     let o = opts(&eop, &st);
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let sink: common::Sink = Arc::default();
-    tokio::spawn(common::serve(server, None, o, sink.clone()));
+    let sink: tls_server::Sink = Arc::default();
+    tokio::spawn(tls_server::serve(server, None, o, sink.clone()));
     let clock = LabClock::starting_at(t0());
     let cfg = session(pinned(), st, "127.0.0.1:25".parse().unwrap());
     let m = SenderMachine::new(cfg, vec![msg()], clock.now());

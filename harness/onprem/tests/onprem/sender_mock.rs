@@ -4,11 +4,10 @@
 //! stripping STARTTLS, handshake faults, and an EOP certificate from an untrusted root. Each case
 //! checks the reply, the queue and the send log lines, and the mock's own record of the session.
 
-mod mocklab;
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration as StdDuration;
 
+use crate::support::mocklab::{self, MockLab, Net, SMART_HOST, message, pinned, t0};
 use hybridlab_artefacts::csv;
 use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 use hybridlab_model::exchange::{QueueStatus, TlsAuthLevel};
@@ -21,7 +20,6 @@ use hybridlab_onprem::sender::ConnectOptions;
 use hybridlab_onprem::transport::{TcpDeliver, Transport, TransportRecord, run_until};
 use mock_eop::config::{ConnectorType, EopConfig, InboundConnector, SenderIpRange};
 use mock_eop::fault::{Fault, FaultAction, Stage, TlsAlert};
-use mocklab::{MockLab, Net, SMART_HOST, message, pinned, t0};
 use time::Duration;
 
 const CLASSIC_LED: &str =
