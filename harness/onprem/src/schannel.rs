@@ -21,10 +21,11 @@ fn default_suites() -> Option<Vec<String>> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchannelSettings {
-    /// `TLS 1.2\Client Enabled`.
+    /// `TLS 1.2\Client Enabled`: whether the sender may negotiate TLS 1.2.
     #[serde(default = "default_true")]
     pub tls12: bool,
-    /// `TLS 1.3\Client Enabled` (off: Exchange does not support TLS 1.3).
+    /// `TLS 1.3\Client Enabled`: whether it may negotiate TLS 1.3 (off: Exchange does not support
+    /// TLS 1.3).
     #[serde(default)]
     pub tls13: bool,
     /// The cipher suites left enabled, by IANA name (`TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384`);

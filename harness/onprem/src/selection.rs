@@ -1,4 +1,4 @@
-//! Outbound STARTTLS certificate selection, as exchange-hybrid.md 2.2 reconstructs Exchange's
+//! Outbound STARTTLS certificate selection, as the domain reference reconstructs Exchange's
 //! `SmtpOutSession.LoadTlsCertificate`:
 //!
 //! 1. `TlsCertificateName` set: `Find(FindBySubjectDistinguishedName, subject, validOnly: true)` over
@@ -52,14 +52,15 @@ pub enum FqdnNotFound {
     Fail,
 }
 
-/// Selection knobs.
+/// How the outbound certificate search behaves where Exchange's behaviour is uncertain \[U\]:
+/// the scenario picks a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectionSettings {
-    /// Duplicate policy on the `TlsCertificateName` path.
+    /// Which of several certificates with the connector's issuer and subject wins.
     #[serde(default)]
     pub duplicate_policy: DuplicatePolicy,
-    /// FQDN path with no candidate.
+    /// What the FQDN path does when no certificate qualifies.
     #[serde(default)]
     pub fqdn_not_found: FqdnNotFound,
     /// Apply Exchange's "RSA or DSA key of at least 1024 bits" filter on the FQDN path. Off by
@@ -71,26 +72,26 @@ pub struct SelectionSettings {
 /// Severity of a Windows event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventLevel {
-    /// Error.
+    /// The event reports a failure (12014: no certificate could be loaded).
     Error,
-    /// Warning.
+    /// The event reports a problem that did not stop the session (12016: expired certificate).
     Warning,
-    /// Information.
+    /// The event is informational.
     Information,
 }
 
-/// An Application-log event from `MSExchangeTransport` (exchange-hybrid.md 2.4).
+/// An Application-log event from `MSExchangeTransport` about certificate selection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportEvent {
     /// `MSExchangeTransport` or `MSExchangeFrontEndTransport`.
     pub source: String,
     /// Event id (12014, 12016...).
     pub id: u32,
-    /// Level.
+    /// The event's severity.
     pub level: EventLevel,
     /// Symbolic name (`CannotLoadSTARTTLSCertificateFromStore`).
     pub name: String,
-    /// Message text.
+    /// The event's message text, as Event Viewer shows it.
     pub text: String,
 }
 
@@ -144,7 +145,7 @@ pub enum SelectionPath {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict")]
 pub enum CandidateVerdict {
-    /// Chosen.
+    /// The certificate the search chose.
     Chosen,
     /// Matched but lost to an earlier or better match.
     Outranked {
@@ -157,7 +158,7 @@ pub enum CandidateVerdict {
     IssuerMismatch,
     /// Filtered by `validOnly` (expired, not yet valid, or untrusted chain).
     NotValid {
-        /// Which.
+        /// What made it invalid: `expired`, `not yet valid`, or the chain.
         reason: String,
     },
     /// No name matches the FQDN.
@@ -166,7 +167,7 @@ pub enum CandidateVerdict {
     NoPrivateKey,
     /// FQDN path: EKU does not allow server authentication, or the key type is not allowed.
     Unsuitable {
-        /// Which.
+        /// What disqualified it: the EKU, or the key type and size.
         reason: String,
     },
     /// FQDN path: not self-signed and the chain does not build to a trusted root.
@@ -178,13 +179,13 @@ pub enum CandidateVerdict {
 pub struct Candidate {
     /// Scenario-local name.
     pub name: String,
-    /// Thumbprint.
+    /// The certificate's thumbprint (40 uppercase hex digits).
     pub thumbprint: String,
-    /// Position in enumeration order.
+    /// Its 0-based position in store enumeration order.
     pub enumeration_index: usize,
-    /// `HasPrivateKey`.
+    /// `HasPrivateKey`: whether a private key is associated.
     pub has_private_key: bool,
-    /// Verdict.
+    /// Why the search kept or skipped it.
     pub verdict: CandidateVerdict,
 }
 
@@ -198,7 +199,7 @@ pub enum SelectionOutcome {
         thumbprint: String,
         /// Its scenario-local name.
         name: String,
-        /// One-sentence reason.
+        /// Why it won, in one sentence (for the narration).
         why: String,
     },
     /// `TlsCertificateName` matched nothing: the session fails with this ack.

@@ -32,10 +32,10 @@ pub struct ServerIdentity {
     /// FQDN: EHLO name when the connector has no `Fqdn`.
     #[serde(default = "default_server_fqdn")]
     pub fqdn: String,
-    /// Role.
+    /// The transport role; it decides the retry defaults.
     #[serde(default)]
     pub role: ServerRole,
-    /// Exchange version (LastError wording).
+    /// The Exchange version: it decides how LastError wraps a failure.
     #[serde(default = "default_version")]
     pub version: ExchangeVersion,
 }

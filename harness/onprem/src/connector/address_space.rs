@@ -8,11 +8,11 @@ use super::ConnectorError;
 /// One address space: `SMTP:contoso.mail.onmicrosoft.com;1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AddressSpace {
-    /// `SMTP` (other types are kept verbatim).
+    /// The address type: `SMTP` (other types are kept verbatim).
     pub kind: String,
-    /// `contoso.com`, `*.contoso.com` or `*`.
+    /// The domain pattern: `contoso.com`, `*.contoso.com` (its subdomains) or `*` (any domain).
     pub domain: String,
-    /// 1..=100.
+    /// The routing cost, 1-100: of the connectors whose space matches, the lowest cost wins.
     pub cost: u8,
 }
 

@@ -44,17 +44,17 @@ pub enum ConnectorError {
     /// `SmartHostAuthMechanism` other than None without smart hosts.
     #[error("SmartHostAuthMechanism can only be set when SmartHosts are specified.")]
     AuthMechanismWithoutSmartHosts,
-    /// No address space.
+    /// `AddressSpaces` is empty: the connector would route nothing.
     #[error("AddressSpaces can't be empty.")]
     NoAddressSpaces,
     /// A value outside its range.
     #[error("The value of property {property} is out of range: {value} (allowed {range}).")]
     OutOfRange {
-        /// Exchange's property name.
+        /// Exchange's property name (`Port`, `ConnectionInactivityTimeOut`...).
         property: &'static str,
-        /// The value.
+        /// The refused value, as Exchange would echo it.
         value: String,
-        /// The allowed range.
+        /// The values Exchange accepts (`1-65535`).
         range: &'static str,
     },
     /// `TlsCertificateName` is not `<I>issuer<S>subject`.
@@ -63,40 +63,40 @@ pub enum ConnectorError {
     /// An address space that does not parse.
     #[error("address space {value:?}: {reason}")]
     BadAddressSpace {
-        /// The input.
+        /// The text as given.
         value: String,
-        /// What is wrong.
+        /// Which part is wrong (`cost is not 1-100`, `the domain is empty`).
         reason: &'static str,
     },
 }
 
-/// `SmartHostAuthMechanism`.
+/// `SmartHostAuthMechanism`: how the connector authenticates to its smart hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum SmartHostAuthMechanism {
-    /// No authentication.
+    /// No authentication (the default, and what the hybrid connector uses).
     #[default]
     None,
-    /// Basic authentication.
+    /// Basic authentication, after STARTTLS when it is offered.
     BasicAuth,
     /// Basic authentication that forbids falling back to clear text.
     BasicAuthRequireTLS,
-    /// Exchange server authentication.
+    /// Exchange server authentication (Kerberos between Exchange servers).
     ExchangeServer,
-    /// Externally secured.
+    /// The path is secured outside Exchange (IPsec, a private line): no authentication on the wire.
     ExternalAuthoritative,
 }
 
-/// `ConnectorType`.
+/// `ConnectorType`: whether the connector carries cross-premises (hybrid) mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum ConnectorType {
-    /// Default.
+    /// An ordinary send connector (what the Hybrid Configuration Wizard creates too).
     #[default]
     Default,
-    /// Cross-premises (hybrid).
+    /// Marked cross-premises: mail keeps its organisation headers across the connector.
     XPremises,
 }
 
-/// `ProtocolLoggingLevel`.
+/// `ProtocolLoggingLevel`: whether the connector's sessions go to the send protocol log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum ProtocolLoggingLevel {
     /// No send protocol log for this connector.
@@ -125,70 +125,77 @@ fn default_connector_name() -> String {
     "Outbound to Office 365".to_string()
 }
 
-/// A send connector with the settings that matter for hybrid mail flow (exchange-hybrid.md 1.1).
+/// A send connector with the settings that matter for hybrid mail flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct SendConnector {
     /// Name; the send protocol log's connector-id.
     #[serde(default = "default_connector_name")]
     pub name: String,
-    /// `AddressSpaces`.
+    /// `AddressSpaces`: the recipient domains the connector routes, each with a cost.
     pub address_spaces: Vec<AddressSpace>,
-    /// `DNSRoutingEnabled` (default `$true`).
+    /// `DNSRoutingEnabled` (default `$true`): send to the recipient domain's MX hosts; `$false`
+    /// sends to the smart hosts.
     #[serde(default = "default_true")]
     pub dns_routing_enabled: bool,
     /// `SmartHosts` (FQDN or IP, optionally `[ip]`).
     #[serde(default)]
     pub smart_hosts: Vec<String>,
-    /// `SmartHostAuthMechanism`.
+    /// `SmartHostAuthMechanism`: how it authenticates to the smart hosts.
     #[serde(default)]
     pub smart_host_auth_mechanism: SmartHostAuthMechanism,
-    /// `Port` (default 25).
+    /// `Port` (default 25): the TCP port of the next hop.
     #[serde(default = "default_port")]
     pub port: u16,
     /// `Fqdn`: EHLO name and the FQDN certificate search name; `None` uses the server's FQDN.
     #[serde(default)]
     pub fqdn: Option<String>,
-    /// `RequireTLS`.
+    /// `RequireTLS`: never send in plain text; no STARTTLS offered (or a failed one) fails the
+    /// session instead.
     #[serde(default)]
     pub require_tls: bool,
-    /// `IgnoreSTARTTLS`.
+    /// `IgnoreSTARTTLS`: never issue STARTTLS, even when the server offers it.
     #[serde(default, rename = "ignore_starttls")]
     pub ignore_starttls: bool,
-    /// `TlsAuthLevel`.
+    /// `TlsAuthLevel`: how the remote certificate is checked (`None`: encryption only).
     #[serde(default)]
     pub tls_auth_level: Option<TlsAuthLevel>,
-    /// `TlsDomain` (wildcards allowed).
+    /// `TlsDomain`: the name the remote certificate must carry under DomainValidation
+    /// (wildcards allowed; empty: the next-hop domain).
     #[serde(default)]
     pub tls_domain: Option<String>,
     /// `TlsCertificateName`, the literal `<I>issuer<S>subject` (parsed by [`Self::tls_certificate_identifier`]).
     #[serde(default)]
     pub tls_certificate_name: Option<String>,
-    /// `CloudServicesMailEnabled`.
+    /// `CloudServicesMailEnabled`: promote the organisation headers to
+    /// `X-MS-Exchange-CrossPremises-*` so Exchange Online treats the mail as internal.
     #[serde(default)]
     pub cloud_services_mail_enabled: bool,
-    /// `ConnectorType`.
+    /// `ConnectorType`: ordinary or cross-premises.
     #[serde(default)]
     pub connector_type: ConnectorType,
-    /// `ConnectionInactivityTimeOut` (default 00:10:00).
+    /// `ConnectionInactivityTimeOut` (default 00:10:00): how long the sender waits for a reply
+    /// before it drops the session (`421 4.4.1 Connection timed out`).
     #[serde(default = "default_inactivity")]
     pub connection_inactivity_timeout: TimeSpan,
-    /// `MaxMessageSize` (default 35 MB; the documented default varies by version \[U\]).
+    /// `MaxMessageSize` (default 35 MB; the documented default varies by version \[U\]): the
+    /// largest message the connector sends.
     #[serde(default = "default_max_message_size")]
     pub max_message_size: ByteSize,
-    /// `SmtpMaxMessagesPerConnection` (default 20).
+    /// `SmtpMaxMessagesPerConnection` (default 20): messages one session carries before QUIT; the
+    /// rest wait for the next session.
     #[serde(default = "default_max_messages")]
     pub smtp_max_messages_per_connection: u32,
-    /// `ProtocolLoggingLevel`.
+    /// `ProtocolLoggingLevel`: whether its sessions are written to the send protocol log.
     #[serde(default)]
     pub protocol_logging_level: ProtocolLoggingLevel,
     /// `SourceIPAddress` (Edge): the local address to bind; in the lab, within 127.0.0.0/8.
     #[serde(default)]
     pub source_ip_address: Option<IpAddr>,
-    /// `ForceHELO`.
+    /// `ForceHELO`: greet with HELO instead of EHLO (no extensions, so no STARTTLS).
     #[serde(default)]
     pub force_helo: bool,
-    /// `Enabled`.
+    /// `Enabled`: a disabled connector routes nothing.
     #[serde(default = "default_true")]
     pub enabled: bool,
 }

@@ -25,7 +25,7 @@ use hybridlab_model::core::ProtocolCore;
 pub struct ConnectOptions {
     /// Bind this source address before connecting (loopback only in the lab: 127.0.0.0/8 or ::1).
     pub source_ip: Option<IpAddr>,
-    /// TCP connect timeout.
+    /// How long the TCP connect may take before the session fails as unreachable (10060).
     pub connect_timeout: Duration,
     /// Upper bound on read/handshake steps (every loop is bounded).
     pub max_steps: usize,

@@ -7,8 +7,8 @@
 //! `Close`) and the inactivity timer out of `poll_timeout`. It never reads a clock and never
 //! touches a socket; the tokio driver in [`super::driver`] does.
 //!
-//! What it does (exchange-hybrid.md 8.2): banner; EHLO with the connector FQDN; STARTTLS when offered
-//! (unless IgnoreSTARTTLS or an opportunistic fallback attempt); certificate selection (2.2) and the
+//! What it does: banner; EHLO with the connector FQDN; STARTTLS when offered (unless
+//! IgnoreSTARTTLS or an opportunistic fallback attempt); certificate selection ([`crate::selection`]) and the
 //! certificate block logged *before* the handshake; SChannel-like outcomes decided from the store
 //! flags (no private key: `NoCredentials`, unreadable key: `UnknownCredentials`, no TLS bytes sent);
 //! the remote certificate judged per TlsAuthLevel/TlsDomain after the handshake
@@ -49,19 +49,19 @@ mod transaction;
 /// Everything one session needs.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The send connector.
+    /// The send connector the session goes out on (EHLO name, TLS rules, limits).
     pub connector: SendConnector,
-    /// The sending server.
+    /// The sending server (its FQDN is the EHLO name when the connector has none).
     pub server: ServerIdentity,
     /// `LocalMachine\My` and the trust stores.
     pub store: Arc<CertStore>,
-    /// Certificate selection knobs.
+    /// How the certificate for STARTTLS is picked among duplicates and when nothing matches.
     pub selection: SelectionSettings,
     /// SChannel versions and suites.
     pub schannel: SchannelSettings,
-    /// 16 uppercase hex digits.
+    /// The session id the log shows: 16 uppercase hex digits.
     pub session_id: String,
-    /// Where the session goes.
+    /// Where the session goes: the host name as routed and its address.
     pub target: Target,
     /// The next-hop domain (recipient domain; the DomainValidation name on MX-routed connectors).
     pub next_hop_domain: String,
@@ -72,7 +72,7 @@ pub struct SessionConfig {
 /// What the driver must do next.
 #[derive(Debug)]
 pub enum Action {
-    /// Write these bytes.
+    /// Write these bytes to the connection.
     Send(Vec<u8>),
     /// Run the TLS handshake on the connection (the plaintext stream is consumed).
     StartTls(Box<TlsRequest>),
@@ -102,7 +102,7 @@ enum Phase {
     Done,
 }
 
-/// The state machine.
+/// One SMTP client session of an Exchange send connector, sans IO (see the module docs).
 #[derive(Debug)]
 pub struct SenderMachine {
     cfg: SessionConfig,

@@ -20,12 +20,12 @@ pub enum FailureKind {
     Dns,
     /// TCP connect failed (FM-19).
     ConnectFailed {
-        /// How.
+        /// Refused, or timed out (unreachable).
         failure: ConnectFailure,
     },
     /// The banner was not 220.
     BannerRejected,
-    /// EHLO/HELO was refused.
+    /// The server answered EHLO (or HELO) with an error.
     EhloRejected,
     /// RequireTLS and the server does not offer STARTTLS (FM-17/21).
     StartTlsRequired,
@@ -37,7 +37,7 @@ pub enum FailureKind {
     DomainValidationWithoutDomain,
     /// SChannel failed (FM-01/02/03/15/16/18).
     Tls {
-        /// The status.
+        /// The SChannel status Exchange logs (`NoCredentials`, `AlgorithmMismatch`...).
         status: SecurityStatus,
     },
     /// The remote certificate failed TlsAuthLevel (FM-11/35).
@@ -58,7 +58,7 @@ pub enum FailureKind {
 /// A session-level failure and the response Exchange records for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionFailure {
-    /// What happened.
+    /// Why the session failed.
     pub kind: FailureKind,
     /// The per-connection ack response (`421 4.4.1 Connection timed out`...).
     pub ack: Reply,
@@ -83,8 +83,7 @@ impl SessionFailure {
         matches!(self.kind, FailureKind::Tls { .. })
     }
 
-    /// Whether the failure is permanent (5xx session responses are still retried by the queue when
-    /// they are connection-level, as Exchange does; only DNS and routing are special).
+    /// Whether the next hop did not resolve (no connection was attempted).
     pub fn is_dns(&self) -> bool {
         matches!(self.kind, FailureKind::Dns)
     }
@@ -100,14 +99,14 @@ pub enum MessageDisposition {
         /// The final reply (`250 2.6.0 ... Queued mail for delivery`).
         reply: Reply,
     },
-    /// Transient failure: stays queued.
+    /// A transient failure (4xx for the message): it stays queued for a message-level retry.
     Deferred {
-        /// Why.
+        /// The 4xx reply the server gave the message.
         reply: Reply,
     },
-    /// Permanent failure: NDR.
+    /// A permanent failure: the sender gets an NDR.
     Rejected {
-        /// Why.
+        /// The 5xx reply: the server's, or the sender's own for OverAdvertisedSize.
         reply: Reply,
         /// Generated locally (OverAdvertisedSize) rather than by the server.
         local: bool,
@@ -116,12 +115,12 @@ pub enum MessageDisposition {
     NotAttempted,
 }
 
-/// Per-message result.
+/// What one session did with one of its messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageResult {
-    /// Internal id.
+    /// The message's internal id in the queue.
     pub internal_id: u64,
-    /// Status.
+    /// Delivered, deferred, rejected, or not reached.
     pub status: MessageDisposition,
     /// RCPT replies, in order (`None` when not sent).
     pub recipients: Vec<(String, Option<Reply>)>,
@@ -131,11 +130,11 @@ pub struct MessageResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum DeliveryOutcome {
-    /// Delivered (`250 2.6.0`).
+    /// Accepted; the final reply (`250 2.6.0 ... Queued mail for delivery`).
     Delivered(Reply),
-    /// Deferred by the server (4xx for the message).
+    /// Deferred by the server; its 4xx reply for the message.
     Deferred(Reply),
-    /// Rejected (5xx; NDR).
+    /// Rejected (an NDR goes to the sender); the 5xx reply.
     Rejected(Reply),
     /// The session failed: TLS, connect, DNS, certificate, timeout...
     SessionFailed(SessionFailure),
@@ -146,11 +145,11 @@ pub enum DeliveryOutcome {
 pub struct SessionReport {
     /// Where the session went (host name as configured, address).
     pub target: Target,
-    /// The send protocol log session.
+    /// The session's lines of the send protocol log, as events with times.
     pub log: ProtocolLogSession,
-    /// Session-level failure, if any.
+    /// Why the session as a whole failed (`None`: it ended with QUIT).
     pub failure: Option<SessionFailure>,
-    /// Per message.
+    /// What happened to each message the session was given, in the order given.
     pub messages: Vec<MessageResult>,
     /// The certificate selection, when STARTTLS was reached.
     pub selection: Option<Selection>,

@@ -58,9 +58,9 @@ impl RemoteChainStatus {
 /// A client credential: the chain to present and its key.
 #[derive(Debug)]
 pub struct ClientCredential {
-    /// Leaf first, then intermediates.
+    /// The certificates to present: the leaf first, then the intermediates from the store.
     pub chain: Vec<CertificateDer<'static>>,
-    /// The private key.
+    /// The leaf's private key, as the store hands it to SChannel.
     pub key: PrivateKeyDer<'static>,
 }
 
@@ -71,16 +71,16 @@ pub struct TlsRequest {
     pub server_name: String,
     /// The chosen certificate with its key, when one was selected and usable.
     pub credential: Option<ClientCredential>,
-    /// `LocalMachine\Root`.
+    /// The trust roots the remote certificate must chain to (`LocalMachine\Root`).
     pub roots: rustls::RootCertStore,
-    /// Protocol versions and suites.
+    /// The TLS versions and cipher suites SChannel may negotiate.
     pub schannel: SchannelSettings,
 }
 
 /// The handshake's result, as the machine consumes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsResult {
-    /// The handshake completed.
+    /// The handshake completed, with what it negotiated.
     Established(TlsInfo),
     /// SChannel failed with this status.
     Failed(SecurityStatus),
@@ -89,16 +89,16 @@ pub enum TlsResult {
 /// Facts about an established TLS session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsInfo {
-    /// `TLS1_2` or `TLS1_3`.
+    /// The negotiated version as the log names it: `TLS1_2` or `TLS1_3`.
     pub protocol: String,
-    /// IANA suite name.
+    /// The negotiated cipher suite, by IANA name.
     pub cipher_suite: String,
     /// Key exchange group (`secp256r1`, `X25519`...).
     pub kx_group: Option<String>,
     /// The peer's chain, leaf first.
     #[serde(skip)]
     pub peer_chain: Vec<CertificateDer<'static>>,
-    /// The chain check at the lab time.
+    /// What the chain check of the remote certificate found, at the lab time of the handshake.
     pub chain: RemoteChainStatus,
 }
 

@@ -17,7 +17,7 @@ use crate::sender::SessionReport;
 pub struct CachedCertificate {
     /// The `<I>issuer<S>subject` identifier it is cached under.
     pub identifier: String,
-    /// The certificate's thumbprint.
+    /// The thumbprint of the certificate the cache holds for it.
     pub thumbprint: String,
     /// When the transport selected it.
     pub selected_at: OffsetDateTime,

@@ -9,20 +9,20 @@ use crate::schannel::SchannelSettings;
 use crate::selection::SelectionSettings;
 use crate::server::ServerIdentity;
 
-/// The transport's configuration.
+/// What one transport (one delivery queue) runs with.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Who sends.
+    /// The sending server: name (queue identities), FQDN, role, Exchange version.
     pub server: ServerIdentity,
     /// The connector every message in the queue uses.
     pub connector: SendConnector,
-    /// Retry settings.
+    /// `Set-TransportService` retry, expiry and delay-DSN timing.
     pub settings: TransportSettings,
-    /// Certificate selection.
+    /// How the STARTTLS certificate search resolves the uncertain cases.
     pub selection: SelectionSettings,
-    /// SChannel.
+    /// The TLS versions and cipher suites the sender may negotiate.
     pub schannel: SchannelSettings,
-    /// Queue number (`EDGE01\3`).
+    /// The queue's number in its identity (`3` in `EDGE01\3`).
     pub queue_number: u32,
     /// First session id (incremented per session), 64 bits shown as 16 hex digits.
     pub first_session_id: u64,
@@ -31,7 +31,7 @@ pub struct TransportConfig {
 }
 
 /// How long the transport keeps the certificate it selected by `TlsCertificateName`
-/// (exchange-hybrid.md 2.2 step 1a; FM-34). The exact refresh timing is uncertain \[U\]: the
+/// (FM-34). The exact refresh timing is uncertain \[U\]: the
 /// reference reconstructs a cache keyed by the identifier that a store change or a restart
 /// invalidates, while the community guidance is to restart the transport after any certificate
 /// change, which is what the default models.

@@ -74,7 +74,7 @@ impl Deliver for TcpDeliver {
 /// wake-up, which lets the server finish its side of a session before time moves on.
 #[derive(Debug)]
 pub struct MemoryDeliver<F> {
-    /// Makes a connection.
+    /// Makes a connection: hands out the client end of a fresh duplex.
     pub connect: F,
     /// The local endpoint the log shows.
     pub local: SocketAddr,

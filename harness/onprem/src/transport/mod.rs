@@ -94,7 +94,7 @@ pub struct Transport {
     next_session: u64,
     /// Every session run so far.
     sessions: Vec<SessionReport>,
-    /// The timeline.
+    /// What the transport did, in order (attempts, retries, DSNs, NDRs, admin changes).
     records: Vec<TimedRecord>,
     /// Messages that left the queue (delivered or NDR'd), by internal id.
     done: Vec<(u64, TransportRecord)>,
@@ -178,7 +178,7 @@ impl Transport {
         &self.sessions
     }
 
-    /// The timeline.
+    /// What the transport did so far, in order (attempts, retries, DSNs, NDRs, admin changes).
     pub fn records(&self) -> &[TimedRecord] {
         &self.records
     }

@@ -8,21 +8,21 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum TransportRecord {
-    /// A session ran (index into [`Transport::sessions`]).
+    /// A session ran.
     Attempt {
-        /// Which session.
+        /// The session's index in [`super::Transport::sessions`].
         session: usize,
         /// Whether it ran in plain text as an opportunistic fallback.
         fallback_plaintext: bool,
     },
     /// The next hop did not resolve.
     DnsFailed {
-        /// The LastError LED.
+        /// The LastError LED the queue shows (`451 4.4.0 DNS query failed...`).
         led: String,
     },
     /// The queue goes to Retry.
     RetryScheduled {
-        /// When.
+        /// The queue's NextRetryTime.
         #[serde(with = "time::serde::rfc3339")]
         next: OffsetDateTime,
         /// Which stage of the schedule: `glitch`, `transient`, `long`, `message`.
@@ -30,19 +30,19 @@ pub enum TransportRecord {
     },
     /// A message was accepted.
     Delivered {
-        /// Internal id.
+        /// The message's internal id.
         internal_id: u64,
-        /// The reply.
+        /// The server's final reply (`250 2.6.0 ... Queued mail for delivery`).
         reply: Reply,
     },
     /// A delay DSN went to the sender.
     DelayDsn {
-        /// Internal id.
+        /// The delayed message's internal id.
         internal_id: u64,
     },
     /// An NDR went to the sender.
     Ndr {
-        /// Internal id.
+        /// The returned message's internal id.
         internal_id: u64,
         /// The reason (`550 4.4.7 QUEUE.Expired; message expired`, a 5xx reply...).
         reply: Reply,
@@ -56,7 +56,7 @@ pub enum TransportRecord {
     /// A session took its certificate from the transport's cache although the store now selects
     /// another one (or none): FM-34.
     CachedCertificate {
-        /// Which session (index into [`Transport::sessions`]).
+        /// The session's index in [`super::Transport::sessions`].
         session: usize,
         /// The `TlsCertificateName` the selection is cached under.
         identifier: String,
@@ -73,9 +73,9 @@ pub enum TransportRecord {
 /// A record with its time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimedRecord {
-    /// When.
+    /// The lab time it happened at.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// What.
+    /// What happened.
     pub record: TransportRecord,
 }

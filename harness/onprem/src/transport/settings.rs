@@ -19,29 +19,36 @@ pub enum RetryInterleaving {
     TransientOnly,
 }
 
-/// `Set-TransportService` retry and expiry settings (exchange-hybrid.md 5.7), plus the lab's
+/// `Set-TransportService` retry and expiry settings, plus the lab's
 /// interleaving knob. Defaults depend on the role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransportSettings {
-    /// `TransientFailureRetryCount` (0-15; default 6).
+    /// `TransientFailureRetryCount` (0-15; default 6): connection retries at the transient
+    /// interval before the queue falls back to the long interval.
     pub transient_failure_retry_count: u32,
-    /// `TransientFailureRetryInterval` (Mailbox 00:05:00, Edge 00:10:00).
+    /// `TransientFailureRetryInterval` (Mailbox 00:05:00, Edge 00:10:00): the wait between those
+    /// retries.
     pub transient_failure_retry_interval: TimeSpan,
-    /// `OutboundConnectionFailureRetryInterval` (Mailbox 00:10:00, Edge 00:30:00).
+    /// `OutboundConnectionFailureRetryInterval` (Mailbox 00:10:00, Edge 00:30:00): the wait between
+    /// retries once the transient ones are used up.
     pub outbound_connection_failure_retry_interval: TimeSpan,
-    /// `MessageRetryInterval` (00:05:00 per the cmdlet reference; older docs 15 min).
+    /// `MessageRetryInterval` (00:05:00 per the cmdlet reference; older docs 15 min): how long a
+    /// message the server deferred (4xx for the message) waits while the connection works.
     pub message_retry_interval: TimeSpan,
-    /// `MessageExpirationTimeout` (2.00:00:00).
+    /// `MessageExpirationTimeout` (2.00:00:00): a message still queued this long after arrival
+    /// expires (`550 4.4.7 QUEUE.Expired` NDR).
     pub message_expiration_timeout: TimeSpan,
-    /// `DelayNotificationTimeout` (04:00:00).
+    /// `DelayNotificationTimeout` (04:00:00): a message still queued this long after arrival gets
+    /// a delay DSN.
     pub delay_notification_timeout: TimeSpan,
     /// Whether delay DSNs are sent (`ExternalDelayDsnEnabled`/`InternalDelayDsnEnabled`).
     pub delay_dsn_enabled: bool,
-    /// `QueueGlitchRetryCount` (EdgeTransport.exe.config; 4).
+    /// `QueueGlitchRetryCount` (EdgeTransport.exe.config; 4): quick retries right after a
+    /// connection failure.
     pub queue_glitch_retry_count: u32,
-    /// `QueueGlitchRetryInterval` (00:01:00).
+    /// `QueueGlitchRetryInterval` (00:01:00): the wait between the quick retries.
     pub queue_glitch_retry_interval: TimeSpan,
-    /// Interleaving of glitch and transient retries \[U\].
+    /// Whether the quick (glitch) retries come before the transient ones \[U\].
     pub retry_interleaving: RetryInterleaving,
 }
 
