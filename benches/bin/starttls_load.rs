@@ -198,7 +198,7 @@ fn load(args: &Args) -> anyhow::Result<serde_json::Value> {
         tls,
         body: body(args.size),
         msgs: if args.size > 0 { args.msgs_per_conn } else { 0 },
-        clock,
+        clock: clock.clone(),
     });
     let stats = Rc::new(RefCell::new(Stats::default()));
     let cpu0 = cpu_seconds();

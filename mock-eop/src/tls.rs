@@ -445,7 +445,7 @@ mod tests {
         let v = ClientVerifier::new(
             std::slice::from_ref(&root.cert.der),
             InvalidClientCertificate::Ignore,
-            clock,
+            clock.clone(),
         )
         .unwrap();
         let good = root

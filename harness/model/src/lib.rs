@@ -13,6 +13,7 @@
 //! - [`led`]: last-error details: the `[{LED=..};{MSG=..};..]` frame of queues and message traces,
 //!   Exchange Online's delivery LED and service tags.
 //! - [`timespan`]: .NET `TimeSpan` durations (`00:05:00`, `1.00:00:00`, `30s`).
+//! - [`size`]: byte sizes as Exchange writes them (`35 MB (36,700,160 bytes)`, `Unlimited`).
 //! - [`located`]: errors placed in a TOML file (`file:line:column`) by toml's spans and key paths.
 //! - [`exo`]: Exchange Online objects (tenants, accepted domains, inbound and outbound connectors).
 //! - [`delivery`]: Exchange Online's delivery to on-premises: its uncertain behaviours as settings
@@ -54,6 +55,7 @@ pub mod led;
 pub mod located;
 pub mod record;
 pub mod reply;
+pub mod size;
 pub mod timespan;
 pub mod trace;
 pub mod x509;

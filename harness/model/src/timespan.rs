@@ -262,4 +262,22 @@ mod tests {
             "\"ten\" is not a duration (use \"00:05:00\", \"1.00:00:00\", \"30s\", \"5m\", \"250ms\" or seconds)"
         );
     }
+
+    #[test]
+    fn exchange_forms_and_units() {
+        assert_eq!(
+            "00:10:00".parse::<TimeSpan>().unwrap(),
+            TimeSpan::minutes(10)
+        );
+        assert_eq!("2.00:00:00".parse::<TimeSpan>().unwrap(), TimeSpan::days(2));
+        assert_eq!(
+            "1.02:03:04".parse::<TimeSpan>().unwrap().to_string(),
+            "1.02:03:04"
+        );
+        assert_eq!("10".parse::<TimeSpan>().unwrap(), TimeSpan::secs(10));
+        assert_eq!("5m".parse::<TimeSpan>().unwrap().to_string(), "00:05:00");
+        assert!("00:61:00".parse::<TimeSpan>().is_err());
+        assert!("25:00:00".parse::<TimeSpan>().is_err());
+        assert!("ten".parse::<TimeSpan>().is_err());
+    }
 }

@@ -31,16 +31,16 @@ pub enum CertStoreError {
     Pki {
         /// The entry's name in the description.
         name: String,
-        /// What went wrong.
+        /// Why rcgen could not generate it.
         #[source]
         source: PkiError,
     },
     /// A certificate could not be read back.
     #[error("certificate {name:?}: {source}")]
     X509 {
-        /// The entry's name.
+        /// The entry's name in the description.
         name: String,
-        /// What went wrong.
+        /// Why the generated (or given) DER does not parse.
         #[source]
         source: X509Error,
     },
@@ -49,9 +49,9 @@ pub enum CertStoreError {
         "certificate {name:?}: field `issuer`: no authority named {issuer:?} is defined before it"
     )]
     UnknownIssuer {
-        /// The entry's name.
+        /// The entry's name in the description.
         name: String,
-        /// The missing authority.
+        /// The `issuer` it names, which no earlier authority has.
         issuer: String,
     },
     /// Two entries share a name.
@@ -60,11 +60,11 @@ pub enum CertStoreError {
     /// A time field is not a day offset nor an RFC 3339 time.
     #[error("certificate {name:?}: field `{field}`: {reason}")]
     BadTime {
-        /// The entry's name.
+        /// The entry's name in the description.
         name: String,
-        /// The field.
+        /// Which time field (`not_before`, `not_after`).
         field: &'static str,
-        /// What is wrong.
+        /// Why its value is not a time.
         reason: String,
     },
     /// The description file could not be parsed.
@@ -168,7 +168,7 @@ pub struct AuthorityDescription {
     /// End of validity (default 5 years after).
     #[serde(default)]
     pub not_after: Option<TimeSpec>,
-    /// Key algorithm.
+    /// The authority's key algorithm (default ECDSA P-256).
     #[serde(default)]
     pub key: KeyKind,
 }
@@ -193,7 +193,7 @@ pub struct CertDescription {
     /// End of validity (default 365 days after).
     #[serde(default)]
     pub not_after: Option<TimeSpec>,
-    /// Key algorithm.
+    /// The certificate's key algorithm (default ECDSA P-256).
     #[serde(default)]
     pub key: KeyKind,
     /// Extended key usages (default ServerAuth + ClientAuth; empty leaves the extension out).
@@ -208,13 +208,14 @@ pub struct CertDescription {
     /// The transport (NETWORK SERVICE) can open the key. `false` gives `UnknownCredentials`.
     #[serde(default = "default_true")]
     pub key_readable: bool,
-    /// Exchange services (default SMTP).
+    /// The Exchange services it is enabled for (default SMTP), as `Enable-ExchangeCertificate`
+    /// sets them.
     #[serde(default = "default_services")]
     pub services: Vec<ExchangeService>,
     /// Place in enumeration order; entries are enumerated by ascending `order`, then as listed.
     #[serde(default)]
     pub order: Option<i64>,
-    /// FriendlyName.
+    /// The FriendlyName the listings show (default: the name).
     #[serde(default)]
     pub friendly_name: Option<String>,
 }
@@ -263,21 +264,22 @@ impl StoreDescription {
 /// One certificate in `LocalMachine\My`, with the Windows-only flags.
 #[derive(Clone)]
 pub struct StoreEntry {
-    /// Scenario-local name.
+    /// Scenario-local name (the description's `name`).
     pub name: String,
-    /// The certificate.
+    /// The certificate, DER.
     pub der: CertificateDer<'static>,
     /// The private key (PKCS#8), present only when `has_private_key`.
     key_pkcs8: Option<Vec<u8>>,
     /// Facts read from the certificate (thumbprint, .NET DNs, SANs, validity...).
     pub facts: CertFacts,
-    /// `HasPrivateKey`.
+    /// `HasPrivateKey`: a private key is associated (`false`: the key-less twin).
     pub has_private_key: bool,
-    /// Whether the transport service can open the key.
+    /// Whether the transport service (NETWORK SERVICE) can open the key (`false`: SChannel
+    /// reports `UnknownCredentials`).
     pub key_readable: bool,
-    /// Exchange services.
+    /// The Exchange services it is enabled for.
     pub services: Vec<ExchangeService>,
-    /// FriendlyName.
+    /// The FriendlyName the listings show.
     pub friendly_name: String,
     /// 0-based position in enumeration order.
     pub enumeration_index: usize,
@@ -328,7 +330,7 @@ impl StoreEntry {
             .map(|k| hybridlab_labkit::pki::pem_encode("PRIVATE KEY", k))
     }
 
-    /// Enabled for SMTP.
+    /// Whether it is enabled for the SMTP service.
     pub fn smtp_enabled(&self) -> bool {
         self.services.contains(&ExchangeService::Smtp)
     }
@@ -370,11 +372,11 @@ impl StoreEntry {
 /// A certificate in `LocalMachine\Root` or `LocalMachine\CA`.
 #[derive(Debug, Clone)]
 pub struct AuthorityEntry {
-    /// Name in the description.
+    /// The authority's name in the description.
     pub name: String,
-    /// The certificate.
+    /// The certificate, DER.
     pub der: CertificateDer<'static>,
-    /// Facts.
+    /// Facts read from the certificate (subject, validity...).
     pub facts: CertFacts,
 }
 
@@ -389,7 +391,7 @@ pub struct CertStore {
 }
 
 impl CertStore {
-    /// An empty store.
+    /// A store with no certificate and no trust root.
     pub fn new() -> Self {
         Self::default()
     }
@@ -659,12 +661,12 @@ impl CertStore {
             .filter(|e| e.visible_to_get_exchangecertificate())
     }
 
-    /// `LocalMachine\Root`.
+    /// The trusted roots (`LocalMachine\Root`).
     pub fn roots(&self) -> &[AuthorityEntry] {
         &self.roots
     }
 
-    /// `LocalMachine\CA`.
+    /// The intermediates installed for chain building (`LocalMachine\CA`).
     pub fn intermediates(&self) -> &[AuthorityEntry] {
         &self.intermediates
     }
@@ -768,7 +770,7 @@ pub mod fixtures {
         "CN=mail.contoso.com, O=Contoso Ltd, L=Redmond, S=Washington, C=US";
     /// Issuer (intermediate) DN of the lab's "public" CA.
     pub const ISSUING_CA: &str = "CN=Lab Global G2 TLS RSA SHA256 2020 CA1, O=Lab CA Inc, C=US";
-    /// Root DN.
+    /// The DN of the lab's "public" root.
     pub const ROOT_CA: &str = "CN=Lab Global Root G2, O=Lab CA Inc, C=US";
 
     /// Root + intermediate authorities named `root` and `issuing`.

@@ -1,7 +1,9 @@
 //! The on-premises Exchange of the lab: what sends to Exchange Online and what the admin sees.
 //!
 //! # Layout
-//! - [`connector`]: the send connector, transport retry settings, server identity, SChannel settings.
+//! - [`server`]: the sending server's identity (name, FQDN, role, Exchange version).
+//! - [`connector`]: the send connector (settings, address spaces, validation, listing row).
+//! - [`schannel`]: the operating system's SChannel client settings (TLS versions, cipher suites).
 //! - [`certstore`]: `Cert:\LocalMachine\My` with the Windows-only flags, plus the lab trust stores.
 //! - [`resolver`]: the lab resolver (smart host / MX names to the mock; never real DNS).
 //! - [`message`]: outbound messages and their MIME text (CrossPremises header promotion).
@@ -9,7 +11,8 @@
 //! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
 //! - [`receive`]: the receive side Exchange Online delivers to: receive connectors, inbound
 //!   certificate selection, the sans-IO receiver, the perimeter, several servers behind one name.
-//! - [`transport`]: the delivery queue, retries on the virtual clock, DSN/NDR, the LastError wrapper.
+//! - [`transport`]: the delivery queue, its retry settings, retries on the virtual clock, DSN/NDR,
+//!   the LastError wrapper, and the one delivery loop ([`transport::drive`]).
 //!
 //! # The classic case in a few lines
 //! A key-less twin enumerated first, the HCW connector pinned to the certificate's issuer and
@@ -40,6 +43,8 @@ pub mod connector;
 pub mod message;
 pub mod receive;
 pub mod resolver;
+pub mod schannel;
 pub mod selection;
 pub mod sender;
+pub mod server;
 pub mod transport;

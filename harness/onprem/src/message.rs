@@ -19,9 +19,9 @@ pub struct OutboundMessage {
     pub from: String,
     /// Envelope recipients (`RCPT TO`).
     pub to: Vec<String>,
-    /// Subject.
+    /// The `Subject` header's text.
     pub subject: String,
-    /// Plain-text body.
+    /// The plain-text body, CRLF line ends.
     pub body: String,
     /// Extra headers, in order (`X-MS-Exchange-Organization-AuthAs: Internal`...).
     #[serde(default)]

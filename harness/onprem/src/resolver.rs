@@ -47,7 +47,7 @@ impl ConnectFailure {
 pub enum HostEntry {
     /// Addresses; a port here overrides the connector's port (the mock listens on port 0).
     Addresses {
-        /// Where to connect.
+        /// The addresses to connect to, in order.
         addrs: Vec<SocketAddr>,
     },
     /// The name resolves to `ip`, but a TCP connection there fails.
@@ -65,14 +65,14 @@ pub enum HostEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsFailure {
-    /// NXDOMAIN.
+    /// NXDOMAIN: the name does not exist.
     NonExistentDomain {
-        /// The name.
+        /// The name that was looked up.
         name: String,
     },
     /// SERVFAIL / timeout.
     ErrorRetry {
-        /// The name.
+        /// The name that was looked up.
         name: String,
     },
 }
@@ -98,9 +98,9 @@ impl DnsFailure {
 pub struct Target {
     /// The host name as configured (smart host or MX host).
     pub host: String,
-    /// Where to connect.
+    /// The address and port to connect to.
     pub addr: SocketAddr,
-    /// `Some` when connecting there fails.
+    /// How connecting there fails (`None`: it connects).
     pub unreachable: Option<ConnectFailure>,
 }
 
@@ -108,10 +108,10 @@ pub struct Target {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabResolver {
-    /// Host name (lower case) -> entry.
+    /// What each host name (lower case) maps to.
     #[serde(default)]
     pub hosts: BTreeMap<String, HostEntry>,
-    /// Domain (lower case) -> MX hosts by preference.
+    /// Each domain's (lower case) MX hosts, by preference.
     #[serde(default)]
     pub mx: BTreeMap<String, Vec<(u16, String)>>,
 }

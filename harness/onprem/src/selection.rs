@@ -1,4 +1,4 @@
-//! Outbound STARTTLS certificate selection, as exchange-hybrid.md 2.2 reconstructs Exchange's
+//! Outbound STARTTLS certificate selection, as the domain reference reconstructs Exchange's
 //! `SmtpOutSession.LoadTlsCertificate`:
 //!
 //! 1. `TlsCertificateName` set: `Find(FindBySubjectDistinguishedName, subject, validOnly: true)` over
@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::certstore::{CertStore, StoreEntry};
-use crate::connector::{ConnectorError, SendConnector, X509Identifier};
+use crate::connector::{ConnectorError, SendConnector};
 use hybridlab_model::exchange::{TlsAuthLevel, synthetic};
+use hybridlab_model::identifier::X509Identifier;
 
 /// Which certificate wins when several in the store have the connector's issuer and subject \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -51,14 +52,15 @@ pub enum FqdnNotFound {
     Fail,
 }
 
-/// Selection knobs.
+/// How the outbound certificate search behaves where Exchange's behaviour is uncertain \[U\]:
+/// the scenario picks a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectionSettings {
-    /// Duplicate policy on the `TlsCertificateName` path.
+    /// Which of several certificates with the connector's issuer and subject wins.
     #[serde(default)]
     pub duplicate_policy: DuplicatePolicy,
-    /// FQDN path with no candidate.
+    /// What the FQDN path does when no certificate qualifies.
     #[serde(default)]
     pub fqdn_not_found: FqdnNotFound,
     /// Apply Exchange's "RSA or DSA key of at least 1024 bits" filter on the FQDN path. Off by
@@ -70,26 +72,26 @@ pub struct SelectionSettings {
 /// Severity of a Windows event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventLevel {
-    /// Error.
+    /// The event reports a failure (12014: no certificate could be loaded).
     Error,
-    /// Warning.
+    /// The event reports a problem that did not stop the session (12016: expired certificate).
     Warning,
-    /// Information.
+    /// The event is informational.
     Information,
 }
 
-/// An Application-log event from `MSExchangeTransport` (exchange-hybrid.md 2.4).
+/// An Application-log event from `MSExchangeTransport` about certificate selection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportEvent {
     /// `MSExchangeTransport` or `MSExchangeFrontEndTransport`.
     pub source: String,
     /// Event id (12014, 12016...).
     pub id: u32,
-    /// Level.
+    /// The event's severity.
     pub level: EventLevel,
     /// Symbolic name (`CannotLoadSTARTTLSCertificateFromStore`).
     pub name: String,
-    /// Message text.
+    /// The event's message text, as Event Viewer shows it.
     pub text: String,
 }
 
@@ -143,7 +145,7 @@ pub enum SelectionPath {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict")]
 pub enum CandidateVerdict {
-    /// Chosen.
+    /// The certificate the search chose.
     Chosen,
     /// Matched but lost to an earlier or better match.
     Outranked {
@@ -156,7 +158,7 @@ pub enum CandidateVerdict {
     IssuerMismatch,
     /// Filtered by `validOnly` (expired, not yet valid, or untrusted chain).
     NotValid {
-        /// Which.
+        /// What made it invalid: `expired`, `not yet valid`, or the chain.
         reason: String,
     },
     /// No name matches the FQDN.
@@ -165,7 +167,7 @@ pub enum CandidateVerdict {
     NoPrivateKey,
     /// FQDN path: EKU does not allow server authentication, or the key type is not allowed.
     Unsuitable {
-        /// Which.
+        /// What disqualified it: the EKU, or the key type and size.
         reason: String,
     },
     /// FQDN path: not self-signed and the chain does not build to a trusted root.
@@ -177,13 +179,13 @@ pub enum CandidateVerdict {
 pub struct Candidate {
     /// Scenario-local name.
     pub name: String,
-    /// Thumbprint.
+    /// The certificate's thumbprint (40 uppercase hex digits).
     pub thumbprint: String,
-    /// Position in enumeration order.
+    /// Its 0-based position in store enumeration order.
     pub enumeration_index: usize,
-    /// `HasPrivateKey`.
+    /// `HasPrivateKey`: whether a private key is associated.
     pub has_private_key: bool,
-    /// Verdict.
+    /// Why the search kept or skipped it.
     pub verdict: CandidateVerdict,
 }
 
@@ -197,7 +199,7 @@ pub enum SelectionOutcome {
         thumbprint: String,
         /// Its scenario-local name.
         name: String,
-        /// One-sentence reason.
+        /// Why it won, in one sentence (for the narration).
         why: String,
     },
     /// `TlsCertificateName` matched nothing: the session fails with this ack.
@@ -402,17 +404,11 @@ fn select_by_identifier(
         DuplicatePolicy::LatestNotafter => "latest NotAfter among the matches",
         DuplicatePolicy::NewestNotbefore => "newest NotBefore among the matches",
     };
-    for c in &mut candidates {
-        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
-            c.verdict = if c.thumbprint == chosen.facts.thumbprint {
-                CandidateVerdict::Chosen
-            } else {
-                CandidateVerdict::Outranked {
-                    reason: format!("{} wins: {policy_reason}", chosen.facts.thumbprint),
-                }
-            };
-        }
-    }
+    mark_chosen(
+        &mut candidates,
+        &chosen.facts.thumbprint,
+        &format!("wins: {policy_reason}"),
+    );
     let mut events = Vec::new();
     if connector.tls_auth_level != Some(TlsAuthLevel::EncryptionOnly)
         && now > chosen.facts.not_after
@@ -481,75 +477,27 @@ fn select_by_fqdn(
     // (rank, -not_before, index) -> lower is better
     let mut ranked: Vec<((u8, i128, usize), &StoreEntry)> = Vec::new();
     for e in store.my() {
-        let name_ok = if any_exact {
-            exact(e)
+        let name_ok = exact(e) || (!any_exact && wildcard(e));
+        let verdict = if name_ok {
+            fqdn_rank(store, e, settings, now)
         } else {
-            exact(e) || wildcard(e)
+            Err(CandidateVerdict::NameMismatch)
         };
-        let verdict = if !name_ok {
-            Some(CandidateVerdict::NameMismatch)
-        } else if !e.has_private_key {
-            Some(CandidateVerdict::NoPrivateKey)
-        } else if !e.facts.extended_key_usages.is_empty()
-            && !e
-                .facts
-                .extended_key_usages
-                .iter()
-                .any(|u| u == "ServerAuth" || u == "Any")
-        {
-            Some(CandidateVerdict::Unsuitable {
-                reason: "EKU lacks Server Authentication".into(),
-            })
-        } else if settings.require_rsa_key
-            && !(e.facts.key_algorithm == "RSA" && e.facts.public_key_bits >= 1024)
-        {
-            Some(CandidateVerdict::Unsuitable {
-                reason: format!(
-                    "{} {}-bit key is not RSA >= 1024",
-                    e.facts.key_algorithm, e.facts.public_key_bits
-                ),
-            })
-        } else {
-            // PKI trust judged at a time within the certificate's validity, so that an expired
-            // PKI certificate is still recognised as PKI (and ranked after valid ones).
-            let at = if now > e.facts.not_after {
-                e.facts.not_after
-            } else if now < e.facts.not_before {
-                e.facts.not_before
-            } else {
-                now
-            };
-            let in_date = e.facts.is_time_valid(now);
-            if e.facts.is_self_signed {
-                ranked.push((
-                    (
-                        if in_date { 1 } else { 3 },
-                        -e.facts.not_before.unix_timestamp_nanos(),
-                        e.enumeration_index,
-                    ),
-                    e,
-                ));
-                None
-            } else if store.chains_to_trusted_root(e, at) {
-                ranked.push((
-                    (
-                        if in_date { 0 } else { 2 },
-                        -e.facts.not_before.unix_timestamp_nanos(),
-                        e.enumeration_index,
-                    ),
-                    e,
-                ));
-                None
-            } else {
-                Some(CandidateVerdict::UntrustedChain)
+        let verdict = match verdict {
+            Ok(rank) => {
+                let key = (
+                    rank,
+                    -e.facts.not_before.unix_timestamp_nanos(),
+                    e.enumeration_index,
+                );
+                ranked.push((key, e));
+                CandidateVerdict::Outranked {
+                    reason: String::new(),
+                }
             }
+            Err(v) => v,
         };
-        candidates.push(candidate(
-            e,
-            verdict.unwrap_or(CandidateVerdict::Outranked {
-                reason: String::new(),
-            }),
-        ));
+        candidates.push(candidate(e, verdict));
     }
     ranked.sort_by_key(|(k, _)| *k);
     let Some(((rank, _, _), chosen)) = ranked.first().copied() else {
@@ -572,20 +520,11 @@ fn select_by_fqdn(
         2 => "expired PKI certificate (nothing better exists)",
         _ => "expired self-signed certificate (nothing better exists)",
     };
-    for c in &mut candidates {
-        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
-            c.verdict = if c.thumbprint == chosen.facts.thumbprint {
-                CandidateVerdict::Chosen
-            } else {
-                CandidateVerdict::Outranked {
-                    reason: format!(
-                        "{} ranks higher (PKI before self-signed, newest NotBefore first)",
-                        chosen.facts.thumbprint
-                    ),
-                }
-            };
-        }
-    }
+    mark_chosen(
+        &mut candidates,
+        &chosen.facts.thumbprint,
+        "ranks higher (PKI before self-signed, newest NotBefore first)",
+    );
     let mut events = Vec::new();
     if connector.tls_auth_level != Some(TlsAuthLevel::EncryptionOnly)
         && now > chosen.facts.not_after
@@ -610,6 +549,69 @@ fn select_by_fqdn(
         },
         candidates,
         events,
+    }
+}
+
+/// The FQDN path's judgement of a certificate whose names match: its rank when it qualifies
+/// (lower is better: 0 PKI-trusted and in date, 1 self-signed in date, 2 expired PKI, 3 expired
+/// self-signed), else why it is skipped.
+fn fqdn_rank(
+    store: &CertStore,
+    e: &StoreEntry,
+    settings: &SelectionSettings,
+    now: OffsetDateTime,
+) -> Result<u8, CandidateVerdict> {
+    if !e.has_private_key {
+        return Err(CandidateVerdict::NoPrivateKey);
+    }
+    let ekus = &e.facts.extended_key_usages;
+    if !ekus.is_empty() && !ekus.iter().any(|u| u == "ServerAuth" || u == "Any") {
+        return Err(CandidateVerdict::Unsuitable {
+            reason: "EKU lacks Server Authentication".into(),
+        });
+    }
+    if settings.require_rsa_key
+        && !(e.facts.key_algorithm == "RSA" && e.facts.public_key_bits >= 1024)
+    {
+        return Err(CandidateVerdict::Unsuitable {
+            reason: format!(
+                "{} {}-bit key is not RSA >= 1024",
+                e.facts.key_algorithm, e.facts.public_key_bits
+            ),
+        });
+    }
+    // PKI trust judged at a time within the certificate's validity, so that an expired PKI
+    // certificate is still recognised as PKI (and ranked after valid ones).
+    let at = if now > e.facts.not_after {
+        e.facts.not_after
+    } else if now < e.facts.not_before {
+        e.facts.not_before
+    } else {
+        now
+    };
+    let stale = if e.facts.is_time_valid(now) { 0 } else { 2 };
+    if e.facts.is_self_signed {
+        Ok(1 + stale)
+    } else if store.chains_to_trusted_root(e, at) {
+        Ok(stale)
+    } else {
+        Err(CandidateVerdict::UntrustedChain)
+    }
+}
+
+/// Marks the chosen certificate among the qualifying candidates (those still `Outranked` with no
+/// reason) and tells the others why they lost: `<chosen thumbprint> <why>`.
+fn mark_chosen(candidates: &mut [Candidate], chosen: &str, why: &str) {
+    for c in candidates {
+        if matches!(c.verdict, CandidateVerdict::Outranked { .. }) {
+            c.verdict = if c.thumbprint == chosen {
+                CandidateVerdict::Chosen
+            } else {
+                CandidateVerdict::Outranked {
+                    reason: format!("{chosen} {why}"),
+                }
+            };
+        }
     }
 }
 

@@ -100,7 +100,7 @@ where
         peer,
         local,
     };
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let mut session = Session::new(ctx, clock.now());
     let mut shutdown = shared.shutdown.subscribe();
     // One read buffer for the whole session (plaintext and TLS phases), filled through
@@ -145,7 +145,7 @@ async fn tls_phase<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let hs_timeout = shared.config.tls.handshake_timeout.0;
     match fault {
         None => {
@@ -215,7 +215,7 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     loop {
         match carry_out(shared, session, &mut stream, shutdown).await {
             Step::Wait => {}
@@ -257,7 +257,7 @@ async fn carry_out<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let clock = shared.clock;
+    let clock = shared.clock.clone();
     let write_timeout = shared.config.limits.idle_timeout.0;
     let mut wrote = false;
     while let Some(action) = session.poll_action() {

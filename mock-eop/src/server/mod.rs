@@ -192,7 +192,7 @@ impl MockEopBuilder {
         let verifier = Arc::new(ClientVerifier::new(
             &self.trust_roots,
             self.config.tls.invalid_client_certificate,
-            clock,
+            clock.clone(),
         )?);
         let tls = server_config(&self.config.tls, &identity, Arc::clone(&verifier))?;
         let listener = match (self.listener, self.in_memory_only) {
@@ -368,7 +368,7 @@ impl MockEopHandle {
 
     /// The lab clock sessions read (the times in the records and banners).
     pub fn clock(&self) -> LabClock {
-        self.shared.clock
+        self.shared.clock.clone()
     }
 
     /// Current counters.

@@ -150,7 +150,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let site = Arc::new(ReceiveSite::start(
         vec![server.clone()],
         Perimeter::open(),
-        clock,
+        clock.clone(),
         seed,
     )?);
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -24,11 +24,13 @@ use hybridlab_artefacts::text::LineEnding;
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::exchange::{ExchangeVersion, TlsAuthLevel};
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, fixtures};
-use hybridlab_onprem::connector::{SchannelSettings, SendConnector, ServerIdentity};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
 use hybridlab_onprem::resolver::LabResolver;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::{DuplicatePolicy, SelectionSettings};
-use hybridlab_onprem::sender::{ConnectOptions, Outcome};
+use hybridlab_onprem::sender::{ConnectOptions, DeliveryOutcome};
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::{Deliver, TcpDeliver, Transport, TransportConfig};
 
 /// Arguments of `hybridlab send`.
@@ -182,14 +184,14 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
     );
     transport.on_session(report, false, clock.now());
     match &outcome {
-        Outcome::Delivered(r) => println!("result: delivered ({r})"),
-        Outcome::Deferred(r) => println!("result: deferred ({r})"),
-        Outcome::Rejected(r) => println!("result: rejected, NDR ({r})"),
-        Outcome::SessionFailed(f) => println!("result: session failed ({})", f.ack),
+        DeliveryOutcome::Delivered(r) => println!("result: delivered ({r})"),
+        DeliveryOutcome::Deferred(r) => println!("result: deferred ({r})"),
+        DeliveryOutcome::Rejected(r) => println!("result: rejected, NDR ({r})"),
+        DeliveryOutcome::SessionFailed(f) => println!("result: session failed ({})", f.ack),
     }
     print_queue(&transport);
     write_out(&args, &transport, cert_style, clock.now())?;
-    Ok(if matches!(outcome, Outcome::Delivered(_)) {
+    Ok(if matches!(outcome, DeliveryOutcome::Delivered(_)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -26,13 +26,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use hybridlab_model::exchange::{ExchangeVersion, QueueStatus};
+use hybridlab_model::size::ByteSize;
 use hybridlab_onprem::certstore::{AuthorityDescription, CertDescription};
-use hybridlab_onprem::connector::{
-    ByteQuantity, SchannelSettings, SendConnector, ServerIdentity, TransportSettings,
-};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::resolver::ConnectFailure;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::SelectionSettings;
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::CertificateCache;
+use hybridlab_onprem::transport::TransportSettings;
 
 /// The default run start: a fixed epoch so artefacts are the same from run to run (except key
 /// material).
@@ -205,7 +207,7 @@ pub struct MessageSpec {
     /// The plain-text body (line ends become CRLF); default: a short lab text.
     pub body: Option<String>,
     /// Pad the body so the MIME text is at least this big (`"40 MB"`, `"2000000"`).
-    pub size: Option<ByteQuantity>,
+    pub size: Option<ByteSize>,
     /// Extra header fields, in order (`[["X-Custom", "1"]]`).
     pub headers: Vec<(String, String)>,
     /// Add the organization headers (`X-MS-Exchange-Organization-AuthAs: Internal`...) that a

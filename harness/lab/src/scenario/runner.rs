@@ -7,14 +7,15 @@
 //!   streams into [`MockEopHandle::connect_in_memory`] with the scenario's source address as the
 //!   peer, so two virtual days of retries take milliseconds and every run is the same;
 //! - tcp transport: the mock listens on `127.0.0.1:0`, the sender binds the scenario's source
-//!   address; sessions run in real time; between attempts the runner pauses tokio's clock,
-//!   advances it to the next retry and resumes it. Scenarios marked `memory_only` (long stalls
-//!   inside a session) are skipped there.
+//!   address; sessions run in real time; between attempts the lab clock (shared with the mock)
+//!   skips to the next retry, tokio's clock is left alone. Scenarios marked `memory_only` (long
+//!   stalls inside a session) are skipped there.
 //!
-//! `[[changes]]` run on the same clock: before each wake-up of the queue the runner applies every
-//! admin change due by then (a change at T happens before any attempt at or after T), through the
-//! transport's admin actions ([`Transport::remove_certificate`], [`Transport::restart`]...). The
-//! run goes on until the queue is empty and every change has been applied, or the duration ends.
+//! The delivery loop is onprem's [`drive`]; the runner hands it [`LabHooks`]. `[[changes]]` run on
+//! the same clock: before each wake-up of the queue the loop applies every admin change due by
+//! then (a change at T happens before any attempt at or after T), through the transport's admin
+//! actions ([`Transport::remove_certificate`], [`Transport::restart`]...). The run goes on until
+//! the queue is empty and every change has been applied, or the duration ends.
 //!
 //! [`run_parallel`] runs many scenarios on a small pool of threads (`available_parallelism`).
 
@@ -33,13 +34,14 @@ use time::OffsetDateTime;
 use super::model::{ChangeAction, ConnectorChange, DnsEntry, Scenario, TransportKind};
 use hybridlab_artefacts::queue::{LastError, QueueSnapshot};
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, StoreEntry};
-use hybridlab_onprem::connector::{SendConnector, ServerIdentity, TransportSettings};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
-use hybridlab_onprem::resolver::{HostEntry, LabResolver};
+use hybridlab_onprem::resolver::{HostEntry, LabResolver, Target};
 use hybridlab_onprem::sender::{ConnectOptions, SessionReport};
+use hybridlab_onprem::server::ServerIdentity;
 use hybridlab_onprem::transport::{
-    Deliver, MemoryDeliver, MessageSnapshot, TcpDeliver, TimedRecord, Transport, TransportConfig,
-    TransportRecord,
+    DriveHooks, MemoryDeliver, QueuedMessage, TcpDeliver, TimedRecord, Transport, TransportConfig,
+    TransportRecord, TransportSettings, drive,
 };
 
 /// The first internal message id (as in the background case's send log).
@@ -125,9 +127,9 @@ pub struct Replay {
     pub last_errors: Vec<(OffsetDateTime, LastError)>,
     /// The queue as `Get-Queue` shows it at the end of the run.
     pub queue: QueueSnapshot,
-    /// `Get-Message` at the end (messages still queued).
-    pub queued: Vec<MessageSnapshot>,
-    /// What the mock recorded of every session that reached it (commands, TLS, verdict).
+    /// The messages still queued at the end (their `Get-Message` rows are in the bundle).
+    pub queued: Vec<QueuedMessage>,
+    /// The mock's session records.
     pub mock_sessions: Vec<SessionRecord>,
     /// The mock's certificate (what EOP presented).
     pub eop_certificate: CertFacts,
@@ -232,7 +234,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     let start = s.run.start;
     let clock = LabClock::starting_at(start);
     let (mut store, public_roots) = build_store(s)?;
-    let mock = start_mock(s, kind, clock, public_roots).await?;
+    let mock = start_mock(s, kind, clock.clone(), public_roots).await?;
     if s.onprem.trust_eop_root {
         store.add_trusted_root("EOP root", mock.ca_certificate().clone())?;
     }
@@ -259,7 +261,13 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
     // the queue runs
     let src = s.onprem.source_address;
     let until = start + s.run.duration.to_time();
-    let mut last_errors: Vec<(OffsetDateTime, LastError)> = Vec::new();
+    let mut hooks = LabHooks {
+        timeline: &mut timeline,
+        mock: &mock,
+        kind,
+        last_errors: Vec::new(),
+        sessions_before: 0,
+    };
     match kind {
         TransportKind::Memory => {
             let peer = SocketAddr::new(src, 27436);
@@ -267,19 +275,8 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
                 connect: || mock.connect_in_memory(peer),
                 local: peer,
             };
-            drive(
-                &mut transport,
-                &resolver,
-                &mut d,
-                &clock,
-                until,
-                s.run.max_steps,
-                kind,
-                &mock,
-                &mut last_errors,
-                &mut timeline,
-            )
-            .await?;
+            let (steps, r) = (s.run.max_steps, &resolver);
+            drive(&mut transport, r, &mut d, &clock, until, steps, &mut hooks).await?;
         }
         TransportKind::Tcp => {
             let mut d = TcpDeliver {
@@ -289,21 +286,11 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
                     ..ConnectOptions::default()
                 },
             };
-            drive(
-                &mut transport,
-                &resolver,
-                &mut d,
-                &clock,
-                until,
-                s.run.max_steps,
-                kind,
-                &mock,
-                &mut last_errors,
-                &mut timeline,
-            )
-            .await?;
+            let (steps, r) = (s.run.max_steps, &resolver);
+            drive(&mut transport, r, &mut d, &clock, until, steps, &mut hooks).await?;
         }
     }
+    let last_errors = hooks.last_errors;
     let end = clock.now();
     let eop_certificate = mock.server_certificate().clone();
     let mock_sessions = match kind {
@@ -332,7 +319,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<Replay, RunError> {
         finished: transport.finished().to_vec(),
         last_errors,
         queue: transport.snapshot(),
-        queued: transport.message_snapshots(),
+        queued: transport.messages().to_vec(),
         mock_sessions,
         eop_certificate,
         wall: Duration::ZERO,
@@ -512,7 +499,7 @@ fn outbound(m: &super::model::MessageSpec, id: u64, at: OffsetDateTime) -> Outbo
     o.headers.extend(m.headers.iter().cloned());
     o.min_size = m
         .size
-        .and_then(|q| q.0)
+        .and_then(|q| q.bytes())
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     o
 }
@@ -574,102 +561,69 @@ fn build_resolver(s: &Scenario, connectors: &[&SendConnector], mock: SocketAddr)
     r
 }
 
-/// Moves the lab clock to `t`: under the paused clock by sleeping (tokio jumps), over TCP by
-/// pausing, advancing and resuming tokio's clock.
-async fn sleep_to(clock: &LabClock, t: OffsetDateTime, kind: TransportKind) {
-    let at = clock.instant_at(t);
-    match kind {
-        TransportKind::Memory => tokio::time::sleep_until(at).await,
-        TransportKind::Tcp => {
-            #[allow(clippy::disallowed_methods)] // a driver: advances tokio's clock to the lab time
-            let now = tokio::time::Instant::now();
-            if at > now {
-                tokio::time::pause();
-                tokio::time::advance(at - now).await;
-                tokio::time::resume();
-            }
-        }
-    }
+/// What the lab adds to the onprem delivery loop ([`drive`]): the `[[changes]]` timeline, the
+/// loopback rule of the tcp transport, the wait for the mock's record of a session, and the
+/// LastError history.
+struct LabHooks<'a> {
+    /// The admin changes still to apply.
+    timeline: &'a mut AdminTimeline,
+    /// The mock the sessions go to.
+    mock: &'a MockEopHandle,
+    /// How sessions travel (over tcp a session must stay on loopback).
+    kind: TransportKind,
+    /// Every LastError the queue showed, in order, with the time of the wake-up that set it.
+    last_errors: Vec<(OffsetDateTime, LastError)>,
+    /// The mock's finished-session count before the session under way.
+    sessions_before: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive<D: Deliver>(
-    transport: &mut Transport,
-    resolver: &LabResolver,
-    deliver: &mut D,
-    clock: &LabClock,
-    until: OffsetDateTime,
-    max_steps: usize,
-    kind: TransportKind,
-    mock: &MockEopHandle,
-    last_errors: &mut Vec<(OffsetDateTime, LastError)>,
-    timeline: &mut AdminTimeline,
-) -> Result<(), RunError> {
-    for _ in 0..max_steps.saturating_add(timeline.len()) {
-        let wake = transport.next_wakeup();
-        // a change at T happens before any attempt at or after T
-        if let Some(at) = timeline.next_at()
-            && at <= until
-            && wake.is_none_or(|w| at <= w)
+impl DriveHooks for LabHooks<'_> {
+    type Error = RunError;
+
+    fn next_change_at(&self) -> Option<OffsetDateTime> {
+        self.timeline.next_at()
+    }
+
+    fn apply_change(&mut self, transport: &mut Transport, now: OffsetDateTime) {
+        self.timeline.apply_next(transport, now);
+    }
+
+    fn pending_changes(&self) -> usize {
+        self.timeline.remaining()
+    }
+
+    fn before_attempt(&mut self, target: &Target) -> Result<(), RunError> {
+        if self.kind == TransportKind::Tcp
+            && target.unreachable.is_none()
+            && !target.addr.ip().is_loopback()
         {
-            sleep_to(clock, at, kind).await;
-            timeline.apply_next(transport, clock.now());
-            continue;
+            return Err(RunError::Unsupported(format!(
+                "target {} is not on loopback: the tcp transport never leaves the machine",
+                target.addr
+            )));
         }
-        let Some(wake) = wake else {
-            break;
-        };
-        if wake > until {
-            sleep_to(clock, until, kind).await;
-            break;
-        }
-        sleep_to(clock, wake, kind).await;
-        let now = clock.now();
-        transport.on_time(now);
-        let due = transport.due_messages(now);
-        if due.is_empty() {
-            continue;
-        }
-        let connector = transport.config().connector.clone();
-        let domain = due[0].recipient_domain().to_string();
-        match resolver.next_hop(&connector, &domain) {
-            Err(e) => transport.on_dns_failure(&e, now),
-            Ok(targets) => {
-                let Some(target) = targets.into_iter().next() else {
-                    continue;
-                };
-                if kind == TransportKind::Tcp
-                    && target.unreachable.is_none()
-                    && !target.addr.ip().is_loopback()
-                {
-                    return Err(RunError::Unsupported(format!(
-                        "target {} is not on loopback: the tcp transport never leaves the machine",
-                        target.addr
-                    )));
-                }
-                let reached_mock = target.unreachable.is_none();
-                let before = mock.counts().sessions;
-                let cfg = transport.session_config(target, &domain);
-                let fallback = cfg.skip_starttls;
-                let report = deliver.deliver(cfg, due, clock).await;
-                transport.on_session(report, fallback, clock.now());
-                if kind == TransportKind::Tcp && reached_mock {
-                    // let the mock finish its record before time jumps
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        mock.wait_for_sessions(before + 1),
-                    )
-                    .await;
-                }
-            }
-        }
-        if let Some(le) = transport.snapshot().last_error
-            && last_errors.last().is_none_or(|(_, l)| *l != le)
-        {
-            last_errors.push((now, le));
+        self.sessions_before = self.mock.counts().sessions;
+        Ok(())
+    }
+
+    async fn after_attempt(&mut self, target: &Target) {
+        if self.kind == TransportKind::Tcp && target.unreachable.is_none() {
+            // let the mock finish its record before the lab clock skips ahead
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.mock.wait_for_sessions(self.sessions_before + 1),
+            )
+            .await;
         }
     }
-    Ok(())
+
+    fn after_wakeup(&mut self, transport: &Transport, now: OffsetDateTime) {
+        if let Some(le) = transport.snapshot().last_error
+            && self.last_errors.last().is_none_or(|(_, l)| *l != le)
+        {
+            self.last_errors.push((now, le));
+        }
+    }
 }
 
 fn cert_row(e: &StoreEntry, installed: bool) -> CertRow {
@@ -772,8 +726,9 @@ impl AdminTimeline {
         })
     }
 
-    fn len(&self) -> usize {
-        self.steps.len()
+    /// How many changes are still to apply.
+    fn remaining(&self) -> usize {
+        self.steps.len() - self.next
     }
 
     /// The connectors the changes install (for the resolver).

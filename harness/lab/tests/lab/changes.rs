@@ -445,7 +445,7 @@ async fn store_change_without_restart_keeps_the_cached_selection() {
         .thumbprint
         .clone();
     let keyed = lab.store.entry("keyed").unwrap().facts.thumbprint.clone();
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let resolver = lab.resolver_as("104.47.10.36:25".parse().unwrap());
     let mut d = lab.memory(peer());
     let mut t = lab.transport(pinned());
@@ -550,7 +550,7 @@ async fn without_a_cache_the_store_change_takes_effect_at_the_next_retry() {
         .thumbprint
         .clone();
     let keyed = lab.store.entry("keyed").unwrap().facts.thumbprint.clone();
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let resolver = lab.resolver_as("104.47.10.36:25".parse().unwrap());
     let mut d = lab.memory(peer());
     let mut t = lab.transport(pinned());
@@ -586,7 +586,7 @@ async fn a_new_tls_certificate_name_bypasses_the_cache() {
         .clone();
     let other = lab.store.entry("other").unwrap();
     let (other_thumb, other_id) = (other.facts.thumbprint.clone(), other.x509_identifier());
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let resolver = lab.resolver_as("104.47.10.36:25".parse().unwrap());
     let mut d = lab.memory(peer());
     let mut t = lab.transport(pinned());

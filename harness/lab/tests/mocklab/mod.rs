@@ -56,7 +56,7 @@ pub async fn start_with(
         .config(config)
         .faults(faults)
         .seed(7)
-        .clock(clock)
+        .clock(clock.clone())
         .trust_roots(roots);
     if net == Net::Memory {
         b = b.in_memory_only();

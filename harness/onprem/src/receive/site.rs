@@ -327,7 +327,7 @@ impl ReceiveSite {
             session,
             stream,
             tls,
-            self.clock,
+            self.clock.clone(),
             self.shutdown.subscribe(),
             &mut on_message,
         )

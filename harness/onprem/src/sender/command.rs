@@ -15,7 +15,7 @@ pub struct StartTls;
 /// `MAIL FROM:<addr> SIZE=<n>`.
 #[derive(Debug, Clone, Copy)]
 pub struct MailFrom<'a> {
-    /// Envelope sender.
+    /// The envelope sender address, without angle brackets.
     pub from: &'a str,
     /// The SIZE parameter (sent when the server advertised SIZE).
     pub size: Option<usize>,
@@ -26,9 +26,9 @@ pub struct RcptTo<'a>(pub &'a str);
 /// `BDAT <n> LAST` (RFC 3030); the chunk follows the command line.
 #[derive(Debug, Clone, Copy)]
 pub struct Bdat {
-    /// Chunk length.
+    /// Bytes in the chunk that follows the command line.
     pub len: usize,
-    /// Last chunk.
+    /// Whether this chunk ends the message (`LAST`).
     pub last: bool,
 }
 /// `DATA`.

@@ -12,18 +12,20 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::machine::{Action, SenderMachine, SessionConfig, SessionReport};
+use super::machine::{Action, SenderMachine, SessionConfig};
+use super::report::SessionReport;
 use super::tls::{TlsInfo, TlsResult, client_config, security_status};
 use crate::message::OutboundMessage;
 use crate::resolver::ConnectFailure;
 use hybridlab_labkit::clock::LabClock;
+use hybridlab_model::core::ProtocolCore;
 
 /// How the driver connects.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectOptions {
     /// Bind this source address before connecting (loopback only in the lab: 127.0.0.0/8 or ::1).
     pub source_ip: Option<IpAddr>,
-    /// TCP connect timeout.
+    /// How long the TCP connect may take before the session fails as unreachable (10060).
     pub connect_timeout: Duration,
     /// Upper bound on read/handshake steps (every loop is bounded).
     pub max_steps: usize,
@@ -101,7 +103,7 @@ pub async fn run_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    machine.on_connected(local, clock.now());
+    machine.handle_connected(clock.now(), local);
     let mut conn = Conn::Plain(stream);
     let mut buf = vec![0u8; 16 * 1024];
     for _ in 0..max_steps {
@@ -111,23 +113,23 @@ where
             match action {
                 Action::Send(bytes) => {
                     if conn.write_all(&bytes).await.is_err() {
-                        machine.on_eof(clock.now());
+                        machine.handle_eof(clock.now());
                     }
                 }
                 Action::StartTls(req) => {
                     let Conn::Plain(plain) = std::mem::replace(&mut conn, Conn::Gone) else {
-                        machine.on_tls(
+                        machine.handle_tls(
+                            clock.now(),
                             TlsResult::Failed(
                                 hybridlab_model::exchange::SecurityStatus::InvalidToken,
                             ),
-                            clock.now(),
                         );
                         continue;
                     };
                     let name = req.server_name.clone();
                     let (result, next) = handshake(plain, *req, &name, clock).await;
                     conn = next;
-                    machine.on_tls(result, clock.now());
+                    machine.handle_tls(clock.now(), result);
                 }
                 Action::Close => {
                     conn.shutdown().await;
@@ -135,10 +137,10 @@ where
                 }
             }
         }
-        if closed || machine.is_done() {
+        if closed || machine.is_closed() {
             break;
         }
-        let deadline = machine.deadline();
+        let deadline = machine.poll_timeout();
         let read = async { conn.read(&mut buf).await };
         let outcome = match deadline {
             Some(d) => {
@@ -150,9 +152,9 @@ where
             None => Some(read.await),
         };
         match outcome {
-            None => machine.on_timeout(clock.now()),
-            Some(Ok(0)) | Some(Err(_)) => machine.on_eof(clock.now()),
-            Some(Ok(n)) => machine.on_data(&buf[..n], clock.now()),
+            None => machine.handle_timeout(clock.now()),
+            Some(Ok(0)) | Some(Err(_)) => machine.handle_eof(clock.now()),
+            Some(Ok(n)) => machine.handle_input(clock.now(), &buf[..n]),
         }
     }
     machine.finish()
@@ -178,7 +180,7 @@ where
             let (_, c) = tls.get_ref();
             let (peer_chain, chain) = verifier
                 .take()
-                .unwrap_or_else(|| (Vec::new(), super::tls::ChainVerdict::NoCertificate));
+                .unwrap_or_else(|| (Vec::new(), super::tls::RemoteChainStatus::NoCertificate));
             let info = TlsInfo {
                 protocol: match c.protocol_version() {
                     Some(rustls::ProtocolVersion::TLSv1_3) => "TLS1_3".into(),
@@ -219,7 +221,7 @@ pub async fn deliver_tcp(
     let target = cfg.target.clone();
     let mut machine = SenderMachine::new(cfg, messages, clock.now());
     if let Some(failure) = target.unreachable {
-        machine.on_connect_failed(failure, clock.now());
+        machine.handle_connect_failed(clock.now(), failure);
         return Ok(machine.finish());
     }
     let connect = async {
@@ -240,11 +242,11 @@ pub async fn deliver_tcp(
             } else {
                 ConnectFailure::TimedOut
             };
-            machine.on_connect_failed(f, clock.now());
+            machine.handle_connect_failed(clock.now(), f);
             return Ok(machine.finish());
         }
         Err(_) => {
-            machine.on_connect_failed(ConnectFailure::TimedOut, clock.now());
+            machine.handle_connect_failed(clock.now(), ConnectFailure::TimedOut);
             return Ok(machine.finish());
         }
     };

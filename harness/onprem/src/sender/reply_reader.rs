@@ -14,7 +14,8 @@ use smtp_proto::{EhloResponse, Error as SmtpError};
 #[error("malformed reply from the server: {0}")]
 pub struct ReplyError(pub String);
 
-/// Incremental reply reader.
+/// Frames the server's byte stream into replies as the bytes arrive (a reply may span reads, a
+/// read may hold several pipelined replies).
 #[derive(Default)]
 pub struct ReplyReader {
     rx: ResponseReceiver,
@@ -32,7 +33,7 @@ impl std::fmt::Debug for ReplyReader {
 /// One framed reply with its raw bytes (for EHLO parsing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawReply {
-    /// The reply.
+    /// The reply as parsed: code, enhanced status code, text lines.
     pub reply: Reply,
     /// The bytes it came in.
     pub raw: Vec<u8>,
@@ -46,7 +47,7 @@ impl RawReply {
 }
 
 impl ReplyReader {
-    /// A fresh reader.
+    /// A reader that has seen no bytes.
     pub fn new() -> Self {
         Self::default()
     }

@@ -17,13 +17,16 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::connector::SchannelSettings;
+use crate::schannel::SchannelSettings;
 use hybridlab_model::exchange::SecurityStatus;
 
-/// What the chain check found (name not included: Exchange checks the name against `TlsDomain`).
+/// The Windows chain status of the certificate the remote server presented, as the sender's
+/// check found it (the name is not part of it: Exchange checks the name against `TlsDomain`
+/// separately). Not the mock's `hybridlab_model::record::ChainVerdict`, which judges a client
+/// certificate in rustls' terms and has no "no certificate" case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ChainVerdict {
+pub enum RemoteChainStatus {
     /// Builds to a lab root and is in date.
     Trusted,
     /// Ends at an untrusted root, or an intermediate is missing.
@@ -38,7 +41,7 @@ pub enum ChainVerdict {
     Other(String),
 }
 
-impl ChainVerdict {
+impl RemoteChainStatus {
     /// The chain status name Exchange logs (`UntrustedRoot`, `Expired`, ...).
     pub fn status_name(&self) -> &str {
         match self {
@@ -55,9 +58,9 @@ impl ChainVerdict {
 /// A client credential: the chain to present and its key.
 #[derive(Debug)]
 pub struct ClientCredential {
-    /// Leaf first, then intermediates.
+    /// The certificates to present: the leaf first, then the intermediates from the store.
     pub chain: Vec<CertificateDer<'static>>,
-    /// The private key.
+    /// The leaf's private key, as the store hands it to SChannel.
     pub key: PrivateKeyDer<'static>,
 }
 
@@ -68,16 +71,16 @@ pub struct TlsRequest {
     pub server_name: String,
     /// The chosen certificate with its key, when one was selected and usable.
     pub credential: Option<ClientCredential>,
-    /// `LocalMachine\Root`.
+    /// The trust roots the remote certificate must chain to (`LocalMachine\Root`).
     pub roots: rustls::RootCertStore,
-    /// Protocol versions and suites.
+    /// The TLS versions and cipher suites SChannel may negotiate.
     pub schannel: SchannelSettings,
 }
 
 /// The handshake's result, as the machine consumes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsResult {
-    /// The handshake completed.
+    /// The handshake completed, with what it negotiated.
     Established(TlsInfo),
     /// SChannel failed with this status.
     Failed(SecurityStatus),
@@ -86,17 +89,17 @@ pub enum TlsResult {
 /// Facts about an established TLS session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsInfo {
-    /// `TLS1_2` or `TLS1_3`.
+    /// The negotiated version as the log names it: `TLS1_2` or `TLS1_3`.
     pub protocol: String,
-    /// IANA suite name.
+    /// The negotiated cipher suite, by IANA name.
     pub cipher_suite: String,
     /// Key exchange group (`secp256r1`, `X25519`...).
     pub kx_group: Option<String>,
     /// The peer's chain, leaf first.
     #[serde(skip)]
     pub peer_chain: Vec<CertificateDer<'static>>,
-    /// The chain check at the lab time.
-    pub chain: ChainVerdict,
+    /// What the chain check of the remote certificate found, at the lab time of the handshake.
+    pub chain: RemoteChainStatus,
 }
 
 impl TlsInfo {
@@ -157,7 +160,7 @@ pub fn unix_time(now: OffsetDateTime) -> UnixTime {
 pub struct RecordingVerifier {
     inner: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
-    seen: Mutex<Option<(Vec<CertificateDer<'static>>, ChainVerdict)>>,
+    seen: Mutex<Option<(Vec<CertificateDer<'static>>, RemoteChainStatus)>>,
 }
 
 impl RecordingVerifier {
@@ -178,29 +181,29 @@ impl RecordingVerifier {
     }
 
     /// The chain and verdict of the last handshake.
-    pub fn take(&self) -> Option<(Vec<CertificateDer<'static>>, ChainVerdict)> {
+    pub fn take(&self) -> Option<(Vec<CertificateDer<'static>>, RemoteChainStatus)> {
         self.seen.lock().ok().and_then(|mut g| g.take())
     }
 }
 
 /// Maps a webpki/rustls certificate error to a chain verdict (`None`: the chain is fine, only the
 /// name differs, which the Exchange layer judges itself).
-pub fn chain_verdict(e: &TlsError) -> Option<ChainVerdict> {
+pub fn remote_chain_status(e: &TlsError) -> Option<RemoteChainStatus> {
     Some(match e {
         TlsError::InvalidCertificate(c) => match c {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 return None;
             }
-            CertificateError::UnknownIssuer => ChainVerdict::UntrustedRoot,
+            CertificateError::UnknownIssuer => RemoteChainStatus::UntrustedRoot,
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                ChainVerdict::Expired
+                RemoteChainStatus::Expired
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                ChainVerdict::NotTimeValid
+                RemoteChainStatus::NotTimeValid
             }
-            other => ChainVerdict::Other(format!("{other:?}")),
+            other => RemoteChainStatus::Other(format!("{other:?}")),
         },
-        other => ChainVerdict::Other(other.to_string()),
+        other => RemoteChainStatus::Other(other.to_string()),
     })
 }
 
@@ -214,7 +217,7 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
         let verdict = match &self.inner {
-            None => ChainVerdict::UntrustedRoot,
+            None => RemoteChainStatus::UntrustedRoot,
             Some(v) => match v.verify_server_cert(
                 end_entity,
                 intermediates,
@@ -222,8 +225,8 @@ impl ServerCertVerifier for RecordingVerifier {
                 ocsp_response,
                 now,
             ) {
-                Ok(_) => ChainVerdict::Trusted,
-                Err(e) => chain_verdict(&e).unwrap_or(ChainVerdict::Trusted),
+                Ok(_) => RemoteChainStatus::Trusted,
+                Err(e) => remote_chain_status(&e).unwrap_or(RemoteChainStatus::Trusted),
             },
         };
         let mut chain = vec![end_entity.clone().into_owned()];
@@ -353,7 +356,7 @@ mod tests {
             cipher_suite: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into(),
             kx_group: Some("secp384r1".into()),
             peer_chain: Vec::new(),
-            chain: ChainVerdict::Trusted,
+            chain: RemoteChainStatus::Trusted,
         };
         assert_eq!(
             i.schannel_text(),
@@ -381,13 +384,13 @@ mod tests {
         );
         assert_eq!(security_status(&internal), SecurityStatus::IllegalMessage);
         assert_eq!(
-            chain_verdict(&TlsError::InvalidCertificate(
+            remote_chain_status(&TlsError::InvalidCertificate(
                 CertificateError::UnknownIssuer
             )),
-            Some(ChainVerdict::UntrustedRoot)
+            Some(RemoteChainStatus::UntrustedRoot)
         );
         assert_eq!(
-            chain_verdict(&TlsError::InvalidCertificate(
+            remote_chain_status(&TlsError::InvalidCertificate(
                 CertificateError::NotValidForName
             )),
             None

@@ -2,18 +2,16 @@
 //! streams): quick retries, long retries, delay DSN, expiry NDR, recovery after N failed attempts,
 //! opportunistic fallback, message-level 4xx, DNS failure, and the classic case end to end.
 
-mod mocklab;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use crate::support::mocklab::{self, MockLab, Net, SMART_HOST, message, pinned};
 use hybridlab_model::exchange::QueueStatus;
 use hybridlab_onprem::resolver::LabResolver;
 use hybridlab_onprem::transport::{Transport, TransportConfig, TransportRecord, run_until};
 use mock_eop::config::EopConfig;
 use mock_eop::fault::{Fault, FaultAction, Stage};
-use mocklab::{MockLab, Net, SMART_HOST, message, pinned};
 use time::{Duration, OffsetDateTime};
 
 fn t0() -> OffsetDateTime {
@@ -68,7 +66,7 @@ async fn classic_case_end_to_end_over_two_days() {
         .facts
         .thumbprint
         .clone();
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(12884901890));
     let mut d = lab.memory(peer());
@@ -153,7 +151,7 @@ async fn classic_case_end_to_end_over_two_days() {
 #[tokio::test(start_paused = true)]
 async fn keyed_twin_first_delivers_with_2_6_0() {
     let lab = make_lab(false, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -185,7 +183,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
         vec![Fault::new(Stage::TlsHandshake, FaultAction::Drop).first(3)],
     )
     .await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -231,7 +229,7 @@ async fn recovery_after_three_failed_attempts_and_fix_in_store() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(2));
     let mut d = lab.memory(peer());
@@ -268,7 +266,7 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
     c.require_tls = false;
     c.tls_auth_level = None;
     c.tls_domain = None;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(c);
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -311,7 +309,7 @@ async fn opportunistic_fallback_only_when_tls_not_required() {
 
     // RequireTLS: never falls back
     let lab = make_lab(true, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -341,12 +339,12 @@ async fn message_level_4xx_uses_message_retry_interval() {
         vec![Fault::new(Stage::Rcpt, FaultAction::Throttle(Default::default())).first(2)],
     )
     .await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());
     run_until(&mut t, &resolver(&lab), &mut d, &clock, t0(), 10).await;
-    let msgs = t.message_snapshots();
+    let msgs = t.message_rows();
     assert_eq!(msgs[0].identity, "EDGE01\\3\\1");
     assert_eq!(msgs[0].retry_count, 1);
     assert_eq!(
@@ -375,10 +373,10 @@ async fn message_level_4xx_uses_message_retry_interval() {
 #[tokio::test(start_paused = true)]
 async fn dns_failure_and_mailbox_defaults() {
     let lab = make_lab(false, vec![]).await;
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut cfg = TransportConfig::new(pinned());
-    cfg.settings = hybridlab_onprem::connector::TransportSettings::mailbox();
-    cfg.settings.retry_interleaving = hybridlab_onprem::connector::RetryInterleaving::TransientOnly;
+    cfg.settings = hybridlab_onprem::transport::TransportSettings::mailbox();
+    cfg.settings.retry_interleaving = hybridlab_onprem::transport::RetryInterleaving::TransientOnly;
     let mut t = Transport::new(cfg, Arc::new(lab.store.clone()));
     t.submit(message(1));
     let mut d = lab.memory(peer());
@@ -423,7 +421,7 @@ async fn suspend_resume_and_retry_queue() {
         .clone();
     let mut fixed = lab.store.clone();
     fixed.remove(&keyless);
-    let clock = lab.clock;
+    let clock = lab.clock.clone();
     let mut t = lab.transport(pinned());
     t.submit(message(1));
     let mut d = lab.memory(peer());

@@ -1,23 +1,24 @@
 //! The sender's driver against a real rustls server in-process, over TCP on loopback and over a
-//! memory duplex: every TLS outcome of issue 3 item 4.
-
-mod common;
+//! memory duplex: every TLS outcome the sender reports (established, each SChannel failure, a
+//! remote certificate the TlsAuthLevel refuses, a dropped or garbled handshake).
 
 use std::sync::Arc;
 
-use common::{AfterStartTls, ServerOpts};
+use crate::support::tls_server::{self, AfterStartTls, ServerOpts};
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_labkit::pki::{CertAuthority, CertSpec, IssuedCert};
 use hybridlab_model::exchange::{SecurityStatus, TlsAuthLevel};
 use hybridlab_onprem::certstore::{CertStore, fixtures};
-use hybridlab_onprem::connector::{SchannelSettings, SendConnector, ServerIdentity};
+use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
 use hybridlab_onprem::resolver::Target;
+use hybridlab_onprem::schannel::SchannelSettings;
 use hybridlab_onprem::selection::SelectionSettings;
 use hybridlab_onprem::sender::{
-    ConnectOptions, FailureKind, Outcome, SenderMachine, SessionConfig, SessionReport, deliver_tcp,
-    run_session,
+    ConnectOptions, DeliveryOutcome, FailureKind, SenderMachine, SessionConfig, SessionReport,
+    deliver_tcp, run_session,
 };
+use hybridlab_onprem::server::ServerIdentity;
 use time::OffsetDateTime;
 
 fn t0() -> OffsetDateTime {
@@ -112,7 +113,7 @@ async fn send(cfg: SessionConfig, clock: LabClock) -> SessionReport {
 
 fn failure(r: &SessionReport) -> hybridlab_onprem::sender::SessionFailure {
     match r.outcome() {
-        Outcome::SessionFailed(f) => f,
+        DeliveryOutcome::SessionFailed(f) => f,
         other => panic!(
             "expected a session failure, got {other:?}\n{}",
             r.transcript()
@@ -125,9 +126,9 @@ async fn keyed_twin_delivers_and_presents_the_keyed_certificate() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
     let keyed = st.entry("keyed").unwrap().facts.thumbprint.clone();
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
-    let Outcome::Delivered(reply) = r.outcome() else {
+    let DeliveryOutcome::Delivered(reply) = r.outcome() else {
         panic!("{}", r.transcript())
     };
     assert!(reply.text().starts_with("2.6.0"), "{reply}");
@@ -155,7 +156,7 @@ async fn keyed_twin_delivers_and_presents_the_keyed_certificate() {
     );
     assert_eq!(
         r.tls.as_ref().unwrap().chain,
-        hybridlab_onprem::sender::ChainVerdict::Trusted
+        hybridlab_onprem::sender::RemoteChainStatus::Trusted
     );
 }
 
@@ -164,7 +165,7 @@ async fn keyless_twin_first_sends_no_tls_bytes() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(true, &eop, true);
     let keyless = st.entry("twin-nokey").unwrap().facts.thumbprint.clone();
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     let f = failure(&r);
     assert_eq!(
@@ -190,7 +191,7 @@ async fn keyless_twin_first_sends_no_tls_bytes() {
 async fn untrusted_root_with_certificate_validation() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, false);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let mut c = pinned();
     c.tls_auth_level = Some(TlsAuthLevel::CertificateValidation);
     c.tls_domain = None;
@@ -215,13 +216,13 @@ async fn untrusted_root_with_certificate_validation() {
     c.tls_auth_level = Some(TlsAuthLevel::EncryptionOnly);
     let r = send(session(c, st, addr), LabClock::starting_at(t0())).await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );
     assert_eq!(
         r.tls.unwrap().chain,
-        hybridlab_onprem::sender::ChainVerdict::UntrustedRoot
+        hybridlab_onprem::sender::RemoteChainStatus::UntrustedRoot
     );
 }
 
@@ -229,7 +230,7 @@ async fn untrusted_root_with_certificate_validation() {
 async fn wrong_name_with_domain_validation() {
     let eop = eop_pki("mx.fabrikam.com", t0());
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -247,7 +248,7 @@ async fn expired_at_virtual_time() {
         t0() - time::Duration::days(400),
     );
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -263,7 +264,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.versions = vec![&rustls::version::TLS13];
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(
         session(pinned(), st.clone(), addr),
         LabClock::starting_at(t0()),
@@ -285,7 +286,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
     };
     let r = send(cfg, LabClock::starting_at(t0())).await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );
@@ -296,7 +297,7 @@ async fn no_common_protocol_version_is_algorithm_mismatch() {
 async fn no_common_cipher_is_algorithm_mismatch() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
-    let (addr, _) = common::start(opts(&eop, &st)).await;
+    let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let mut cfg = session(pinned(), st, addr);
     // the lab's certificates are ECDSA: leave only RSA suites
     cfg.schannel.cipher_suites = Some(vec!["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into()]);
@@ -315,7 +316,7 @@ async fn reset_during_handshake_is_socket_error() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.after_starttls = AfterStartTls::Reset;
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     let f = failure(&r);
     assert_eq!(
@@ -342,7 +343,7 @@ async fn plaintext_garbage_during_handshake_is_illegal_message() {
     let st = store(false, &eop, true);
     let mut o = opts(&eop, &st);
     o.after_starttls = AfterStartTls::Garbage;
-    let (addr, _) = common::start(o).await;
+    let (addr, _) = tls_server::start(o).await;
     let r = send(session(pinned(), st, addr), LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,
@@ -356,7 +357,7 @@ async fn plaintext_garbage_during_handshake_is_illegal_message() {
 async fn source_address_bind_and_refused_connect() {
     let eop = eop_pki("mail.protection.outlook.com", t0());
     let st = store(false, &eop, true);
-    let (addr, sink) = common::start(opts(&eop, &st)).await;
+    let (addr, sink) = tls_server::start(opts(&eop, &st)).await;
     let clock = LabClock::starting_at(t0());
     let r = deliver_tcp(
         session(pinned(), st, addr),
@@ -369,7 +370,7 @@ async fn source_address_bind_and_refused_connect() {
     )
     .await
     .unwrap();
-    assert!(matches!(r.outcome(), Outcome::Delivered(_)));
+    assert!(matches!(r.outcome(), DeliveryOutcome::Delivered(_)));
     assert_eq!(r.log.local.unwrap().ip().to_string(), "127.0.0.2");
     assert_eq!(
         sink.wait(0).await.peer.unwrap().ip().to_string(),
@@ -407,8 +408,8 @@ async fn memory_duplex_and_virtual_inactivity_timeout() {
     let st = store(false, &eop, true);
     let o = opts(&eop, &st);
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let sink: common::Sink = Arc::default();
-    tokio::spawn(common::serve(server, None, o, sink.clone()));
+    let sink: tls_server::Sink = Arc::default();
+    tokio::spawn(tls_server::serve(server, None, o, sink.clone()));
     let clock = LabClock::starting_at(t0());
     let cfg = session(pinned(), st, "127.0.0.1:25".parse().unwrap());
     let m = SenderMachine::new(cfg, vec![msg()], clock.now());
@@ -421,7 +422,7 @@ async fn memory_duplex_and_virtual_inactivity_timeout() {
     )
     .await;
     assert!(
-        matches!(r.outcome(), Outcome::Delivered(_)),
+        matches!(r.outcome(), DeliveryOutcome::Delivered(_)),
         "{}",
         r.transcript()
     );

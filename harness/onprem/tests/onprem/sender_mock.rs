@@ -4,11 +4,10 @@
 //! stripping STARTTLS, handshake faults, and an EOP certificate from an untrusted root. Each case
 //! checks the reply, the queue and the send log lines, and the mock's own record of the session.
 
-mod mocklab;
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration as StdDuration;
 
+use crate::support::mocklab::{self, MockLab, Net, SMART_HOST, message, pinned, t0};
 use hybridlab_artefacts::csv;
 use hybridlab_model::attribution::{AttributedBy, AttributionVerdict, VerdictKind};
 use hybridlab_model::exchange::{QueueStatus, TlsAuthLevel};
@@ -21,7 +20,6 @@ use hybridlab_onprem::sender::ConnectOptions;
 use hybridlab_onprem::transport::{TcpDeliver, Transport, TransportRecord, run_until};
 use mock_eop::config::{ConnectorType, EopConfig, InboundConnector, SenderIpRange};
 use mock_eop::fault::{Fault, FaultAction, Stage, TlsAlert};
-use mocklab::{MockLab, Net, SMART_HOST, message, pinned, t0};
 use time::Duration;
 
 const CLASSIC_LED: &str =
@@ -146,7 +144,7 @@ async fn classic_case(net: Net) {
     assert_eq!(led(&t), CLASSIC_LED);
     assert_eq!(q.last_error.as_ref().unwrap().fqdn, SMART_HOST);
     assert_eq!(
-        t.message_snapshots()[0].last_error.as_ref().unwrap().led,
+        t.messages()[0].last_error.as_ref().unwrap().led,
         CLASSIC_LED
     );
 
@@ -565,7 +563,7 @@ async fn throttled_for_the_first_two_attempts_then_delivered() {
             .transcript()
             .contains(&format!(",<,{},", busy.one_line()))
     );
-    assert_eq!(t.message_snapshots()[0].retry_count, 1);
+    assert_eq!(t.messages()[0].retry_count, 1);
     run_until(
         &mut t,
         &r,

@@ -2,8 +2,7 @@
 //! tokio-rustls for STARTTLS, behaviours the mock EOP does not have switchable per test (any TLS
 //! version set, any certificate, no STARTTLS, reset or garbage after `220 2.0.0 SMTP server
 //! ready`). Binds 127.0.0.1:0 or serves any stream. Tests that want EOP's behaviour use the mock
-//! (tests/mocklab).
-#![allow(dead_code, unreachable_pub)]
+//! (`super::mocklab`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,14 +17,14 @@ use tokio::net::TcpListener;
 
 /// What to do after answering STARTTLS with 220.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterStartTls {
+pub(crate) enum AfterStartTls {
     Handshake,
     Reset,
     Garbage,
 }
 
 #[derive(Clone)]
-pub struct ServerOpts {
+pub(crate) struct ServerOpts {
     /// Chain and PKCS#8 key.
     pub cert: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
     pub versions: Vec<&'static SupportedProtocolVersion>,
@@ -54,7 +53,7 @@ impl Default for ServerOpts {
 }
 
 #[derive(Debug, Default, Clone)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub peer: Option<SocketAddr>,
     pub tls: bool,
     pub client_cert: Option<CertificateDer<'static>>,
@@ -64,12 +63,12 @@ pub struct Captured {
 
 /// What the server saw, one entry per finished connection.
 #[derive(Default)]
-pub struct SinkInner {
+pub(crate) struct SinkInner {
     caps: Mutex<Vec<Captured>>,
     notify: tokio::sync::Notify,
 }
 
-pub type Sink = Arc<SinkInner>;
+pub(crate) type Sink = Arc<SinkInner>;
 
 impl SinkInner {
     fn push(&self, c: Captured) {
@@ -78,7 +77,7 @@ impl SinkInner {
     }
 
     /// Waits (signal-driven, bounded) until connection `i` has finished, and returns it.
-    pub async fn wait(&self, i: usize) -> Captured {
+    pub(crate) async fn wait(&self, i: usize) -> Captured {
         for _ in 0..1000 {
             let notified = self.notify.notified();
             if let Some(c) = self.caps.lock().unwrap().get(i).cloned() {
@@ -122,7 +121,7 @@ fn server_config(opts: &ServerOpts) -> Option<Arc<ServerConfig>> {
 }
 
 /// Starts a TCP server on 127.0.0.1:0.
-pub async fn start(opts: ServerOpts) -> (SocketAddr, Sink) {
+pub(crate) async fn start(opts: ServerOpts) -> (SocketAddr, Sink) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sink: Sink = Arc::default();
@@ -146,7 +145,7 @@ enum Upgrade {
 }
 
 /// Serves one connection on any stream.
-pub async fn serve<S>(stream: S, peer: Option<SocketAddr>, opts: ServerOpts, sink: Sink)
+pub(crate) async fn serve<S>(stream: S, peer: Option<SocketAddr>, opts: ServerOpts, sink: Sink)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
