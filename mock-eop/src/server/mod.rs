@@ -475,7 +475,7 @@ impl MockEopHandle {
     /// Stops accepting, tells open sessions `421 4.3.2 Service not available`, waits for them to
     /// end, and returns the records.
     pub async fn shutdown(mut self) -> Vec<SessionRecord> {
-        let _ = self.shared.shutdown.send(true);
+        self.shared.shutdown.send_replace(true);
         if let Some(a) = self.accept.take() {
             let _ = a.await;
         }
@@ -487,6 +487,6 @@ impl MockEopHandle {
 
 impl Drop for MockEopHandle {
     fn drop(&mut self) {
-        let _ = self.shared.shutdown.send(true);
+        self.shared.shutdown.send_replace(true);
     }
 }

@@ -606,8 +606,8 @@ impl DriveHooks for LabHooks<'_> {
         Ok(())
     }
 
-    async fn after_attempt(&mut self, target: &Target) {
-        if self.kind == TransportKind::Tcp && target.unreachable.is_none() {
+    async fn after_attempt(&mut self, target: &Target, connected: bool) {
+        if self.kind == TransportKind::Tcp && connected && target.unreachable.is_none() {
             // let the mock finish its record before the lab clock skips ahead
             let _ = tokio::time::timeout(
                 Duration::from_secs(5),

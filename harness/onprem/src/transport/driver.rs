@@ -12,7 +12,8 @@ use super::Transport;
 use crate::message::OutboundMessage;
 use crate::resolver::{ConnectFailure, LabResolver, Target};
 use crate::sender::{
-    ConnectOptions, SenderMachine, SessionConfig, SessionReport, deliver_tcp, run_session,
+    ConnectOptions, FailureKind, SenderMachine, SessionConfig, SessionReport, deliver_tcp,
+    run_session,
 };
 
 /// How the driver reaches a target, and how the lab clock gets to the queue's next wake-up.
@@ -129,8 +130,9 @@ pub trait DriveHooks {
         Ok(())
     }
 
-    /// After the transport took the report of the session to `target`.
-    fn after_attempt(&mut self, _target: &Target) -> impl Future<Output = ()> {
+    /// After the transport took the report of the session to `target`; `connected` says whether
+    /// the session got a TCP connection (a DNS or connect failure never reached the server).
+    fn after_attempt(&mut self, _target: &Target, _connected: bool) -> impl Future<Output = ()> {
         async {}
     }
 
@@ -203,8 +205,11 @@ pub async fn drive<D: Deliver, H: DriveHooks>(
                 let cfg = transport.session_config(target.clone(), &domain);
                 let fallback = cfg.skip_starttls;
                 let report = deliver.deliver(cfg, due, clock).await;
+                let connected = !report.failure.as_ref().is_some_and(|f| {
+                    matches!(f.kind, FailureKind::Dns | FailureKind::ConnectFailed { .. })
+                });
                 transport.on_session(report, fallback, clock.now());
-                hooks.after_attempt(&target).await;
+                hooks.after_attempt(&target, connected).await;
             }
         }
         hooks.after_wakeup(transport, now);

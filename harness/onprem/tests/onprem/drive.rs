@@ -50,7 +50,7 @@ impl DriveHooks for Script {
         Ok(())
     }
 
-    async fn after_attempt(&mut self, _target: &Target) {
+    async fn after_attempt(&mut self, _target: &Target, _connected: bool) {
         self.log.push("attempted".into());
     }
 
