@@ -1,5 +1,5 @@
 //! Tenant attribution, pure: session facts and the envelope in, a verdict and the reply out
-//! (the domain reference's attribution rules).
+//! (docs/domain.md's attribution rules).
 //!
 //! Step A picks the tenant: a valid client certificate whose names match the
 //! TlsSenderCertificateName of an OnPremises connector (and, by default, that name is an accepted

@@ -1,4 +1,4 @@
-//! The transport connectivity log (`CONNECTLOGyyyymmdd-N.LOG`, the domain reference, section 5.5).
+//! The transport connectivity log (`CONNECTLOGyyyymmdd-N.LOG`, docs/domain.md section 5.5).
 //!
 //! ```text
 //! #Software: Microsoft Exchange Server

@@ -12,11 +12,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::queue::LAB_RUNSPACE_ID;
 use super::text::LineEnding;
 use hybridlab_model::exchange::TlsAuthLevel;
+use hybridlab_model::size::ByteSize;
 use hybridlab_model::timespan::TimeSpan;
 
 /// A send connector as `Get-SendConnector | Format-List` shows it.
@@ -64,6 +65,7 @@ pub struct SendConnectorRow {
     /// `IsScopedConnector`: only servers of the connector's Active Directory site use it.
     pub is_scoped_connector: Option<bool>,
     /// `MaxMessageSize`: larger messages are not sent through this connector.
+    #[serde(default, with = "hybridlab_model::size::tagged")]
     pub max_message_size: Option<ByteSize>,
     /// `Port`: the destination TCP port (25 by default).
     pub port: Option<u16>,
@@ -147,7 +149,7 @@ pub fn send_connector_records(rows: &[SendConnectorRow]) -> Vec<FlRecord> {
                 ("IsSmtpConnector".into(), PsValue::Bool(true)),
                 (
                     "MaxMessageSize".into(),
-                    PsValue::opt_text(r.max_message_size.map(ByteSize::display).as_deref()),
+                    PsValue::opt_text(r.max_message_size.map(ByteSize::display_listing).as_deref()),
                 ),
                 ("Name".into(), PsValue::text(&r.name)),
                 ("Port".into(), PsValue::opt_num(r.port)),
@@ -226,7 +228,9 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
         frontend_proxy_enabled: obj.bool("FrontendProxyEnabled"),
         ignore_starttls: obj.bool("IgnoreSTARTTLS"),
         is_scoped_connector: obj.bool("IsScopedConnector"),
-        max_message_size: obj.text("MaxMessageSize").and_then(|s| ByteSize::parse(&s)),
+        max_message_size: obj
+            .text("MaxMessageSize")
+            .and_then(|s| ByteSize::parse_listing(&s)),
         port: obj.u64("Port").and_then(|n| u16::try_from(n).ok()),
         protocol_logging_level: obj.text("ProtocolLoggingLevel"),
         require_oorg: obj.bool("RequireOorg"),
@@ -300,6 +304,7 @@ pub struct ReceiveConnectorRow {
     /// between connectors on the same binding).
     pub remote_ip_ranges: Vec<String>,
     /// `MaxMessageSize`: the largest message accepted (advertised in the EHLO `SIZE` keyword).
+    #[serde(default, with = "hybridlab_model::size::tagged")]
     pub max_message_size: Option<ByteSize>,
     /// `ProtocolLoggingLevel`: `Verbose` when sessions are written to the receive protocol log.
     pub protocol_logging_level: Option<String>,
@@ -345,7 +350,7 @@ pub fn receive_connector_records(rows: &[ReceiveConnectorRow]) -> Vec<FlRecord> 
                 ),
                 (
                     "MaxMessageSize".into(),
-                    PsValue::opt_text(r.max_message_size.map(ByteSize::display).as_deref()),
+                    PsValue::opt_text(r.max_message_size.map(ByteSize::display_listing).as_deref()),
                 ),
                 (
                     "PermissionGroups".into(),
@@ -393,7 +398,9 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
         require_tls: obj.bool("RequireTLS"),
         permission_groups: obj.flags("PermissionGroups"),
         remote_ip_ranges: obj.list("RemoteIPRanges"),
-        max_message_size: obj.text("MaxMessageSize").and_then(|s| ByteSize::parse(&s)),
+        max_message_size: obj
+            .text("MaxMessageSize")
+            .and_then(|s| ByteSize::parse_listing(&s)),
         protocol_logging_level: obj.text("ProtocolLoggingLevel"),
         connection_timeout: obj.text("ConnectionTimeout").and_then(|s| timespan(&s)),
         connection_inactivity_timeout: obj

@@ -359,83 +359,6 @@ pub fn parse_multi_value(s: &str) -> (Vec<String>, bool) {
     (items, truncated)
 }
 
-/// A message size limit as Exchange prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ByteSize {
-    /// `Unlimited`.
-    Unlimited,
-    /// A number of bytes.
-    Bytes(u64),
-}
-
-impl ByteSize {
-    /// Parses `35 MB (36,700,160 bytes)`, `36700160`, `Unlimited`, `10 MB`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("unlimited") {
-            return Some(Self::Unlimited);
-        }
-        if let Some(open) = t.rfind('(') {
-            let inner = t[open + 1..].trim_end_matches(')');
-            let digits = inner.split_whitespace().next()?;
-            return parse_u64(digits).map(Self::Bytes);
-        }
-        if let Some(n) = parse_u64(t) {
-            return Some(Self::Bytes(n));
-        }
-        let mut parts = t.split_whitespace();
-        let n: f64 = parts.next()?.replace(',', ".").parse().ok()?;
-        let mult: f64 = match parts.next()?.to_ascii_uppercase().as_str() {
-            "B" => 1.0,
-            "KB" => 1024.0,
-            "MB" => 1024.0 * 1024.0,
-            "GB" => 1024.0 * 1024.0 * 1024.0,
-            _ => return None,
-        };
-        Some(Self::Bytes((n * mult).round() as u64))
-    }
-
-    /// How Exchange prints it: `35 MB (36,700,160 bytes)` (or `Unlimited`).
-    pub fn display(self) -> String {
-        match self {
-            Self::Unlimited => "Unlimited".to_string(),
-            Self::Bytes(n) => {
-                const KB: u64 = 1024;
-                let (value, unit) = if n >= KB * KB * KB {
-                    (n as f64 / (KB * KB * KB) as f64, "GB")
-                } else if n >= KB * KB {
-                    (n as f64 / (KB * KB) as f64, "MB")
-                } else if n >= KB {
-                    (n as f64 / KB as f64, "KB")
-                } else {
-                    (n as f64, "B")
-                };
-                let shown = if unit == "B" {
-                    format!("{n}")
-                } else {
-                    let s = format!("{value:.3}");
-                    s.trim_end_matches('0').trim_end_matches('.').to_string()
-                };
-                format!("{shown} {unit} ({} bytes)", group_thousands(n))
-            }
-        }
-    }
-}
-
-/// `36700160` as `36,700,160`.
-pub fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Parses the dates PowerShell and Exchange print, treating times without an offset as UTC:
 /// - en-US `5/2/2019 6:32:14 AM` (and `d/M/yyyy` when the first number is over 12);
 /// - `02.05.2019 06:32:14`, `02-05-2019 06:32:14`, `15-01-21 23:50:05` (day first);
@@ -744,16 +667,25 @@ mod tests {
     #[test]
     fn sizes_spans_lists() {
         assert_eq!(
-            ByteSize::parse("35 MB (36,700,160 bytes)"),
-            Some(ByteSize::Bytes(36_700_160))
+            hybridlab_model::size::ByteSize::parse_listing("35 MB (36,700,160 bytes)"),
+            Some(hybridlab_model::size::ByteSize::Bytes(36_700_160))
         );
-        assert_eq!(ByteSize::parse("Unlimited"), Some(ByteSize::Unlimited));
-        assert_eq!(ByteSize::parse("10 MB"), Some(ByteSize::Bytes(10_485_760)));
         assert_eq!(
-            ByteSize::Bytes(36_700_160).display(),
+            hybridlab_model::size::ByteSize::parse_listing("Unlimited"),
+            Some(hybridlab_model::size::ByteSize::Unlimited)
+        );
+        assert_eq!(
+            hybridlab_model::size::ByteSize::parse_listing("10 MB"),
+            Some(hybridlab_model::size::ByteSize::Bytes(10_485_760))
+        );
+        assert_eq!(
+            hybridlab_model::size::ByteSize::Bytes(36_700_160).display_listing(),
             "35 MB (36,700,160 bytes)"
         );
-        assert_eq!(ByteSize::Bytes(10_250).display(), "10.01 KB (10,250 bytes)");
+        assert_eq!(
+            hybridlab_model::size::ByteSize::Bytes(10_250).display_listing(),
+            "10.01 KB (10,250 bytes)"
+        );
         assert_eq!(
             parse_multi_value("{a, b, c, d...}"),
             (vec!["a".into(), "b".into(), "c".into(), "d".into()], true)

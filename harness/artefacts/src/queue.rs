@@ -2,27 +2,20 @@
 //! `Format-List` / `ConvertTo-Json` writers and readers.
 //!
 //! `LastError` has the shape `[{LED=<detail>};{MSG=<message detail>};{FQDN=<host>};{IP=<ip>};{LRT=<time>}]`
-//! (the domain reference, section 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`;
+//! (docs/domain.md section 5.6): split on `};{`, strip `[{` and `}]`, each item `KEY=value`;
 //! a value may contain `;` and `->` but not `};{`.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{ByteSize, Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 use hybridlab_model::exchange::{DeliveryType, QueueStatus};
+use hybridlab_model::size::ByteSize;
 
 pub use hybridlab_model::led::{LastError, en_us_datetime};
-
-/// The former name of [`QueueRow`], kept while other crates move to the new name (to be removed
-/// once nothing uses it).
-pub type QueueSnapshot = QueueRow;
-
-/// The former name of [`MessageRow`] (it clashed with the transport's own message snapshot), kept
-/// while other crates move to the new name (to be removed once nothing uses it).
-pub type MessageSnapshot = MessageRow;
 
 /// One delivery queue as `Get-Queue | Format-List` shows it (the fields the lab models): a row of
 /// the listing, like [`crate::certs::CertListingRow`] and [`crate::connectors::SendConnectorRow`].
@@ -255,7 +248,7 @@ pub fn message_records(messages: &[MessageRow]) -> Vec<FlRecord> {
                 (
                     "Size".into(),
                     m.size_bytes.map_or(PsValue::Null, |n| {
-                        PsValue::text(ByteSize::Bytes(n).display())
+                        PsValue::text(ByteSize::Bytes(n).display_listing())
                     }),
                 ),
                 (
@@ -330,10 +323,12 @@ pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageRow>> {
             .text("Status")
             .and_then(|t| t.parse().ok())
             .unwrap_or(MessageStatus::None),
-        size_bytes: obj.text("Size").and_then(|t| match ByteSize::parse(&t) {
-            Some(ByteSize::Bytes(n)) => Some(n),
-            _ => None,
-        }),
+        size_bytes: obj
+            .text("Size")
+            .and_then(|t| match ByteSize::parse_listing(&t) {
+                Some(ByteSize::Bytes(n)) => Some(n),
+                _ => None,
+            }),
         message_source_name: obj.text_or_empty("MessageSourceName"),
         source_ip: obj.text_or_empty("SourceIP"),
         scl: obj.i64("SCL").and_then(|n| i32::try_from(n).ok()),

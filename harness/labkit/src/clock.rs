@@ -102,6 +102,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    #[allow(clippy::disallowed_methods)] // compares with tokio's own clock on purpose
     async fn skipping_moves_every_clone_and_the_timers_after_it() {
         let epoch = time::macros::datetime!(2026-05-02 06:30:00 UTC);
         let clock = LabClock::starting_at(epoch);

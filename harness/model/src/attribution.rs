@@ -1,4 +1,4 @@
-//! Tenant attribution verdicts: what EOP decided about a session (exchange-hybrid.md 3.2); the mock
+//! Tenant attribution verdicts: what EOP decided about a session (docs/domain.md section 3.2); the mock
 //! decides them, its records carry them, scenarios and the diagnosis compare them.
 //!
 //! # Contract

@@ -127,7 +127,7 @@ pub struct UnknownToken {
 
 token_enum! {
     /// The .NET `SecurityStatus` name Exchange logs in `TLS negotiation failed with error <Name>`
-    /// (exchange-hybrid.md 2.5).
+    /// (docs/domain.md section 2.5).
     SecurityStatus {
         /// The selected certificate has no private key (SEC_E_NO_CREDENTIALS).
         NoCredentials => "NoCredentials",
@@ -219,7 +219,7 @@ impl FromStr for DisconnectReason {
 }
 
 token_enum! {
-    /// Exchange Server version; decides the LastError wrapper wording (exchange-hybrid.md 2.6).
+    /// Exchange Server version; decides the LastError wrapper wording (docs/domain.md section 2.6).
     ExchangeVersion {
         /// Exchange 2010 (long "Primary target IP address responded with" form).
         Exchange2010 => "2010",
@@ -310,7 +310,7 @@ token_enum! {
 }
 
 /// The transport's synthetic replies: what Exchange records as the "response" of a connection that
-/// failed locally (exchange-hybrid.md 2.6 and 4.4). They never came from the remote server.
+/// failed locally (docs/domain.md section 2.6 and 4.4). They never came from the remote server.
 pub mod synthetic {
     use super::Reply;
 

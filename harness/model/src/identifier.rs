@@ -1,5 +1,5 @@
 //! `<I>issuer<S>subject`: the SmtpX509Identifier of a connector's `TlsCertificateName`
-//! (exchange-hybrid.md 2.2), the one parser of that form for the lab and the diagnosis.
+//! (docs/domain.md section 2.2), the one parser of that form for the lab and the diagnosis.
 
 use std::fmt;
 use std::str::FromStr;

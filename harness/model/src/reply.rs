@@ -214,7 +214,7 @@ impl fmt::Display for Reply {
 }
 
 /// The replies EOP's front door sends, with the texts Exchange admins see in their logs and NDRs
-/// (exchange-hybrid.md sections 4.2 and 4.4). Host names and ids are parameters.
+/// (docs/domain.md sections 4.2 and 4.4). Host names and ids are parameters.
 pub mod eop {
     use super::Reply;
 

@@ -9,8 +9,6 @@
 //! - [`message`]: outbound messages and their MIME text (CrossPremises header promotion).
 //! - [`selection`]: outbound STARTTLS certificate selection (TlsCertificateName and FQDN paths).
 //! - [`sender`]: the sans-IO Exchange-like SMTP client, its SChannel-like TLS, and the tokio driver.
-//! - [`receive`]: the receive side Exchange Online delivers to: receive connectors, inbound
-//!   certificate selection, the sans-IO receiver, the perimeter, several servers behind one name.
 //! - [`transport`]: the delivery queue, its retry settings, retries on the virtual clock, DSN/NDR,
 //!   the LastError wrapper, and the one delivery loop ([`transport::drive`]).
 //!
@@ -41,7 +39,6 @@
 pub mod certstore;
 pub mod connector;
 pub mod message;
-pub mod receive;
 pub mod resolver;
 pub mod schannel;
 pub mod selection;

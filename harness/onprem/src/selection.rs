@@ -1,4 +1,4 @@
-//! Outbound STARTTLS certificate selection, as the domain reference reconstructs Exchange's
+//! Outbound STARTTLS certificate selection, as docs/domain.md reconstructs Exchange's
 //! `SmtpOutSession.LoadTlsCertificate`:
 //!
 //! 1. `TlsCertificateName` set: `Find(FindBySubjectDistinguishedName, subject, validOnly: true)` over

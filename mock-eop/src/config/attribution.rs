@@ -1,4 +1,4 @@
-//! `[eop.attribution]`: the details of tenant attribution the domain reference marks as
+//! `[eop.attribution]`: the details of tenant attribution docs/domain.md marks as
 //! uncertain (how far a certificate wildcard reaches, whether a certificate name must be an
 //! accepted domain).
 

@@ -1,5 +1,5 @@
 //! The `[eop]` configuration: the endpoint, its TLS and limits, the tenants with their accepted
-//! domains and inbound connectors, and the EOP behaviours the domain reference marks as uncertain.
+//! domains and inbound connectors, and the EOP behaviours docs/domain.md marks as uncertain.
 //!
 //! # Contract
 //! Scenario files embed [`EopConfig`] under `[eop]` (and [`crate::fault::Fault`] under
@@ -37,7 +37,7 @@
 //! key: a TOML or serde error at toml's span, a failed check at the key its path names in the
 //! right `[[eop.tenants]]` entry ([`hybridlab_model::located`]).
 //!
-//! Settings for behaviours the domain reference tags as uncertain: the idle and session timeouts
+//! Settings for behaviours docs/domain.md tags as uncertain: the idle and session timeouts
 //! ([`Limits`]), TLS 1.3 on/off ([`TlsSettings::tls13`]), what happens with an invalid client
 //! certificate ([`TlsSettings::invalid_client_certificate`]), wildcard depth and the
 //! accepted-domain rule for certificate names ([`AttributionSettings`]), the exact reject texts

@@ -40,7 +40,7 @@ fn read_everything(bytes: &[u8]) {
         let _ = protocol_log::parse_one_line_cert(line);
         let _ = LastError::parse_lenient(line);
         let _ = ps::parse_multi_value(line);
-        let _ = ps::ByteSize::parse(line);
+        let _ = hybridlab_model::size::ByteSize::parse_listing(line);
         let _ = hybridlab_model::timespan::TimeSpan::from_dotnet(line);
         let _ = line.parse::<hybridlab_model::timespan::TimeSpan>();
     }

@@ -28,7 +28,7 @@ fn classic_case_send_log_golden_multiline() {
         &LogWriterOptions::send(),
     );
     assert_golden("SEND20190502-1.classic.LOG", text.as_bytes());
-    // The tail a support engineer looks for (the domain reference, section 5.3).
+    // The tail a support engineer looks for (docs/domain.md section 5.3).
     assert!(text.contains(&format!(",*,{KEYLESS_THUMB},Certificate thumbprint\r\n")));
     assert!(text.contains(",*,,TLS negotiation failed with error NoCredentials\r\n"));
     assert!(text.contains(",-,,Local\r\n"));

@@ -9,12 +9,12 @@ use hybridlab_artefacts::connectors::{
     InboundConnectorRow, OutboundConnectorRow, ReceiveConnectorRow, SendConnectorRow,
 };
 use hybridlab_artefacts::protocol_log::{CertRole, ProtocolLogSession, SessionEvent, TimedEvent};
-use hybridlab_artefacts::ps::ByteSize;
 use hybridlab_artefacts::queue::{LastError, MessageRow, MessageStatus, QueueRow};
 use hybridlab_model::exchange::{
     DeliveryType, DisconnectReason, QueueStatus, SecurityStatus, TlsAuthLevel,
 };
 use hybridlab_model::reply::Reply;
+use hybridlab_model::size::ByteSize;
 use hybridlab_model::x509::CertFacts;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -172,7 +172,7 @@ pub fn eop_ehlo(with_starttls: bool) -> Reply {
     Reply::multi(250, lines)
 }
 
-/// The classic case (the domain reference, section 5.3): the key-less twin is chosen,
+/// The classic case (docs/domain.md section 5.3): the key-less twin is chosen,
 /// NoCredentials, `-,,Local`.
 pub fn classic_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.801 UTC);
@@ -224,7 +224,7 @@ pub fn classic_session() -> ProtocolLogSession {
     }
 }
 
-/// A successful hybrid delivery (the domain reference, section 5.2), on another session at the same
+/// A successful hybrid delivery (docs/domain.md section 5.2), on another session at the same
 /// time.
 pub fn success_session() -> ProtocolLogSession {
     let t0 = datetime!(2019-05-02 06:32:13.850 UTC);

@@ -31,9 +31,9 @@ use hybridlab_artefacts::format_list::FlOptions;
 use hybridlab_artefacts::protocol_log::CertBlockStyle;
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_onprem::certstore::{CertDescription, CertStore, StoreDescription, fixtures};
-use hybridlab_onprem::receive::perimeter::Perimeter;
-use hybridlab_onprem::receive::server::{EhloLogLayout, ReceiveServer};
-use hybridlab_onprem::receive::site::ReceiveSite;
+use hybridlab_receive::perimeter::Perimeter;
+use hybridlab_receive::server::{EhloLogLayout, ReceiveServer};
+use hybridlab_receive::site::ReceiveSite;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 

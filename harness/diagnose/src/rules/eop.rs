@@ -586,7 +586,7 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
         }
         let size_s = size.map_or_else(
             || "<SIZE>".to_string(),
-            hybridlab_artefacts::ps::group_thousands,
+            hybridlab_model::size::group_thousands,
         );
         let rcpt_s = rcpt.unwrap_or_else(|| "<RECIPIENT>".to_string());
         let cname = d.key.clone();
@@ -625,7 +625,7 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
                  connectors, Exchange Online mailbox), or send the content another way.",
                 seen.map(|(_, _, n)| format!(
                     " ({} bytes in the EHLO reply)",
-                    hybridlab_artefacts::ps::group_thousands(n)
+                    hybridlab_model::size::group_thousands(n)
                 ))
                 .unwrap_or_default(),
                 reply_text(&v, &qs, &ns),
@@ -645,7 +645,7 @@ fn too_large(m: &Model<'_>) -> Vec<Draft> {
                 ehlo_size
                     .map(|n| format!(
                         " EOP advertised SIZE {}, so the front door accepted it; the recipient's mailbox did not.",
-                        hybridlab_artefacts::ps::group_thousands(n)
+                        hybridlab_model::size::group_thousands(n)
                     ))
                     .unwrap_or_default(),
             )

@@ -32,7 +32,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::model::{ChangeAction, ConnectorChange, DnsEntry, Scenario, TransportKind};
-use hybridlab_artefacts::queue::{LastError, QueueSnapshot};
+use hybridlab_artefacts::queue::{LastError, QueueRow};
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, StoreEntry};
 use hybridlab_onprem::connector::SendConnector;
 use hybridlab_onprem::message::OutboundMessage;
@@ -126,7 +126,7 @@ pub struct Replay {
     /// Every LastError the queue showed, in order, with the time it was set.
     pub last_errors: Vec<(OffsetDateTime, LastError)>,
     /// The queue as `Get-Queue` shows it at the end of the run.
-    pub queue: QueueSnapshot,
+    pub queue: QueueRow,
     /// The messages still queued at the end (their `Get-Message` rows are in the bundle).
     pub queued: Vec<QueuedMessage>,
     /// The mock's session records.

@@ -1,8 +1,6 @@
 //! The send connector as `Get-SendConnector | Format-List` shows it.
 
 use hybridlab_artefacts::connectors::SendConnectorRow;
-use hybridlab_artefacts::ps::ByteSize as ListedSize;
-use hybridlab_model::size::ByteSize;
 
 use super::{ConnectorType, ProtocolLoggingLevel, SendConnector, SmartHostAuthMechanism};
 use crate::server::ServerIdentity;
@@ -42,11 +40,7 @@ impl SendConnector {
             frontend_proxy_enabled: Some(false),
             ignore_starttls: Some(self.ignore_starttls),
             is_scoped_connector: Some(false),
-            // the row still has the artefacts' own size type until it takes the model's
-            max_message_size: Some(match self.max_message_size {
-                ByteSize::Bytes(n) => ListedSize::Bytes(n),
-                ByteSize::Unlimited => ListedSize::Unlimited,
-            }),
+            max_message_size: Some(self.max_message_size),
             port: Some(self.port),
             protocol_logging_level: Some(
                 match self.protocol_logging_level {
@@ -89,6 +83,7 @@ impl SendConnector {
 mod tests {
     use super::*;
     use hybridlab_model::exchange::TlsAuthLevel;
+    use hybridlab_model::size::ByteSize;
 
     #[test]
     fn listing_row_round_trips_through_get_sendconnector() {
@@ -105,7 +100,7 @@ mod tests {
         let row = c.listing_row(&ServerIdentity::default());
         assert_eq!(row.address_spaces, ["smtp:contoso.mail.onmicrosoft.com;1"]);
         assert_eq!(row.source_transport_servers, ["EDGE01"]);
-        assert_eq!(row.max_message_size, Some(ListedSize::Unlimited));
+        assert_eq!(row.max_message_size, Some(ByteSize::Unlimited));
         assert_eq!(
             row.connection_inactivity_timeout,
             Some(time::Duration::minutes(10))
@@ -121,7 +116,7 @@ mod tests {
         );
         assert_eq!(back.require_tls, Some(true));
         assert_eq!(back.smart_hosts, c.smart_hosts);
-        assert_eq!(back.max_message_size, Some(ListedSize::Unlimited));
+        assert_eq!(back.max_message_size, Some(ByteSize::Unlimited));
         assert_eq!(back.source_ip_address.as_deref(), Some("127.0.0.9"));
         assert_eq!(back.protocol_logging_level.as_deref(), Some("Verbose"));
         assert_eq!(back.dns_routing_enabled, Some(false));

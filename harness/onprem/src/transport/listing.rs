@@ -3,7 +3,7 @@
 
 use hybridlab_artefacts::bundle::{ArtefactBundle, ExportedCertificate};
 use hybridlab_artefacts::ndr::NdrReport;
-use hybridlab_artefacts::queue::{self, QueueSnapshot};
+use hybridlab_artefacts::queue::{self, QueueRow};
 use hybridlab_model::exchange::DeliveryType;
 use hybridlab_model::reply::Reply;
 use time::OffsetDateTime;
@@ -38,8 +38,8 @@ impl Transport {
     }
 
     /// `Get-Queue` for this queue.
-    pub fn snapshot(&self) -> QueueSnapshot {
-        QueueSnapshot {
+    pub fn snapshot(&self) -> QueueRow {
+        QueueRow {
             identity: self.identity(),
             delivery_type: self.delivery_type(),
             status: self.status,
@@ -61,7 +61,7 @@ impl Transport {
     /// Edge shows for mail from the Mailbox servers (`SMTP:Default internal receive connector
     /// <server>`) or what a Mailbox server shows for mailbox submissions (`FromLocal`), and SourceIP
     /// is `127.0.0.1`. SCL is -1 (authenticated mail).
-    pub fn message_rows(&self) -> Vec<queue::MessageSnapshot> {
+    pub fn message_rows(&self) -> Vec<queue::MessageRow> {
         let source = match self.cfg.server.role {
             ServerRole::Edge => format!(
                 "SMTP:Default internal receive connector {}",
@@ -73,7 +73,7 @@ impl Transport {
         let cross_premises = self.cfg.connector.cloud_services_mail_enabled;
         self.messages
             .iter()
-            .map(|m| queue::MessageSnapshot {
+            .map(|m| queue::MessageRow {
                 identity: format!("{}\\{}", self.identity(), m.message.internal_id),
                 queue: self.identity(),
                 subject: m.message.subject.clone(),

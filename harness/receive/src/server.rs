@@ -22,7 +22,7 @@ use super::connector::ReceiveConnector;
 use super::events::{self, EventOrigin};
 use super::session::ReceiveSession;
 use super::tls::{ReceiveTlsError, ServerTlsVersions, server_config};
-use crate::certstore::CertStore;
+use hybridlab_onprem::certstore::CertStore;
 
 /// How the RECV log writes the EHLO reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -17,10 +17,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use hybridlab_artefacts::connectors::ReceiveConnectorRow;
-use hybridlab_artefacts::ps::ByteSize;
 use hybridlab_model::exchange::UnknownToken;
 use hybridlab_model::identifier::X509Identifier;
 use hybridlab_model::serde_via_str;
+use hybridlab_model::size::ByteSize;
 use hybridlab_model::timespan::TimeSpan;
 use hybridlab_model::token_enum;
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::certstore::{CertStore, StoreEntry};
+use hybridlab_onprem::certstore::{CertStore, StoreEntry};
 
 /// Which TLS versions SChannel allows on the server (`SCHANNEL\Protocols\... \Server\Enabled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -320,7 +320,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certstore::{StoreDescription, TimeSpec, fixtures};
+    use hybridlab_onprem::certstore::{StoreDescription, TimeSpec, fixtures};
 
     #[test]
     fn chains_are_judged_with_exchange_names() {

@@ -10,11 +10,11 @@ use hybridlab_artefacts::protocol_log::SessionEvent;
 use hybridlab_labkit::clock::LabClock;
 use hybridlab_model::exchange::SecurityStatus;
 use hybridlab_onprem::certstore::{CertStore, StoreDescription, TimeSpec, fixtures};
-use hybridlab_onprem::receive::perimeter::{Perimeter, TlsDevice};
-use hybridlab_onprem::receive::server::ReceiveServer;
-use hybridlab_onprem::receive::session::CloseReason;
-use hybridlab_onprem::receive::site::ReceiveSite;
-use hybridlab_onprem::receive::tls::ServerTlsVersions;
+use hybridlab_receive::perimeter::{Perimeter, TlsDevice};
+use hybridlab_receive::server::ReceiveServer;
+use hybridlab_receive::session::CloseReason;
+use hybridlab_receive::site::ReceiveSite;
+use hybridlab_receive::tls::ServerTlsVersions;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 
 fn clock() -> LabClock {

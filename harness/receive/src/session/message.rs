@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{ClientCertificateFacts, ReceiveSession};
-use crate::receive::connector::Capability;
-use crate::receive::server::mix;
+use crate::connector::Capability;
+use crate::server::mix;
 
 const CROSS: &str = "X-MS-Exchange-CrossPremises-";
 const ORG: &str = "X-MS-Exchange-Organization-";

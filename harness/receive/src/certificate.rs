@@ -1,5 +1,5 @@
 //! Inbound STARTTLS certificate selection of a receive connector ("Inbound STARTTLS
-//! certificates selection", the domain reference sections 2.3 and 11.2):
+//! certificates selection", docs/domain.md sections 2.3 and 11.2):
 //!
 //! 1. `TlsCertificateName` set: the certificate of `LocalMachine\My` whose issuer and subject
 //!    match (case-insensitive DN compare). One that is missing, has no private key the transport
@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::connector::ReceiveConnector;
 use super::events::{self, EventOrigin};
-use crate::certstore::{CertStore, StoreEntry};
+use hybridlab_onprem::certstore::{CertStore, StoreEntry};
 
 /// Which candidate wins on the FQDN path when several qualify \[U\].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -542,13 +542,13 @@ fn self_signed_fallback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certstore::{StoreDescription, TimeSpec, fixtures};
+    use hybridlab_onprem::certstore::{StoreDescription, TimeSpec, fixtures};
 
     fn now() -> OffsetDateTime {
         time::macros::datetime!(2026-05-02 06:30 UTC)
     }
 
-    fn store(certs: Vec<crate::certstore::CertDescription>) -> CertStore {
+    fn store(certs: Vec<hybridlab_onprem::certstore::CertDescription>) -> CertStore {
         CertStore::build(
             &StoreDescription {
                 authorities: fixtures::authorities(),

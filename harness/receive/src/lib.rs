@@ -19,8 +19,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use hybridlab_onprem::certstore::{CertStore, StoreDescription, fixtures};
-//! use hybridlab_onprem::receive::server::ReceiveServer;
-//! use hybridlab_onprem::receive::site::ReceiveSite;
+//! use hybridlab_receive::server::ReceiveServer;
+//! use hybridlab_receive::site::ReceiveSite;
 //!
 //! let clock = hybridlab_labkit::clock::LabClock::starting_at(time::macros::datetime!(2026-05-02 06:30 UTC));
 //! let store = CertStore::build(&StoreDescription {

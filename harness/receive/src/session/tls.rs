@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{CloseReason, Phase, ReceiveAction, ReceiveSession};
-use crate::receive::connector::Capability;
-use crate::receive::events::{self, EventOrigin};
-use crate::receive::tls::{ChainStatus, TlsPlan, judge_client_chain, schannel_server_text};
+use crate::connector::Capability;
+use crate::events::{self, EventOrigin};
+use crate::tls::{ChainStatus, TlsPlan, judge_client_chain, schannel_server_text};
 
 /// What the driver reports after a completed handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]

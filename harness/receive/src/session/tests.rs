@@ -9,9 +9,9 @@ use proptest::prelude::*;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::certstore::{CertDescription, CertStore, StoreDescription, fixtures};
-use crate::receive::server::{BackPressure, EhloLogLayout, ReceiveServer, RunningServer};
-use crate::receive::tls::TlsPlan;
+use crate::server::{BackPressure, EhloLogLayout, ReceiveServer, RunningServer};
+use crate::tls::TlsPlan;
+use hybridlab_onprem::certstore::{CertDescription, CertStore, StoreDescription, fixtures};
 
 fn now() -> OffsetDateTime {
     time::macros::datetime!(2026-05-02 06:30 UTC)
@@ -255,7 +255,7 @@ fn untrusted_client_certificate_earns_nothing_and_logs_11022() {
     assert!(tls.capabilities.is_empty());
     assert_eq!(
         tls.client_certificate.unwrap().chain_status,
-        crate::receive::tls::ChainStatus::UntrustedRoot
+        crate::tls::ChainStatus::UntrustedRoot
     );
 }
 
@@ -300,7 +300,7 @@ fn back_pressure_refuses_mail_from() {
 
 #[test]
 fn legacy_only_tls_refuses_the_handshake() {
-    let srv = server(|s| s.settings.tls = crate::receive::tls::ServerTlsVersions::legacy_only());
+    let srv = server(|s| s.settings.tls = crate::tls::ServerTlsVersions::legacy_only());
     let mut s = open(&srv);
     written(&mut s);
     say(&mut s, "EHLO eop\r\n");

@@ -8,7 +8,7 @@ use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceive
 use smtp_proto::{Error as ProtoError, Request};
 
 use super::{CloseReason, Phase, ReceiveSession, Transfer, Txn, message_too_large};
-use crate::receive::connector::{AuthMechanism, PermissionGroup};
+use crate::connector::{AuthMechanism, PermissionGroup};
 
 impl ReceiveSession {
     pub(super) fn command_line(&mut self, raw: &[u8]) {

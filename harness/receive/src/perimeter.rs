@@ -8,7 +8,7 @@
 //!
 //! The pieces are sans-IO: [`Perimeter::admit`] decides a connection, [`SmtpInspection`]
 //! rewrites bytes in each direction, [`DeviceFront`] is the device's SMTP front half (bytes in,
-//! [`DeviceAction`]s out). [`crate::receive::site`] wires them between a client stream and the
+//! [`DeviceAction`]s out). [`crate::site`] wires them between a client stream and the
 //! chosen server's session.
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +19,7 @@ use hybridlab_model::x509::CertFacts;
 use serde::{Deserialize, Serialize};
 
 use super::connector::IpRange;
-use crate::certstore::CertStore;
+use hybridlab_onprem::certstore::CertStore;
 
 /// How the firewall turns away a source that is not allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
