@@ -11,7 +11,7 @@
 //!   skips to the next retry, tokio's clock is left alone. Scenarios marked `memory_only` (long
 //!   stalls inside a session) are skipped there.
 //!
-//! The delivery loop is onprem's [`drive`]; the runner hands it [`LabHooks`]. `[[changes]]` run on
+//! The delivery loop is onprem's [`drive`]; the runner hands it `LabHooks`. `[[changes]]` run on
 //! the same clock: before each wake-up of the queue the loop applies every admin change due by
 //! then (a change at T happens before any attempt at or after T), through the transport's admin
 //! actions ([`Transport::remove_certificate`], [`Transport::restart`]...). The run goes on until
