@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 
@@ -527,10 +527,7 @@ pub fn row_from_object(obj: &PsObject) -> Option<Parsed<CertListingRow>> {
         enhanced_key_usage: obj.list("EnhancedKeyUsageList"),
         store,
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 #[cfg(test)]

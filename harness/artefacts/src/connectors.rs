@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue};
 use super::ps_json::{self, JsonStyle};
 use super::queue::LAB_RUNSPACE_ID;
 use super::text::LineEnding;
@@ -261,10 +261,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
         tls_domain: obj.text("TlsDomain"),
         use_external_dns_servers_enabled: obj.bool("UseExternalDNSServersEnabled"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// A receive connector as `Get-ReceiveConnector | Format-List` shows it.
@@ -408,10 +405,7 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
             .and_then(|s| timespan(&s)),
         suppress_x_anonymous_tls: obj.bool("SuppressXAnonymousTls"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// An Exchange Online inbound connector as `Get-InboundConnector | Format-List` shows it.
@@ -586,10 +580,7 @@ pub fn inbound_connector_from_object(obj: &PsObject) -> Option<Parsed<InboundCon
         treat_messages_as_internal: obj.bool("TreatMessagesAsInternal"),
         tls_sender_certificate_name: obj.text("TlsSenderCertificateName"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// An Exchange Online outbound connector as `Get-OutboundConnector | Format-List` shows it.
@@ -714,10 +705,7 @@ pub fn outbound_connector_from_object(obj: &PsObject) -> Option<Parsed<OutboundC
         test_mode: obj.bool("TestMode"),
         is_validated: obj.bool("IsValidated"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// Which connector cmdlet printed this object.

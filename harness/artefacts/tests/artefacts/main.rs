@@ -7,6 +7,9 @@
 //! - `listings`: every cmdlet listing, written (goldens) and read (round trips, real-shaped exports).
 //! - `protocol_log`: send and receive protocol logs, written and read.
 //! - `proptests`: the readers against arbitrary and damaged input, write→read round trips.
+//! - `readers`: message trace, events, tracking log, table view, Test-NetConnection.
+//! - `walk`: hostile folders (symlink loops, FIFOs, devices, unreadable entries, size cap) and
+//!   per-server sub-folders.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,3 +18,5 @@ mod detect;
 mod listings;
 mod proptests;
 mod protocol_log;
+mod readers;
+mod walk;
