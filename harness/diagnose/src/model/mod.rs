@@ -14,10 +14,15 @@
 //! - `session`: one send session with the indices of its telling events ([`SessionView`]).
 //! - `queues`: queues and messages with a `LastError`, failed NDR recipients.
 //! - `eop`: the mock EOP's session records joined with the send sessions ([`EopView`]).
+//! - `servers`: which server each artefact belongs to and the per-server views
+//!   ([`ServerView`]: store, sessions, queues, connectors, events), with the merged view kept
+//!   for single-server collections. The rules ask through [`Model::servers`],
+//!   [`Model::store_of`], [`Model::session_server`], [`Model::on_server`] and friends.
 
 mod connectors;
 mod eop;
 mod queues;
+mod servers;
 mod session;
 mod store;
 
@@ -32,6 +37,7 @@ use time::{Duration, OffsetDateTime};
 pub(crate) use self::connectors::{ConnectorView, is_eop_host};
 pub(crate) use self::eop::EopView;
 pub(crate) use self::queues::{NdrView, QueueView};
+pub(crate) use self::servers::ServerView;
 pub(crate) use self::session::{ChainProblem, SessionView};
 pub(crate) use self::store::{Store, StoreCert};
 
@@ -112,8 +118,13 @@ pub(crate) struct Model<'a> {
     pub ndrs: Vec<NdrView<'a>>,
     /// The mock EOP's session records (the Exchange Online side), joined with the send sessions.
     pub eop: Vec<EopView<'a>>,
-    /// The server name, when a listing or the logs tell it.
+    /// The server name, when a listing or the logs tell it (the only server, else the first
+    /// named).
     pub server: Option<String>,
+    /// Every server the artefacts name, with what belongs to each (empty when none is named).
+    pub servers: Vec<ServerView>,
+    /// For each of `sessions`, the server it was logged on, when known.
+    pub session_servers: Vec<Option<String>>,
 }
 
 /// The newest time in the protocol and connectivity logs.
@@ -140,9 +151,12 @@ fn reference_time(a: &Artefacts, now: Option<OffsetDateTime>) -> Option<OffsetDa
     })
 }
 
-/// The server name: the `SERVER\` prefix of a queue identity, else a send connector's first
-/// source transport server.
-fn server_of(a: &Artefacts) -> Option<String> {
+/// The server name: the only server the artefacts name, else the `SERVER\` prefix of a queue
+/// identity, else a send connector's first source transport server.
+fn server_of(a: &Artefacts, names: &[String]) -> Option<String> {
+    if let [only] = names {
+        return Some(only.clone());
+    }
     a.queues
         .iter()
         .filter_map(|q| q.row.identity.split_once('\\').map(|(s, _)| s.to_string()))
@@ -170,6 +184,13 @@ impl<'a> Model<'a> {
         let queues = queues::queue_views(a, &connectors, &sessions);
         let ndrs = queues::ndr_views(a, &connectors);
         let eop = eop::eop_views(a, &sessions);
+        let session_servers: Vec<Option<String>> = sessions
+            .iter()
+            .map(|s| servers::session_server(a, s.ps))
+            .collect();
+        let queue_servers: Vec<Option<&str>> = queues.iter().map(|q| q.server).collect();
+        let servers = servers::build(a, &session_servers, &queue_servers);
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
         Self {
             a,
             as_of: reference_time(a, now),
@@ -179,7 +200,9 @@ impl<'a> Model<'a> {
             queues,
             ndrs,
             eop,
-            server: server_of(a),
+            server: server_of(a, &names),
+            servers,
+            session_servers,
         }
     }
 

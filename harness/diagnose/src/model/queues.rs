@@ -18,6 +18,8 @@ pub(crate) struct QueueView<'a> {
     pub last_error: &'a LastError,
     pub ev: Option<Ev>,
     pub connector: Option<usize>,
+    /// The server the queue is on (`SERVER\\N` identity, `PSComputerName`, the folder).
+    pub server: Option<&'a str>,
 }
 
 impl QueueView<'_> {
@@ -65,6 +67,7 @@ pub(super) fn queue_views<'a>(
                 last_error: le,
                 ev: prop_ev(&q.evidence, "LastError"),
                 connector: None,
+                server: q.server.as_deref(),
             });
         }
     }
@@ -80,6 +83,7 @@ pub(super) fn queue_views<'a>(
                 last_error: le,
                 ev: prop_ev(&m.evidence, "LastError"),
                 connector: None,
+                server: m.server.as_deref(),
             });
         }
     }
