@@ -341,7 +341,11 @@ pub fn cert_provider_records(rows: &[CertListingRow]) -> Vec<FlRecord> {
                 ("HasPrivateKey".into(), PsValue::opt_bool(r.has_private_key)),
                 (
                     "PrivateKey".into(),
-                    if r.has_private_key == Some(true) {
+                    // .NET's PrivateKey property covers RSA (and DSA) keys only: an ECC
+                    // certificate (PublicKeySize 256/384/521) shows none.
+                    if r.has_private_key == Some(true)
+                        && !matches!(r.public_key_size, Some(256 | 384 | 521))
+                    {
                         PsValue::text("System.Security.Cryptography.RSACryptoServiceProvider")
                     } else {
                         PsValue::Null

@@ -27,6 +27,8 @@ pub struct SendConnectorRow {
     pub name: String,
     /// `Identity`: the connector's unique name (for send connectors the same as `Name`).
     pub identity: Option<String>,
+    /// `Guid`: the connector's object GUID, what `Get-Queue` shows as NextHopConnector.
+    pub guid: Option<String>,
     /// `AddressSpaces`: the recipient domains the connector is chosen for, each `SMTP:domain;cost`
     /// (`*` for every domain).
     pub address_spaces: Vec<String>,
@@ -142,6 +144,7 @@ pub fn send_connector_records(rows: &[SendConnectorRow]) -> Vec<FlRecord> {
                 ("ForceHELO".into(), b(r.force_helo)),
                 ("Fqdn".into(), t(&r.fqdn)),
                 ("FrontendProxyEnabled".into(), b(r.frontend_proxy_enabled)),
+                ("Guid".into(), t(&r.guid)),
                 ("HomeMTA".into(), PsValue::text("Microsoft MTA")),
                 ("Identity".into(), PsValue::text(identity)),
                 ("IgnoreSTARTTLS".into(), b(r.ignore_starttls)),
@@ -212,6 +215,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
     let row = SendConnectorRow {
         name: name_of(obj)?,
         identity: obj.text("Identity"),
+        guid: obj.text("Guid"),
         address_spaces: obj.list("AddressSpaces"),
         cloud_services_mail_enabled: obj.bool("CloudServicesMailEnabled"),
         comment: obj.text("Comment"),

@@ -4,6 +4,8 @@
 //!
 //! - `detect`: kind detection from content, the folder entry point, skipped-line counts, the
 //!   connectivity log.
+//! - `fidelity`: goldens for the shapes checked against real output (expiry NDR, delay DSN,
+//!   the connectivity `+` line), each citing its source.
 //! - `listings`: every cmdlet listing, written (goldens) and read (round trips, real-shaped exports).
 //! - `protocol_log`: send and receive protocol logs, written and read.
 //! - `proptests`: the readers against arbitrary and damaged input, write→read round trips.
@@ -15,6 +17,7 @@
 mod support;
 
 mod detect;
+mod fidelity;
 mod listings;
 mod proptests;
 mod protocol_log;

@@ -139,14 +139,15 @@ pub(crate) fn newest_log_time(a: &Artefacts) -> Option<OffsetDateTime> {
     p.max(c)
 }
 
-/// The reference time: `--now`, else the newest log time, else the newest queue retry or message
-/// arrival time.
+/// The reference time: `--now`, else the newest log time, else the newest queue retry, message
+/// arrival or NDR date.
 fn reference_time(a: &Artefacts, now: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
     now.or_else(|| newest_log_time(a)).or_else(|| {
         a.queues
             .iter()
             .filter_map(|q| q.row.last_retry_time)
             .chain(a.messages.iter().filter_map(|m| m.row.date_received))
+            .chain(a.ndrs.iter().filter_map(|n| n.date))
             .max()
     })
 }
@@ -237,6 +238,37 @@ impl<'a> Model<'a> {
         ci: usize,
     ) -> impl Iterator<Item = &'m QueueView<'a>> + 'm {
         self.queues.iter().filter(move |q| q.connector == Some(ci))
+    }
+
+    /// The `Get-Queue` row of connector `ci`: the one whose NextHopConnector is its GUID (or
+    /// name), else one whose NextHopDomain is the next hop of a queue attributed to it, one of
+    /// its address-space domains or one of its smart hosts.
+    pub(crate) fn connector_queue(
+        &self,
+        ci: usize,
+    ) -> Option<&'a Parsed<hybridlab_artefacts::queue::QueueRow>> {
+        let c = self.connectors.get(ci)?;
+        let hops: Vec<&str> = self.queues_of(ci).map(|q| q.next_hop).collect();
+        self.a
+            .queues
+            .iter()
+            .find(|q| {
+                q.row
+                    .next_hop_connector
+                    .as_deref()
+                    .is_some_and(|id| c.is_next_hop_connector(id))
+            })
+            .or_else(|| {
+                self.a.queues.iter().find(|q| {
+                    let hop = q.row.next_hop_domain.trim();
+                    !hop.is_empty()
+                        && (hops.iter().any(|h| hop.eq_ignore_ascii_case(h))
+                            || c.address_domains()
+                                .iter()
+                                .any(|d| hop.eq_ignore_ascii_case(d))
+                            || c.smart_hosts().iter().any(|h| hop.eq_ignore_ascii_case(h)))
+                })
+            })
     }
 
     /// The queue LastError lines of a connector whose LED contains any of `needles`.
