@@ -264,6 +264,8 @@ mod tests {
 
     const SEND: &str = "#Software: Microsoft Exchange Server\r\n#Version: 15.01.0845.034\r\n#Log-type: SMTP Send Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n2025-01-15T08:01:12.330Z,Outbound to Office 365,08DD3555A1B272F3,0,,52.101.68.16:25,*,,attempting to connect\r\n2025-01-15T08:01:12.368Z,Outbound to Office 365,08DD3555A1B272F3,1,10.0.1.22:49721,52.101.68.16:25,+,,\r\n";
 
+    const RECV: &str = "#Software: Microsoft Exchange Server\r\n#Version: 15.01.0845.034\r\n#Log-type: SMTP Receive Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n2025-01-15T08:01:12.330Z,EXCH01\\Default Frontend EXCH01,08DD3555A1B272F4,0,10.0.1.21:25,40.107.22.55:41000,+,,\r\n2025-01-15T08:01:12.340Z,EXCH01\\Default Frontend EXCH01,08DD3555A1B272F4,1,10.0.1.21:25,40.107.22.55:41000,>,220 mail.contoso.com Microsoft ESMTP MAIL Service ready,\r\n";
+
     const QUEUE: &str = "\r\n\r\nIdentity      : EXCH02\\3\r\nDeliveryType  : SmartHostConnectorDelivery\r\nStatus        : Retry\r\nMessageCount  : 3\r\nNextHopDomain : contoso.mail.onmicrosoft.com\r\nLastError     : 451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out\r\n\r\n\r\n";
 
     fn write(dir: &std::path::Path, name: &str, text: &str) {
@@ -280,6 +282,7 @@ mod tests {
         write(d.path(), "EXCH02/store.txt", &store(false));
         write(d.path(), "EXCH02/SEND20250115-1.LOG", SEND);
         write(d.path(), "Get-Queue.txt", QUEUE);
+        write(d.path(), "RECV20250115-1.LOG", RECV);
         let a = hybridlab_artefacts::read_path(d.path()).unwrap();
         let m = Model::build(&a, None);
         let names: Vec<&str> = m.servers().iter().map(|s| s.name.as_str()).collect();
@@ -296,7 +299,11 @@ mod tests {
         assert_eq!(m.servers_holding(T1), ["EXCH01", "EXCH02"]);
         let v2 = m.server_view("exch02").unwrap();
         assert_eq!((v2.send_sessions.len(), v2.queues.len()), (1, 1));
-        assert!(m.server_view("EXCH01").unwrap().queues.is_empty());
+        let v1 = m.server_view("EXCH01").unwrap();
+        assert!(v1.queues.is_empty());
+        // The receive log's connector id names its server, wherever the file was.
+        assert_eq!(v1.receive_sessions.len(), 1);
+        assert!(v2.receive_sessions.is_empty());
     }
 
     /// One server named: everything belongs to it and the merged view is its view.
