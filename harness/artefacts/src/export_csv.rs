@@ -161,6 +161,26 @@ pub fn parse(file: &str, text: &str) -> CsvDocument {
     doc
 }
 
+/// Writes objects the way `Export-Csv` does: an optional `#TYPE` line, the header, every field
+/// quoted with inner quotes doubled, CRLF line ends.
+pub fn render(type_name: Option<&str>, columns: &[&str], rows: &[Vec<String>]) -> String {
+    let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let mut out = String::new();
+    if let Some(t) = type_name {
+        out.push_str("#TYPE ");
+        out.push_str(t);
+        out.push_str("\r\n");
+    }
+    let join = |cells: Vec<String>| cells.join(",");
+    out.push_str(&join(columns.iter().map(|c| quote(c)).collect()));
+    out.push_str("\r\n");
+    for r in rows {
+        out.push_str(&join(r.iter().map(|v| quote(v)).collect()));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,53 @@ fn header_fits(header: &str, groups: &[(usize, usize)]) -> bool {
     cells.iter().all(|c| !c.trim().is_empty())
 }
 
-/// The cells of a line at the columns: column i runs from its start to the next column's start.
+/// Where each column of a line starts: at its dash group, or further left when a right-aligned
+/// value (a number wider than its header) reaches back over the group's start. `None` when two
+/// columns touch (no space between them): not a row of this table.
+fn starts(chars: &[char], groups: &[(usize, usize)]) -> Option<Vec<usize>> {
+    let at = |i: usize| chars.get(i).copied().unwrap_or(' ');
+    let mut out = Vec::with_capacity(groups.len());
+    out.push(groups.first().map_or(0, |g| g.0));
+    for w in groups.windows(2) {
+        let (prev_end, start) = (w[0].1, w[1].0);
+        if at(start) == ' ' || start == 0 || at(start - 1) == ' ' {
+            out.push(start);
+            continue;
+        }
+        // A run of text across the group's start: it belongs to this column only if it begins
+        // after the previous column's dash group and after a space.
+        let mut b = start;
+        while b > 0 && at(b - 1) != ' ' {
+            b -= 1;
+        }
+        if b > prev_end && b > 0 {
+            out.push(b);
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// The cells of a line at the columns (each from its start to the next column's start), or
+/// `None` when the line does not fit the columns ([`starts`]).
+fn cells_of(line: &str, groups: &[(usize, usize)]) -> Option<Vec<String>> {
+    let chars: Vec<char> = line.chars().collect();
+    let st = starts(&chars, groups)?;
+    Some(
+        st.iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let end = st.get(i + 1).copied().unwrap_or(chars.len());
+                let s = (*s).min(chars.len());
+                let e = end.min(chars.len()).max(s);
+                chars[s..e].iter().collect::<String>().trim().to_string()
+            })
+            .collect(),
+    )
+}
+
+/// The header's cells (header names start at their dash group).
 fn cut(line: &str, groups: &[(usize, usize)]) -> Vec<String> {
     let chars: Vec<char> = line.chars().collect();
     groups
@@ -82,19 +128,14 @@ fn cut(line: &str, groups: &[(usize, usize)]) -> Vec<String> {
         .collect()
 }
 
-/// Whether `line` can be a row of the table: not blank, and no text sits in the single space
-/// between two columns unless the left cell is cut there (right-aligned numbers and left-aligned
-/// text leave the column gap blank; a wider last value runs on freely).
+/// Whether `line` can be a row of the table: not blank, not a dash row or a prompt, and its
+/// columns separated by spaces ([`starts`]).
 fn row_fits(line: &str, groups: &[(usize, usize)]) -> bool {
-    if line.trim().is_empty() || dash_groups(line).is_some() {
-        return false;
-    }
-    let chars: Vec<char> = line.chars().collect();
-    let gaps_ok = groups.windows(2).all(|w| {
-        let gap = w[1].0.saturating_sub(1);
-        chars.get(gap).is_none_or(|c| *c == ' ') || chars.get(w[1].0).is_none_or(|c| *c == ' ')
-    });
-    gaps_ok && !line.starts_with("PS ") && !line.starts_with("[PS]")
+    !line.trim().is_empty()
+        && dash_groups(line).is_none()
+        && !line.starts_with("PS ")
+        && !line.starts_with("[PS]")
+        && cells_of(line, groups).is_some()
 }
 
 /// Every table in `text`. `file` names the source in evidence.
@@ -122,7 +163,7 @@ pub fn find_tables(file: &str, text: &str) -> Tables {
             if lines.get(j + 1).and_then(|l| dash_groups(l)).is_some() {
                 break;
             }
-            let cells = cut(lines[j], &groups);
+            let cells = cells_of(lines[j], &groups).unwrap_or_default();
             let ev = Evidence::new(file, j + 1, lines[j]);
             let continuation = cells[0].is_empty() && current.is_some();
             if continuation {
@@ -165,6 +206,76 @@ pub fn find_tables(file: &str, text: &str) -> Tables {
     out
 }
 
+/// Renders objects the way PowerShell's table view prints them (Windows PowerShell 5.1 shape):
+/// one column per name, as wide as its widest cell but at most `max_width` (a longer value is cut
+/// and ends with `...`), the last column unbounded, cells left-aligned, one space between
+/// columns, a blank line before and two after. Rows are `(name, value)` lists in column order.
+pub fn render(columns: &[&str], rows: &[Vec<String>], max_width: usize) -> String {
+    let max_width = max_width.max(4);
+    let last = columns.len().saturating_sub(1);
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let w = rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|v| v.chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0);
+            if i == last { w } else { w.min(max_width) }
+        })
+        .collect();
+    let cell = |v: &str, i: usize| -> String {
+        let w = widths[i];
+        let n = v.chars().count();
+        let text = if n > w && i != last {
+            let mut t: String = v.chars().take(w.saturating_sub(3)).collect();
+            t.push_str("...");
+            t
+        } else {
+            v.to_string()
+        };
+        if i == last {
+            text
+        } else {
+            format!("{text:<w$}")
+        }
+    };
+    let line = |cells: Vec<String>| cells.join(" ").trim_end().to_string();
+    let mut out = String::from("\r\n");
+    out.push_str(&line(
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cell(c, i))
+            .collect(),
+    ));
+    out.push_str("\r\n");
+    out.push_str(&line(
+        widths
+            .iter()
+            .zip(columns)
+            .map(|(w, c)| {
+                "-".repeat((*w).min(c.chars().count()).max(1))
+                    + &" ".repeat(w.saturating_sub(c.chars().count()))
+            })
+            .collect(),
+    ));
+    out.push_str("\r\n");
+    for r in rows {
+        out.push_str(&line(
+            (0..columns.len())
+                .map(|i| cell(r.get(i).map_or("", String::as_str), i))
+                .collect(),
+        ));
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n\r\n");
+    out
+}
+
 /// Whether a value was cut by the table view (`...` or `…` at its end).
 pub fn is_cut(value: &str) -> bool {
     value.ends_with("...") || value.ends_with('…')
@@ -186,6 +297,18 @@ mod tests {
         assert!(is_cut(&q.text("NextHopDomain").unwrap()));
         assert_eq!(q.get("Status").unwrap().evidence.line, 4);
         assert_eq!(t.lines, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn right_aligned_numbers_wider_than_their_header() {
+        // `Size` is five wide, its header right-aligned over the last four characters.
+        let text = "Name  Size Status\n----  ---- ------\nabc  22731 Ok\nde       7 Bad\n";
+        let t = find_tables("n", text);
+        assert_eq!(t.objects.len(), 2, "{t:?}");
+        assert_eq!(t.objects[0].text("Size").as_deref(), Some("22731"));
+        assert_eq!(t.objects[0].text("Name").as_deref(), Some("abc"));
+        assert_eq!(t.objects[1].text("Size").as_deref(), Some("7"));
+        assert_eq!(t.objects[1].text("Status").as_deref(), Some("Bad"));
     }
 
     #[test]

@@ -223,3 +223,35 @@ fn tracking_log_net_connection_and_tables() {
         1
     );
 }
+
+/// `Get-MessageTrace` and `Get-MessageTraceDetail` without `| fl`: their default table views,
+/// header names with spaces, values cut with `...`; and an event whose Message has a line of
+/// spaces (the indentation PowerShell prints for an empty message line) between paragraphs.
+#[test]
+fn message_trace_tables_and_indented_blank_message_lines() {
+    let trace = "\r\nReceived            Sender Address       Recipient Address Subject           Status\r\n--------            --------------       ----------------- -------           ------\r\n3/7/2023 6:40:12 PM alice@contoso.onm... bob@contoso.com   Quarterly numbers Pending\r\n3/7/2023 6:41:02 PM alice@contoso.onm... eve@contoso.com   Re: numbers       Delivered\r\n\r\n\r\n";
+    let detail = "\r\nDate                Event    Detail\r\n----                -----    ------\r\n3/7/2023 6:40:12 PM Receive  Message received by: AM6PR01MB1234.eurprd01.prod.outlook.com\r\n3/7/2023 6:46:06 PM Defer    Reason: [{LED=450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=203.0.113.10:25] [DM6NAM12FT012.eop-nam12.prod.protection.outlook.com 2023-03-07T18:46:06.378Z 08DB1DF24DB12D84]};{MSG=};{FQDN=mail.contoso.com};{IP=203.0.113.10};{LRT=3/7/2023 6:46:06 PM}]\r\n\r\n\r\n";
+    let event = "\r\n\r\nIndex              : 48120\r\nEntryType          : Warning\r\nInstanceId         : 2147498652\r\nMessage            : The resource pressure increased from Medium to High.\r\n                     \r\n                     The following resources are under pressure:\r\n                     Used disk space (\"C:\\Queue\") = 97% [High]\r\nCategory           : ResourceManager\r\nCategoryNumber     : 15\r\nReplacementStrings : {Medium, High}\r\nSource             : MSExchangeTransport\r\nTimeGenerated      : 3/7/2023 6:20:00 PM\r\n\r\n\r\n";
+    let a = read(&[
+        ("trace.txt", trace.as_bytes().to_vec()),
+        ("detail.txt", text::encode(detail, TextEncoding::Utf16LeBom)),
+        ("event.txt", event.as_bytes().to_vec()),
+    ]);
+    assert_eq!(a.traces.len(), 2, "{:#?}", a.files);
+    assert_eq!(a.traces[0].row.status, TraceStatus::Pending);
+    assert_eq!(a.traces[1].row.recipient_address, "eve@contoso.com");
+    assert!(a.traces[0].row.sender_address.ends_with("..."));
+    assert_eq!(a.trace_details.len(), 2);
+    let led = a.trace_details[1].row.led.as_ref().unwrap();
+    assert_eq!(led.headline(), "450 4.4.316 Connection refused");
+    assert_eq!(led.ip.as_deref(), Some("203.0.113.10"));
+    let e = &a.events[0].row;
+    assert_eq!((e.id, e.level), (15004, EventLevel::Warning));
+    assert!(
+        e.message.contains("Medium to High.\nThe following"),
+        "{:?}",
+        e.message
+    );
+    assert!(e.message.contains("(\"C:\\Queue\") = 97%"));
+    assert_eq!(a.skipped_total(), 0);
+}

@@ -14,6 +14,9 @@
 //! - `session`: one send session with the indices of its telling events ([`SessionView`]).
 //! - `queues`: queues and messages with a `LastError`, failed NDR recipients.
 //! - `eop`: the mock EOP's session records joined with the send sessions ([`EopView`]).
+//! - `receive`: one receive session (the other direction) with the indices of its telling events
+//!   ([`ReceiveSessionView`]: EHLO reply and STARTTLS offered, certificates, TLS outcome,
+//!   TlsDomainCapabilities, errors sent).
 //! - `servers`: which server each artefact belongs to and the per-server views
 //!   ([`ServerView`]: store, sessions, queues, connectors, events), with the merged view kept
 //!   for single-server collections. The rules ask through [`Model::servers`],
@@ -22,6 +25,7 @@
 mod connectors;
 mod eop;
 mod queues;
+mod receive;
 mod servers;
 mod session;
 mod store;
@@ -37,6 +41,7 @@ use time::{Duration, OffsetDateTime};
 pub(crate) use self::connectors::{ConnectorView, is_eop_host};
 pub(crate) use self::eop::EopView;
 pub(crate) use self::queues::{NdrView, QueueView};
+pub(crate) use self::receive::ReceiveSessionView;
 pub(crate) use self::servers::ServerView;
 pub(crate) use self::session::{ChainProblem, SessionView};
 pub(crate) use self::store::{Store, StoreCert};
@@ -125,6 +130,8 @@ pub(crate) struct Model<'a> {
     pub servers: Vec<ServerView>,
     /// For each of `sessions`, the server it was logged on, when known.
     pub session_servers: Vec<Option<String>>,
+    /// Receive sessions (the other direction), in the reader's order.
+    pub receive_sessions: Vec<ReceiveSessionView<'a>>,
 }
 
 /// The newest time in the protocol and connectivity logs.
@@ -190,7 +197,18 @@ impl<'a> Model<'a> {
             .map(|s| servers::session_server(a, s.ps))
             .collect();
         let queue_servers: Vec<Option<&str>> = queues.iter().map(|q| q.server).collect();
-        let servers = servers::build(a, &session_servers, &queue_servers);
+        let receive_sessions: Vec<ReceiveSessionView<'a>> = a
+            .protocol
+            .sessions
+            .iter()
+            .filter(|s| s.kind == Some(LogKind::Receive))
+            .map(|s| ReceiveSessionView::build(s, servers::session_server(a, s)))
+            .collect();
+        let receive_servers: Vec<Option<&str>> = receive_sessions
+            .iter()
+            .map(|r| r.server.as_deref())
+            .collect();
+        let servers = servers::build(a, &session_servers, &queue_servers, &receive_servers);
         let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
         Self {
             a,
@@ -204,6 +222,7 @@ impl<'a> Model<'a> {
             server: server_of(a, &names),
             servers,
             session_servers,
+            receive_sessions,
         }
     }
 

@@ -15,8 +15,8 @@ use hybridlab_artefacts::connectors::ReceiveConnectorRow;
 use hybridlab_artefacts::protocol_log::{LogKind, ParsedSession};
 use hybridlab_artefacts::ps::Parsed;
 
-use super::Model;
 use super::store::Store;
+use super::{Model, ReceiveSessionView};
 
 /// One server and the indices of what belongs to it. (Some fields wait for the rules that name
 /// servers, issue 11 rules side.)
@@ -29,7 +29,7 @@ pub(crate) struct ServerView {
     pub store: Store,
     /// Indices into `Model::sessions` (send sessions).
     pub send_sessions: Vec<usize>,
-    /// Indices into `Artefacts::protocol.sessions` of its receive sessions.
+    /// Indices into `Model::receive_sessions`.
     pub receive_sessions: Vec<usize>,
     /// Indices into `Model::queues`.
     pub queues: Vec<usize>,
@@ -94,12 +94,13 @@ fn is(server: Option<&str>, name: &str) -> bool {
     server.is_some_and(|s| s.eq_ignore_ascii_case(name))
 }
 
-/// The per-server views. `send_sessions` are the model's send sessions with their servers;
-/// `queue_servers` the model's queues' servers.
+/// The per-server views, from the servers of the model's send sessions, queues and receive
+/// sessions (in the model's order).
 pub(super) fn build(
     a: &Artefacts,
     send_servers: &[Option<String>],
     queue_servers: &[Option<&str>],
+    receive_servers: &[Option<&str>],
 ) -> Vec<ServerView> {
     let names = server_names(a);
     let single = names.len() == 1;
@@ -129,14 +130,8 @@ pub(super) fn build(
                 send_sessions: (0..send_servers.len())
                     .filter(|&i| mine(send_servers[i].as_deref(), name))
                     .collect(),
-                receive_sessions: a
-                    .protocol
-                    .sessions
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.kind == Some(LogKind::Receive))
-                    .filter(|(_, s)| mine(session_server(a, s).as_deref(), name))
-                    .map(|(i, _)| i)
+                receive_sessions: (0..receive_servers.len())
+                    .filter(|&i| mine(receive_servers[i], name))
                     .collect(),
                 queues: (0..queue_servers.len())
                     .filter(|&i| mine(queue_servers[i], name))
@@ -239,6 +234,25 @@ impl<'a> Model<'a> {
         idx.into_iter().map(|i| &self.a.receive_connectors[i])
     }
 
+    /// The receive sessions logged on a server (every one when a single server is named).
+    pub(crate) fn receive_sessions_of(
+        &self,
+        name: &str,
+    ) -> impl Iterator<Item = &ReceiveSessionView<'a>> + '_ {
+        let idx = self
+            .server_view(name)
+            .map(|v| v.receive_sessions.clone())
+            .unwrap_or_default();
+        idx.into_iter().map(|i| &self.receive_sessions[i])
+    }
+
+    /// Receive sessions in which Exchange Online delivered (or tried to).
+    pub(crate) fn exo_receive_sessions(
+        &self,
+    ) -> impl Iterator<Item = &ReceiveSessionView<'a>> + '_ {
+        self.receive_sessions.iter().filter(|r| r.from_exo)
+    }
+
     /// The servers whose store holds a certificate with this thumbprint (any case).
     pub(crate) fn servers_holding(&self, thumbprint: &str) -> Vec<&str> {
         self.servers
@@ -264,6 +278,8 @@ mod tests {
 
     const SEND: &str = "#Software: Microsoft Exchange Server\r\n#Version: 15.01.0845.034\r\n#Log-type: SMTP Send Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n2025-01-15T08:01:12.330Z,Outbound to Office 365,08DD3555A1B272F3,0,,52.101.68.16:25,*,,attempting to connect\r\n2025-01-15T08:01:12.368Z,Outbound to Office 365,08DD3555A1B272F3,1,10.0.1.22:49721,52.101.68.16:25,+,,\r\n";
 
+    const RECV: &str = "#Software: Microsoft Exchange Server\r\n#Version: 15.01.0845.034\r\n#Log-type: SMTP Receive Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n2025-01-15T08:01:12.330Z,EXCH01\\Default Frontend EXCH01,08DD3555A1B272F4,0,10.0.1.21:25,40.107.22.55:41000,+,,\r\n2025-01-15T08:01:12.340Z,EXCH01\\Default Frontend EXCH01,08DD3555A1B272F4,1,10.0.1.21:25,40.107.22.55:41000,>,220 mail.contoso.com Microsoft ESMTP MAIL Service ready,\r\n";
+
     const QUEUE: &str = "\r\n\r\nIdentity      : EXCH02\\3\r\nDeliveryType  : SmartHostConnectorDelivery\r\nStatus        : Retry\r\nMessageCount  : 3\r\nNextHopDomain : contoso.mail.onmicrosoft.com\r\nLastError     : 451 4.4.395 Target host responded with error. -> 421 4.4.1 Connection timed out\r\n\r\n\r\n";
 
     fn write(dir: &std::path::Path, name: &str, text: &str) {
@@ -280,6 +296,7 @@ mod tests {
         write(d.path(), "EXCH02/store.txt", &store(false));
         write(d.path(), "EXCH02/SEND20250115-1.LOG", SEND);
         write(d.path(), "Get-Queue.txt", QUEUE);
+        write(d.path(), "RECV20250115-1.LOG", RECV);
         let a = hybridlab_artefacts::read_path(d.path()).unwrap();
         let m = Model::build(&a, None);
         let names: Vec<&str> = m.servers().iter().map(|s| s.name.as_str()).collect();
@@ -296,7 +313,14 @@ mod tests {
         assert_eq!(m.servers_holding(T1), ["EXCH01", "EXCH02"]);
         let v2 = m.server_view("exch02").unwrap();
         assert_eq!((v2.send_sessions.len(), v2.queues.len()), (1, 1));
-        assert!(m.server_view("EXCH01").unwrap().queues.is_empty());
+        let v1 = m.server_view("EXCH01").unwrap();
+        assert!(v1.queues.is_empty());
+        // The receive log's connector id names its server, wherever the file was.
+        assert_eq!(v1.receive_sessions, [0]);
+        let r = &m.receive_sessions[0];
+        assert!(r.from_exo);
+        assert_eq!(r.connector, "Default Frontend EXCH01");
+        assert!(v2.receive_sessions.is_empty());
     }
 
     /// One server named: everything belongs to it and the merged view is its view.
