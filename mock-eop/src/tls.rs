@@ -506,6 +506,26 @@ mod tests {
         assert!(cfg.ignore_client_order);
     }
 
+    #[test]
+    fn key_and_tls13_settings_parse() {
+        let f = crate::config::MockFile::from_toml(
+            "[eop.tls]\ntls13 = true\n[eop.tls.server_certificate]\nkey = \"ecdsa-p256\"\n",
+            "k.toml",
+        )
+        .unwrap();
+        assert!(f.eop.tls.tls13);
+        assert_eq!(
+            f.eop.tls.server_certificate.key,
+            hybridlab_labkit::pki::KeyKind::EcdsaP256
+        );
+        let d = TlsSettings::default();
+        assert!(d.tls12 && !d.tls13);
+        assert_eq!(
+            d.server_certificate.key,
+            hybridlab_labkit::pki::KeyKind::Rsa2048
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn verdicts_follow_the_lab_clock() {
         let clock = LabClock::starting_at(epoch());
