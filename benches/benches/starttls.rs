@@ -114,6 +114,11 @@ accepted_domains = [{ domain = "contoso.com" }, { domain = "example.com" }]
 name = "Inbound from contoso"
 connector_type = "on_premises"
 tls_sender_certificate_name = "mail.contoso.com"
+# the load-test key and TLS 1.3 (EOP's defaults are RSA-2048 and TLS 1.2 only)
+[eop.tls]
+tls13 = true
+[eop.tls.server_certificate]
+key = "ecdsa-p256"
 "#,
         "bench.toml",
     )

@@ -455,8 +455,17 @@ mod tests {
             "CN=Lab Global G2 TLS CA1, O=Lab Trust Services, C=US"
         );
         assert_eq!(id.leaf.not_before, epoch() - time::Duration::days(30));
+        // EOP's key: RSA-2048 (the domain reference, sections 4.3 and 11.6)
+        assert_eq!(id.leaf.key_algorithm, "RSA");
+        assert_eq!(id.leaf.public_key_bits, 2048);
         let root = CertFacts::from_der(&id.trust_anchor).unwrap();
         assert!(root.is_self_signed);
+        let ecdsa = ServerCertificate {
+            key: hybridlab_labkit::pki::KeyKind::EcdsaP256,
+            ..ServerCertificate::default()
+        };
+        let id_ec = ServerIdentity::from_spec(&ecdsa, epoch()).unwrap();
+        assert_eq!(id_ec.leaf.key_algorithm, "ECC");
 
         let spec = ServerCertificate {
             issuer: CertIssuer::Untrusted,
@@ -472,6 +481,49 @@ mod tests {
         };
         let id = ServerIdentity::from_spec(&spec, epoch()).unwrap();
         assert!(id.leaf.is_self_signed);
+    }
+
+    /// EOP's published TLS 1.2 suites that ring implements, AES-256 first, then the TLS 1.3
+    /// AES-GCM suites (no ChaCha20): <https://learn.microsoft.com/en-us/purview/technical-reference-details-about-encryption>.
+    #[test]
+    fn default_suites_are_eops_for_the_key_type() {
+        use rustls::CipherSuite as C;
+        assert_eq!(
+            eop_cipher_suites("RSA"),
+            [
+                C::TLS13_AES_256_GCM_SHA384,
+                C::TLS13_AES_128_GCM_SHA256,
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            ]
+        );
+        assert!(eop_cipher_suites("ECC").contains(&C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384));
+        let id = ServerIdentity::from_spec(&ServerCertificate::default(), epoch()).unwrap();
+        let clock = LabClock::starting_at(epoch());
+        let v =
+            Arc::new(ClientVerifier::new(&[], InvalidClientCertificate::Ignore, clock).unwrap());
+        let cfg = server_config(&TlsSettings::default(), &id, v).unwrap();
+        assert!(cfg.ignore_client_order);
+    }
+
+    #[test]
+    fn key_and_tls13_settings_parse() {
+        let f = crate::config::MockFile::from_toml(
+            "[eop.tls]\ntls13 = true\n[eop.tls.server_certificate]\nkey = \"ecdsa-p256\"\n",
+            "k.toml",
+        )
+        .unwrap();
+        assert!(f.eop.tls.tls13);
+        assert_eq!(
+            f.eop.tls.server_certificate.key,
+            hybridlab_labkit::pki::KeyKind::EcdsaP256
+        );
+        let d = TlsSettings::default();
+        assert!(d.tls12 && !d.tls13);
+        assert_eq!(
+            d.server_certificate.key,
+            hybridlab_labkit::pki::KeyKind::Rsa2048
+        );
     }
 
     #[tokio::test(start_paused = true)]

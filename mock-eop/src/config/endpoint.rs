@@ -21,6 +21,10 @@ pub struct Endpoint {
     /// The form of the bracketed tag at the end of reject texts: `current` (since about 2023:
     /// host, time and session id) or `legacy` (the host alone).
     pub reply_tag: ReplyTagEra,
+    /// Whether `500 5.3.3 Unrecognized command` quotes the verb (`... command 'XYZZY'`), as the
+    /// domain reference's transcripts show (section 11.6); uncertain \[U\] (the quoted form may
+    /// come from a honeypot imitating EOP), so `false` gives Exchange's plain text.
+    pub quote_unrecognized_verb: bool,
 }
 
 /// The era of the bracketed tag EOP appends to reject texts.
@@ -66,6 +70,7 @@ impl Default for Endpoint {
             reject_host: "AMS0EPF0000019A.eurprd04.prod.outlook.com".into(),
             banner_session_id: true,
             reply_tag: ReplyTagEra::Current,
+            quote_unrecognized_verb: true,
         }
     }
 }

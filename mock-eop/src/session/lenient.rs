@@ -37,12 +37,7 @@ impl Session {
         match e {
             ProtoError::UnknownCommand | ProtoError::InvalidResponse { .. } => {
                 // Only printable ASCII goes back into the reply line, and not much of it.
-                let shown: String = verb
-                    .chars()
-                    .filter(char::is_ascii_graphic)
-                    .take(MAX_VERB_SHOWN)
-                    .collect();
-                eop::unrecognized_verb(&shown)
+                self.unrecognized(verb)
             }
             ProtoError::InvalidSenderAddress => Reply::new(501, "5.1.7 Invalid address"),
             ProtoError::InvalidRecipientAddress => Reply::new(501, "5.1.3 Invalid address"),
@@ -52,6 +47,20 @@ impl Session {
             | ProtoError::UnsupportedParameter { .. }
             | ProtoError::NeedsMoreData { .. } => eop::unrecognized_parameter(&self.reply_tag()),
         }
+    }
+
+    /// `500 5.3.3 Unrecognized command '<verb>'` (only printable ASCII of the verb, and not much
+    /// of it), or the plain text when the endpoint does not quote the verb.
+    pub(super) fn unrecognized(&self, verb: &str) -> Reply {
+        if !self.cfg().endpoint.quote_unrecognized_verb {
+            return eop::unrecognized_command();
+        }
+        let shown: String = verb
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(MAX_VERB_SHOWN)
+            .collect();
+        eop::unrecognized_verb(&shown)
     }
 
     /// The bracketed tag for reject texts at this point of the session.

@@ -319,7 +319,8 @@ impl Session {
             | Request::Atrn { .. }
             | Request::Burl { .. }) => {
                 let verb = lenient::unoffered_verb(&other);
-                self.protocol_error(eop::unrecognized_verb(verb));
+                let reply = self.unrecognized(verb);
+                self.protocol_error(reply);
             }
         }
     }

@@ -59,13 +59,16 @@ fn refusals_use_eops_texts_and_the_current_tag() {
     );
 }
 
-/// The legacy era (before 2023) ends reject texts with the host alone.
+/// The legacy era (before 2023) ends reject texts with the host alone; the unquoted 500 is a
+/// setting (the quoted verb is uncertain \[U\]).
 #[test]
 fn legacy_tags_name_the_host_only() {
     let mut cfg = config();
     cfg.endpoint.reply_tag = ReplyTagEra::Legacy;
+    cfg.endpoint.quote_unrecognized_verb = false;
     cfg.endpoint.reject_host = "AM5EUR02FT017.eop-EUR02.prod.protection.outlook.com".into();
     let mut p = Probe::new(cfg, vec![]);
+    assert_eq!(p.send("XYZZY\r\n"), "500 5.3.3 Unrecognized command\r\n");
     assert_eq!(
         p.send("EHLO\r\n"),
         "501 5.5.4 Unrecognized parameter [AM5EUR02FT017.eop-EUR02.prod.protection.outlook.com]\r\n"
