@@ -72,7 +72,7 @@ pub use hybridlab_model::exo::{
     AcceptedDomain, ConnectorType, DomainType, InboundConnector, SenderDomain, SenderIpRange,
     Tenant,
 };
-pub use limits::Limits;
+pub use limits::{BareLineEndings, Limits, OversizeBdat};
 pub use replies::{NotAReplyLine, ReplyOverrides, ReplyTemplate};
 pub use tls::{
     CertIssuer, ChainSent, CipherSuiteName, InvalidClientCertificate, KxGroupName,

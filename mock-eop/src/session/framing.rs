@@ -71,7 +71,8 @@ impl Session {
         let shown = String::from_utf8_lossy(line)
             .trim_end_matches(['\r', '\n'])
             .to_string();
-        self.record.transcript.push(TranscriptEntry::Command {
+        self.progress = true;
+        self.push_transcript(TranscriptEntry::Command {
             at: self.cur,
             line: shown,
         });
