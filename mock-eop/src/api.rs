@@ -465,6 +465,12 @@ async fn put_faults(
 ) -> ApiResult {
     Query::parse(q.as_deref(), &[])?;
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        // An empty body is a mistake more often than a wish to clear: DELETE /faults clears.
+        return Err(ApiError::bad_request(
+            "the request body is empty: send the faults (TOML or JSON), or DELETE /faults to clear them",
+        ));
+    }
     let list = parse_faults(&headers, &body)?;
     replace_faults(&api, list)
 }

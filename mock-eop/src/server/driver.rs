@@ -147,8 +147,7 @@ where
     let guard = ActiveGuard(Arc::clone(&shared));
     tokio::spawn(async move {
         let _guard = guard;
-        let _slot = slot;
-        run_session(shared, stream, peer, local).await;
+        run_session(shared, stream, peer, local, slot).await;
     })
 }
 
@@ -170,8 +169,13 @@ enum Step {
     Closed,
 }
 
-async fn run_session<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, local: SocketAddr)
-where
+async fn run_session<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Option<Slot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +225,8 @@ where
         .ok(),
         None => Some(record),
     };
+    // The slot is free before the session counts as finished.
+    drop(slot);
     if let Some(record) = record {
         shared.finish_session(record);
     }

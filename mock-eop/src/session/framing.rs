@@ -76,6 +76,12 @@ impl Session {
             at: self.cur,
             line: shown,
         });
+        if line.contains(&0) {
+            // A NUL cannot be part of a command (RFC 5321 2.3.8); refused before parsing, so it
+            // never reaches a record field such as the EHLO name.
+            self.protocol_error(eop::invalid_arguments());
+            return;
+        }
         match Request::parse(&mut line.iter()).map(Request::into_owned) {
             Ok(req) => self.request(req),
             Err(e) => self.protocol_error(parse_error_reply(e)),

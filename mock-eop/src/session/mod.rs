@@ -222,7 +222,7 @@ impl Session {
             messages: Vec::new(),
         };
         let n = ctx.faults.faults().len();
-        let idle = ctx.config.limits.idle_timeout.to_time();
+        let idle = ctx.config.limits.idle_timeout.0;
         let mut s = Self {
             ctx,
             record,
@@ -239,7 +239,7 @@ impl Session {
             omit_starttls: false,
             mask: false,
             cur: now,
-            idle_deadline: now + idle,
+            idle_deadline: later(now, idle),
             timer: None,
             messages: 0,
             progress: false,
@@ -367,7 +367,7 @@ impl Session {
         self.cfg()
             .limits
             .session_timeout
-            .map(|t| self.record.started_at + t.to_time())
+            .map(|t| later(self.record.started_at, t.0))
     }
 
     fn info(&mut self, text: String) {
@@ -429,7 +429,7 @@ impl Session {
 
     fn stall(&mut self, d: std::time::Duration) {
         self.flush();
-        let until = self.cur + time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        let until = later(self.cur, d);
         self.actions.push_back(Action::Stall(until));
         self.cur = until;
     }
@@ -456,7 +456,7 @@ impl Session {
             return;
         }
         if activity {
-            self.idle_deadline = self.cur + self.cfg().limits.idle_timeout.to_time();
+            self.idle_deadline = later(self.cur, self.cfg().limits.idle_timeout.0);
         }
         self.timer = Some(match self.session_deadline() {
             Some(s) if s < self.idle_deadline => s,
@@ -467,6 +467,16 @@ impl Session {
     fn end_of_turn(&mut self) {
         self.end_of_turn_with(true);
     }
+}
+
+/// The longest time the session adds to a moment: configured durations are validated to at most
+/// [`crate::config::MAX_DURATION`]; this bound keeps the arithmetic safe even without that.
+const MAX_ADD: std::time::Duration = crate::config::MAX_DURATION;
+
+/// `t + d`, with `d` capped at [`MAX_ADD`] and the sum saturating (never a panic).
+fn later(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
+    let d = time::Duration::try_from(d.min(MAX_ADD)).unwrap_or(time::Duration::ZERO);
+    t.checked_add(d).unwrap_or(t)
 }
 
 impl ProtocolCore for Session {
