@@ -60,6 +60,9 @@ use hybridlab_model::located::TomlSource;
 /// The longest `GET /wait` may block.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
+/// The largest request body (`PUT /faults`).
+const MAX_BODY: usize = 1 << 20;
+
 /// How long `GET /wait` blocks without `timeout`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
@@ -69,13 +72,25 @@ pub struct Api {
     mock: Arc<MockEopHandle>,
     /// The lab CA PEM, or why there is none.
     ca: Arc<Result<String, String>>,
+    /// How long a request header may take.
+    header_timeout: Duration,
 }
 
 impl Api {
     /// The API for `mock`; `GET /ca` serves [`MockEopHandle::ca_pem`].
     pub fn new(mock: Arc<MockEopHandle>) -> Self {
         let ca = Arc::new(Ok(mock.ca_pem()));
-        Self { mock, ca }
+        Self {
+            mock,
+            ca,
+            header_timeout: crate::http_guard::HEADER_READ_TIMEOUT,
+        }
+    }
+
+    /// How long a client may take to send a request's header (default 10 s).
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.header_timeout = d;
+        self
     }
 
     /// `GET /ca` answers 404 with `no lab CA: {why}` (the mock serves a certificate from files).
@@ -98,12 +113,16 @@ impl Api {
             .route("/faults", get(faults).put(put_faults).delete(clear_faults))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
     }
 
     /// Serves the API on `listener` until the task is dropped (accept errors are retried).
+    /// A request header must arrive within [`Self::header_timeout`] (of connecting or of the
+    /// previous response), a body is at most 1 MiB (413 beyond).
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        let guarded = crate::http_guard::GuardedListener(listener, self.header_timeout);
+        axum::serve(guarded, self.router()).await
     }
 }
 

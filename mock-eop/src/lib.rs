@@ -42,7 +42,8 @@
 //! - [`records`]: the records file of `serve --records` (a line per message before its `250`,
 //!   a torn last line cut at start, no symlinks followed).
 //! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
-//!   faults at run time) over a running mock (axum).
+//!   faults at run time) over a running mock (axum); `http_guard` (private): its listener with a
+//!   header-read deadline.
 
 pub mod attribution;
 pub mod config;
@@ -55,6 +56,7 @@ pub mod tls;
 
 // Over the embedding API: the HTTP API of `mock-eop serve --api`.
 pub mod api;
+mod http_guard;
 
 pub use server::{
     Counts, MessageHook, MockEop, MockEopBuilder, MockEopError, MockEopHandle, SessionHook,

@@ -118,3 +118,37 @@ async fn sessions_over_the_limits_get_421() {
     let mut f = connect_from(addr, "127.0.0.5").await;
     assert_eq!(f.reply().await.code, 220);
 }
+
+#[tokio::test]
+async fn the_api_closes_a_slow_header_and_refuses_a_huge_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = Arc::new(start(lab_tenants(), vec![], vec![]).await);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let served = Api::new(Arc::clone(&mock)).header_timeout(std::time::Duration::from_millis(300));
+    tokio::spawn(served.serve(listener));
+    // Half a request line, then nothing: the connection is closed (EOF), not held.
+    let mut slow = tokio::net::TcpStream::connect(api).await.unwrap();
+    slow.write_all(b"GET /hea").await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(BOUND, slow.read_to_end(&mut buf))
+        .await
+        .expect("closed within the bound");
+    assert!(
+        n.is_err() || buf.is_empty() || buf.starts_with(b"HTTP/1.1 4"),
+        "{buf:?}"
+    );
+    // The API still answers.
+    assert_eq!(get(api, "/health").await.status, 200);
+    // A body over 1 MiB: 413.
+    let big = "x".repeat(2 << 20);
+    let r = request(
+        api,
+        "PUT",
+        "/faults",
+        &["Content-Type: application/toml"],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+}
