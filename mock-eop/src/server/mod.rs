@@ -271,6 +271,9 @@ struct Store {
     messages: VecDeque<MessageRecord>,
     /// Raw message bytes held by `sessions` and `messages`.
     bytes: u64,
+    /// Messages dropped from the front since the start or the last clear: the number of
+    /// `messages[i]` is `messages_dropped + i`.
+    messages_dropped: u64,
 }
 
 /// Raw message bytes a session record holds.
@@ -459,6 +462,7 @@ impl MockEopHandle {
         s.sessions.clear();
         s.messages.clear();
         s.bytes = 0;
+        s.messages_dropped = 0;
         self.shared.counts.send_modify(|c| {
             c.sessions = 0;
             c.messages = 0;
@@ -491,6 +495,41 @@ impl MockEopHandle {
             m.ensure_parsed();
         }
         s.messages.iter().cloned().collect()
+    }
+
+    /// Messages numbered from `since` (0 = the first since the start or the last clear; a
+    /// number dropped by `--keep` is skipped), at most `limit`, headers parsed, with their
+    /// numbers. Only those are copied (their raw bytes are shared, not copied).
+    pub fn messages_page(&self, since: u64, limit: usize) -> Vec<(u64, MessageRecord)> {
+        let mut s = self.shared.store();
+        let first = s.messages_dropped;
+        let skip = usize::try_from(since.saturating_sub(first)).unwrap_or(usize::MAX);
+        s.messages
+            .iter_mut()
+            .enumerate()
+            .skip(skip)
+            .take(limit)
+            .map(|(i, m)| {
+                m.ensure_parsed();
+                (first + i as u64, m.clone())
+            })
+            .collect()
+    }
+
+    /// The number the next message will get, and the number of the oldest one kept.
+    pub fn message_numbers(&self) -> (u64, u64) {
+        let s = self.shared.store();
+        (
+            s.messages_dropped + s.messages.len() as u64,
+            s.messages_dropped,
+        )
+    }
+
+    /// The raw bytes of message number `n` ([`Self::messages_page`]), if it is kept.
+    pub fn message_raw(&self, n: u64) -> Option<Arc<[u8]>> {
+        let s = self.shared.store();
+        let i = usize::try_from(n.checked_sub(s.messages_dropped)?).ok()?;
+        s.messages.get(i).map(|m| Arc::clone(&m.raw))
     }
 
     /// Waits until at least `n` sessions have finished (no polling; bound it with
