@@ -11,12 +11,13 @@
 //! |---|---|
 //! | `GET /` | the list of endpoints |
 //! | `GET /health` | `{"status":"ok","smtp":"127.0.0.1:2525","counts":{..},"faults":N,"started_at":..,"version":..}` |
-//! | `GET /counts` | `{"sessions":N,"messages":N,"active":N}`: finished sessions, messages answered 250, sessions in progress |
+//! | `GET /counts` | `{"sessions":N,"messages":N,"active":N,"refused":N}`: finished sessions, messages answered 250, sessions in progress, connections refused over the session limits |
 //! | `GET /sessions` | the kept session records, in connection order: the JSON of the `--records` lines, in an array |
 //! | `GET /sessions?since=N&limit=K` | sessions whose `index` (connection order, from 0) is at least N; at most K: the first K from `since`, or the K most recent without it |
 //! | `GET /sessions/N` | the session with `index` N (404 if it has not ended, was cleared or no longer kept) |
 //! | `DELETE /sessions` | forgets the kept sessions and messages and restarts the counters from zero: `{"cleared":{"sessions":N,"messages":N}}` |
-//! | `GET /messages?limit=K&raw=false` | the messages answered 250 (envelope, size, verdict, parsed headers, the text unless `raw=false`), oldest first, the K most recent with `limit` |
+//! | `GET /messages?since=N&limit=K&raw=false` | the messages answered 250 (envelope, size, verdict, parsed headers, `number`, `raw_url`, the text unless `raw=false` or over 64 KiB), oldest first: from number N, at most K (default 100, at most 1000), the K most recent without `since` |
+//! | `GET /messages/N/raw` | message number N as received (`message/rfc822`), one at a time; 404 when not kept |
 //! | `GET /wait?sessions=N&messages=M&timeout=SECS` | returns when the counters reach N sessions and M messages (either or both): 200 `{"timed_out":false,"counts":{..}}`, or after `timeout` seconds (default 30, at most 300, fractions allowed) 408 `{"error":..,"timed_out":true,"counts":{..}}` |
 //! | `GET /ca` | the lab CA (PEM, `text/plain`) a client should trust; 404 when serving `--cert` |
 //! | `GET /faults` | `{"faults":[..]}`: the scripted faults new sessions get |
@@ -60,6 +61,16 @@ use hybridlab_model::located::TomlSource;
 /// The longest `GET /wait` may block.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
+/// Messages `GET /messages` returns without `limit`, and at most.
+const PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// Message texts larger than this are left out of `GET /messages` (fetch `raw_url`).
+const INLINE_RAW: usize = 64 * 1024;
+
+/// The largest request body (`PUT /faults`).
+const MAX_BODY: usize = 1 << 20;
+
 /// How long `GET /wait` blocks without `timeout`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
@@ -69,13 +80,25 @@ pub struct Api {
     mock: Arc<MockEopHandle>,
     /// The lab CA PEM, or why there is none.
     ca: Arc<Result<String, String>>,
+    /// How long a request header may take.
+    header_timeout: Duration,
 }
 
 impl Api {
     /// The API for `mock`; `GET /ca` serves [`MockEopHandle::ca_pem`].
     pub fn new(mock: Arc<MockEopHandle>) -> Self {
         let ca = Arc::new(Ok(mock.ca_pem()));
-        Self { mock, ca }
+        Self {
+            mock,
+            ca,
+            header_timeout: crate::http_guard::HEADER_READ_TIMEOUT,
+        }
+    }
+
+    /// How long a client may take to send a request's header (default 10 s).
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.header_timeout = d;
+        self
     }
 
     /// `GET /ca` answers 404 with `no lab CA: {why}` (the mock serves a certificate from files).
@@ -93,17 +116,22 @@ impl Api {
             .route("/sessions", get(sessions).delete(clear_sessions))
             .route("/sessions/{n}", get(session))
             .route("/messages", get(messages))
+            .route("/messages/{n}/raw", get(message_raw))
             .route("/wait", get(wait))
             .route("/ca", get(ca))
             .route("/faults", get(faults).put(put_faults).delete(clear_faults))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
     }
 
     /// Serves the API on `listener` until the task is dropped (accept errors are retried).
+    /// A request header must arrive within [`Self::header_timeout`] (of connecting or of the
+    /// previous response), a body is at most 1 MiB (413 beyond).
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        let guarded = crate::http_guard::GuardedListener(listener, self.header_timeout);
+        axum::serve(guarded, self.router()).await
     }
 }
 
@@ -311,31 +339,66 @@ async fn clear_sessions(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiRes
 }
 
 async fn messages(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
-    let q = Query::parse(q.as_deref(), &["limit", "raw"])?;
-    let limit: Option<usize> = q.get("limit", WHOLE)?;
+    let q = Query::parse(q.as_deref(), &["since", "limit", "raw"])?;
+    let since: Option<u64> = q.get("since", WHOLE)?;
+    let limit: usize = q
+        .get::<usize>("limit", WHOLE)?
+        .unwrap_or(PAGE)
+        .min(MAX_PAGE);
     let raw = q.flag("raw")?.unwrap_or(true);
-    let mut messages = api.mock.messages();
-    if let Some(k) = limit {
-        let skip = messages.len().saturating_sub(k);
-        messages.drain(..skip);
-    }
-    if raw {
-        return Ok(json_response(StatusCode::OK, &messages));
-    }
-    let mut list = Vec::with_capacity(messages.len());
-    for m in &messages {
-        let mut v = serde_json::to_value(m).map_err(|e| {
+    let since = since.unwrap_or_else(|| {
+        // Without `since`: the `limit` most recent.
+        let (next, oldest) = api.mock.message_numbers();
+        next.saturating_sub(limit as u64).max(oldest)
+    });
+    let mut list = Vec::new();
+    for (n, m) in api.mock.messages_page(since, limit) {
+        let mut v = serde_json::to_value(&m).map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot encode: {e}"),
             )
         })?;
         if let Value::Object(o) = &mut v {
-            o.remove("raw");
+            if !raw || m.raw.len() > INLINE_RAW {
+                o.remove("raw");
+            }
+            o.insert("number".into(), json!(n));
+            o.insert("raw_url".into(), json!(format!("/messages/{n}/raw")));
         }
         list.push(v);
     }
     Ok(json_response(StatusCode::OK, &list))
+}
+
+/// `GET /messages/N/raw`: the message as received (`message/rfc822`).
+async fn message_raw(
+    State(api): State<Api>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    Query::parse(q.as_deref(), &[])?;
+    let Path(n) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let n: u64 = n.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "message number: expected {WHOLE} (the `number` in GET /messages), got {n:?}"
+        ))
+    })?;
+    match api.mock.message_raw(n) {
+        Some(raw) => Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("message/rfc822"),
+            )],
+            Body::from(Bytes::from_owner(raw)),
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no message {n}: it was cleared, is no longer kept, or has not come yet"),
+        )),
+    }
 }
 
 async fn wait(State(api): State<Api>, RawQuery(q): RawQuery) -> ApiResult {
@@ -465,6 +528,12 @@ async fn put_faults(
 ) -> ApiResult {
     Query::parse(q.as_deref(), &[])?;
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        // An empty body is a mistake more often than a wish to clear: DELETE /faults clears.
+        return Err(ApiError::bad_request(
+            "the request body is empty: send the faults (TOML or JSON), or DELETE /faults to clear them",
+        ));
+    }
     let list = parse_faults(&headers, &body)?;
     replace_faults(&api, list)
 }

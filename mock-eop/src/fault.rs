@@ -198,9 +198,13 @@ impl Serialize for ReplyLine {
 impl<'de> Deserialize<'de> for ReplyLine {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Reply::parse_line(&s).map(ReplyLine).ok_or_else(|| {
+        let one_line = !s
+            .trim_end_matches(['\r', '\n'])
+            .chars()
+            .any(char::is_control);
+        Reply::parse_line(&s).filter(|_| one_line).map(ReplyLine).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "{s:?} is not a reply line (`<code> <text>`, code 200-599)"
+                "{s:?} is not a reply line (`<code> <text>` on one line, code 200-599, no control characters)"
             ))
         })
     }
@@ -269,6 +273,21 @@ impl Fault {
             && !(0.0..=1.0).contains(&p)
         {
             return Err(format!("probability {p} is not between 0 and 1"));
+        }
+        if let A::Reply(ReplyLine(r)) = &self.action
+            && r.lines.iter().any(|l| l.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "reply {:?} holds a CR, LF or other control character (one line only)",
+                r.lines.join("\r\n")
+            ));
+        }
+        if let A::Stall(d) = &self.action
+            && d.0 > crate::config::MAX_DURATION
+        {
+            return Err(format!(
+                "stall {d} is longer than the longest duration the mock takes (365 days)"
+            ));
         }
         let ok = match &self.action {
             A::Reply(_) | A::Stall(_) | A::Drop | A::Close421 | A::Throttle(_) => true,

@@ -39,18 +39,25 @@
 //! - [`exo`]: Exchange Online as a sender: delivery to on-premises through an outbound
 //!   connector (sans-IO client core, tokio driver, retries and message trace on the lab clock),
 //!   behind `mock-eop deliver`.
+//! - [`records`]: the records file of `serve --records` (a line per message before its `250`,
+//!   a torn last line cut at start, no symlinks followed).
 //! - [`api`]: the HTTP/1.1 JSON API of `mock-eop serve --api` (records, counts, waits, the lab CA,
-//!   faults at run time) over a running mock (axum).
+//!   faults at run time) over a running mock (axum); `http_guard` (private): its listener with a
+//!   header-read deadline.
 
 pub mod attribution;
 pub mod config;
 pub mod exo;
 pub mod fault;
+pub mod records;
 pub mod server;
 pub mod session;
 pub mod tls;
 
 // Over the embedding API: the HTTP API of `mock-eop serve --api`.
 pub mod api;
+mod http_guard;
 
-pub use server::{Counts, MockEop, MockEopBuilder, MockEopError, MockEopHandle};
+pub use server::{
+    Counts, MessageHook, MockEop, MockEopBuilder, MockEopError, MockEopHandle, SessionHook,
+};

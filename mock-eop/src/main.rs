@@ -9,8 +9,13 @@
 //! Without `--config` it serves an embedded contoso-like tenant (one OnPremises inbound
 //! connector, `Inbound from contoso`, TlsSenderCertificateName `mail.contoso.com`). It prints the
 //! bound address and the path of the lab CA, logs one line per session verdict on stderr, and
-//! with `--records` appends each session record as a JSON line (flushed per session, before the
-//! session's log line; SIGTERM or Ctrl-C end the process at once). Exit status 0 on a clean stop, 2 on a usage or config error.
+//! with `--records` appends a JSON line per accepted message **before** its `250` (fsynced unless
+//! `--no-fsync`) and each complete session record when the session ends ([`mock_eop::records`]; a
+//! torn last line left by a crash is cut at start, with a warning). SIGTERM or SIGINT stop it
+//! cleanly: no new connections, `421 4.3.2` to idle sessions, sessions in DATA/BDAT finish their
+//! message (within `limits.shutdown_grace`), records flushed, then `stopped` on stdout and exit 0.
+//! Without `--ca-out` the lab CA goes to a fresh private (0700) directory, removed on a clean
+//! stop. Exit status 0 on a clean stop, 2 on a usage or config error.
 //!
 //! ```text
 //! mock-eop deliver --to HOST:PORT --from A --rcpt B [--config FILE] [--connector NAME]
@@ -52,6 +57,7 @@ use mock_eop::api::Api;
 use mock_eop::config::{EopConfig, MockFile};
 use mock_eop::exo::standalone::{self, DeliverOptions};
 use mock_eop::exo::trace_line;
+use mock_eop::records::{RecordsFile, write_file_nofollow};
 use mock_eop::tls::ServerIdentity;
 use mock_eop::{MockEop, MockEopBuilder, MockEopHandle};
 use rustls::pki_types::CertificateDer;
@@ -156,6 +162,12 @@ struct ServeArgs {
     /// Finished sessions kept in memory (the records file gets all of them).
     #[arg(long, default_value_t = 10_000)]
     keep: usize,
+    /// Message bytes kept in memory at most (oldest records dropped first; `--records` gets all).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    keep_bytes: u64,
+    /// Do not fsync the records file after each line (faster; a power loss may lose records).
+    #[arg(long, requires = "records")]
+    no_fsync: bool,
     /// Also serve the HTTP JSON API (records, counts, waits, CA, faults) on this address.
     #[arg(long, value_name = "ADDR")]
     api: Option<SocketAddr>,
@@ -301,7 +313,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .listener(listener);
         builder = configure(builder, &args)?;
         let handle = Arc::new(builder.start().await?);
-        let mut lines = startup_lines(&handle, &args)?;
+        let mut ca_dir = None;
+        let mut lines = startup_lines(&handle, &args, &mut ca_dir)?;
         let api = match api_listener {
             Some(l) => {
                 lines.push(format!("api: http://{}", l.local_addr()?));
@@ -316,13 +329,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("SIGTERM handler")?;
         announce(&lines);
-        // Serve until the process is killed.
-        match api {
-            Some(api) => api.await.context("the API server stopped")?,
-            None => std::future::pending::<()>().await,
-        }
-        drop(handle);
+        // Serve until SIGTERM or SIGINT (or the API server fails).
+        let api = async {
+            match api {
+                Some(api) => api.await,
+                None => std::future::pending().await,
+            }
+        };
+        let signal = tokio::select! {
+            r = api => {
+                r.context("the API server stopped")?;
+                "the API server ended"
+            }
+            _ = sigterm.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        };
+        tracing::info!("{signal}: stopping (no new sessions; sessions in DATA finish)");
+        handle.stop().await;
+        drop(ca_dir);
+        announce(&["stopped".to_string()]);
         anyhow::Ok(())
     })
 }
@@ -333,8 +361,16 @@ fn client_roots(files: &[PathBuf]) -> anyhow::Result<Vec<CertificateDer<'static>
     for path in files {
         let pem =
             std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let before = roots.len();
         for c in CertificateDer::pem_slice_iter(&pem) {
             roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
+        }
+        if roots.len() == before {
+            anyhow::bail!(
+                "{}: --client-ca: no certificate in the file (every client certificate would be \
+                 unknown_issuer)",
+                path.display()
+            );
         }
     }
     Ok(roots)
@@ -364,7 +400,18 @@ fn check_addresses(args: &ServeArgs) -> anyhow::Result<()> {
 /// the served certificate, and the hook that writes records and logs each session.
 fn configure(builder: MockEopBuilder, args: &ServeArgs) -> anyhow::Result<MockEopBuilder> {
     let records = match &args.records {
-        Some(path) => Some(open_records(path)?),
+        Some(path) => {
+            let (file, torn) = RecordsFile::open(path, !args.no_fsync)?;
+            if let Some(t) = torn {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the last line was cut off ({} bytes, a crash?): truncated to {} bytes",
+                    t.bytes,
+                    t.kept
+                );
+            }
+            Some(Arc::new(file))
+        }
         None => None,
     };
     let clock = LabClock::system();
@@ -372,9 +419,21 @@ fn configure(builder: MockEopBuilder, args: &ServeArgs) -> anyhow::Result<MockEo
         let ns = clock.epoch().unix_timestamp_nanos();
         (ns as u64) ^ ((ns >> 64) as u64)
     });
-    let mut builder = builder.seed(seed).clock(clock).retain_sessions(args.keep);
+    let mut builder = builder
+        .seed(seed)
+        .clock(clock)
+        .retain_sessions(args.keep)
+        .retain_bytes(args.keep_bytes);
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
         builder = builder.server_identity(ServerIdentity::from_pem_files(cert, key)?);
+    }
+    if let Some(w) = records.clone() {
+        // Before each 250: the message, durable.
+        builder = builder.on_message(move |snapshot| {
+            if let Err(e) = w.append(snapshot) {
+                tracing::error!(error = %e, file = %w.path().display(), "cannot write the message record");
+            }
+        });
     }
     Ok(builder.on_session(move |r| {
         // The record is written (and its headers parsed) after the session has ended, before
@@ -382,9 +441,8 @@ fn configure(builder: MockEopBuilder, args: &ServeArgs) -> anyhow::Result<MockEo
         if let Some(w) = &records {
             let mut r = r.clone();
             r.ensure_parsed();
-            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = writeln!(w, "{}", r.to_json_line()).and_then(|()| w.flush()) {
-                tracing::error!(error = %e, "cannot write the session record");
+            if let Err(e) = w.append(&r) {
+                tracing::error!(error = %e, file = %w.path().display(), "cannot write the session record");
             }
         }
         log_session(r);
@@ -393,7 +451,11 @@ fn configure(builder: MockEopBuilder, args: &ServeArgs) -> anyhow::Result<MockEo
 
 /// The start-up lines: the address, the lab CA (written to `--ca-out` or a temp file), the
 /// server certificate, the records file.
-fn startup_lines(handle: &MockEopHandle, args: &ServeArgs) -> anyhow::Result<Vec<String>> {
+fn startup_lines(
+    handle: &MockEopHandle,
+    args: &ServeArgs,
+    ca_dir: &mut Option<tempfile::TempDir>,
+) -> anyhow::Result<Vec<String>> {
     let addr = handle.local_addr();
     let mut lines = vec![format!("mock-eop listening on {addr}")];
     if let Some(cert) = &args.cert {
@@ -402,16 +464,31 @@ fn startup_lines(handle: &MockEopHandle, args: &ServeArgs) -> anyhow::Result<Vec
             cert.display()
         ));
     } else {
-        let ca_path = args.ca_out.clone().unwrap_or_else(|| {
-            std::env::temp_dir()
-                .join(format!("mock-eop-{}", addr.port()))
-                .join("lab-ca.pem")
-        });
-        if let Some(dir) = ca_path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-        }
-        std::fs::write(&ca_path, handle.ca_pem())
-            .with_context(|| format!("{}: cannot write", ca_path.display()))?;
+        let ca_path = match &args.ca_out {
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+                }
+                write_file_nofollow(p, handle.ca_pem().as_bytes(), false).with_context(|| {
+                    format!("{}: cannot write (a symlink is refused)", p.display())
+                })?;
+                p.clone()
+            }
+            None => {
+                // A fresh private directory (0700, created new: nothing of another user's is
+                // written through), removed on a clean stop.
+                let dir = tempfile::Builder::new()
+                    .prefix("mock-eop-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                    .tempdir()
+                    .context("a private directory for the lab CA")?;
+                let p = dir.path().join("lab-ca.pem");
+                write_file_nofollow(&p, handle.ca_pem().as_bytes(), true)
+                    .with_context(|| format!("{}: cannot write", p.display()))?;
+                *ca_dir = Some(dir);
+                p
+            }
+        };
         lines.push(format!("lab CA: {}", ca_path.display()));
     }
     lines.push(format!(
@@ -469,7 +546,7 @@ fn log_session(r: &SessionRecord) {
     );
 }
 
-/// The records file, opened for appending.
+/// The records file of `deliver`, opened for appending.
 fn open_records(path: &Path) -> anyhow::Result<Mutex<std::io::BufWriter<std::fs::File>>> {
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -411,3 +411,26 @@ async fn ca_is_404_when_serving_a_certificate_from_files() {
         "no lab CA: serving cert.pem; clients trust its issuer"
     );
 }
+
+#[tokio::test]
+async fn messages_are_paginated_and_bodies_fetched_one_at_a_time() {
+    let (mock, api) = setup(vec![]).await;
+    for i in 0..3 {
+        send_one(&mock, &format!("p{i}")).await;
+    }
+    tokio::time::timeout(BOUND, mock.wait_for_messages(3))
+        .await
+        .unwrap();
+    let page = get(api, "/messages?since=1&limit=1").await.json();
+    let page = page.as_array().unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["number"], 1);
+    assert_eq!(page[0]["parsed"]["subject"], "p1");
+    assert_eq!(page[0]["raw_url"], "/messages/1/raw");
+    let raw = get(api, "/messages/1/raw").await;
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.header("content-type"), Some("message/rfc822"));
+    assert!(raw.text().contains("Subject: p1"));
+    assert_eq!(get(api, "/messages/7/raw").await.status, 404);
+    assert_eq!(get(api, "/messages/x/raw").await.status, 400);
+}

@@ -295,3 +295,82 @@ proptest! {
         prop_assert_eq!(&whole.record, &bytewise.record);
     }
 }
+
+/// The envelope sent before each message of the smuggling property.
+const ENVELOPE: &[u8] = b"MAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n";
+
+/// The reference for the end of DATA, written independently of the session: `.` alone on a
+/// line, the line start being the start of the data or right after `<CRLF>`. Returns the wire
+/// input (the envelope inserted after every end of data) and how many messages it holds.
+fn smuggling_input(noise: &[u8]) -> (Vec<u8>, usize) {
+    let mut data = noise.to_vec();
+    data.extend_from_slice(b"\r\n.\r\n");
+    let mut wire = b"EHLO x\r\n".to_vec();
+    wire.extend_from_slice(ENVELOPE);
+    let (mut pos, mut line_start, mut ends) = (0, true, 0);
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if line_start && rest.starts_with(b".\r\n") {
+            wire.extend_from_slice(b".\r\n");
+            ends += 1;
+            pos += 3;
+            if pos < data.len() {
+                wire.extend_from_slice(ENVELOPE);
+            }
+        } else if rest.starts_with(b"\r\n") {
+            wire.extend_from_slice(b"\r\n");
+            line_start = true;
+            pos += 2;
+        } else {
+            wire.push(rest[0]);
+            line_start = false;
+            pos += 1;
+        }
+    }
+    wire.extend_from_slice(b"QUIT\r\n");
+    (wire, ends)
+}
+
+proptest! {
+    #![proptest_config(prop_config())]
+
+    /// Every sequence of CR, LF, dot and text in DATA: the number of messages accepted equals
+    /// the number of proper `<CRLF>.<CRLF>` terminators (issue 12: `<CRLF>.<CR><CR><LF>` ended
+    /// DATA and smuggled a second message), whatever the read boundaries.
+    #[test]
+    fn messages_equal_proper_terminators(
+        noise in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b'x')], 0..48),
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let mut cfg = config(false);
+        cfg.limits.max_protocol_errors = 1000;
+        let cfg = Arc::new(cfg);
+        let (wire, ends) = smuggling_input(&noise);
+        let r = run(&cfg, &split(&wire, &cuts), false);
+        prop_assert_eq!(r.record.messages.len(), ends, "{:?}", String::from_utf8_lossy(&wire));
+        prop_assert_eq!(r.record.protocol_errors, 0);
+        prop_assert_eq!(r.record.close_reason, hybridlab_model::record::CloseReason::Quit);
+    }
+}
+
+#[test]
+fn smuggling_variants_of_issue_12_stay_in_the_body() {
+    let cfg = Arc::new(config(false));
+    for end in [
+        "\r\n.\r\r\n",
+        "\r\n.\r\r\r\n",
+        "\n.\n",
+        "\r\n.\n",
+        "\n.\r\n",
+    ] {
+        let input = format!(
+            "EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\nhi{end}MAIL FROM:<evil@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n"
+        );
+        let r = run(&cfg, &[input.as_bytes()], false);
+        assert_eq!(r.record.messages.len(), 1, "{end:?}");
+        assert!(
+            String::from_utf8_lossy(&r.record.messages[0].raw).contains("evil@gmail.example"),
+            "{end:?}"
+        );
+    }
+}

@@ -136,7 +136,24 @@ pub fn read_records(file: &str, text: &str) -> MockRecords {
             ev_client_certificate,
         });
     }
+    drop_superseded(&mut out.sessions);
     out
+}
+
+/// `mock-eop serve --records` writes an open snapshot of the session (`close_reason` `open`)
+/// for each accepted message before its 250, then the complete record when the session ends:
+/// a snapshot whose session has a complete record later in the file is dropped (one that has
+/// none, because the mock was killed, stays: it is all there is of that message).
+fn drop_superseded(sessions: &mut Vec<MockSession>) {
+    use hybridlab_model::record::CloseReason;
+    let complete: std::collections::HashSet<String> = sessions
+        .iter()
+        .filter(|s| s.record.close_reason != CloseReason::Open)
+        .map(|s| s.record.session_id.clone())
+        .collect();
+    sessions.retain(|s| {
+        s.record.close_reason != CloseReason::Open || !complete.contains(&s.record.session_id)
+    });
 }
 
 #[cfg(test)]
@@ -165,6 +182,20 @@ mod tests {
             s.ev_client_certificate.as_ref().unwrap().text,
             r#""client_certificate":null"#
         );
+    }
+
+    #[test]
+    fn open_snapshots_are_superseded_by_the_complete_record() {
+        let open = LINE.replace(r#""close_reason":"quit""#, r#""close_reason":"open""#);
+        let other = open.replace("08DE89CB6182BB6A", "08DE000000000001");
+        let text = format!("{open}\n{other}\n{LINE}\n");
+        let r = read_records("mock-eop-sessions.jsonl", &text);
+        let ids: Vec<_> = r
+            .sessions
+            .iter()
+            .map(|s| (s.record.session_id.as_str(), s.line))
+            .collect();
+        assert_eq!(ids, vec![("08DE000000000001", 2), ("08DE89CB6182BB6A", 3)]);
     }
 
     #[test]

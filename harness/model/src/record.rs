@@ -184,6 +184,9 @@ pub enum CloseReason {
     Shutdown,
     /// A read or write failed.
     IoError,
+    /// A limit of the endpoint closed it: too many sessions (from its address), an over-size
+    /// BDAT chunk with `oversize_bdat = "close"`.
+    Limit,
 }
 
 /// One message answered 250.

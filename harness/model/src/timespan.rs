@@ -169,7 +169,7 @@ impl FromStr for TimeSpan {
             "d" => n * 86_400.0,
             _ => return Err(bad()),
         };
-        Ok(Self(D::from_secs_f64(secs)))
+        D::try_from_secs_f64(secs).map(Self).map_err(|_| bad())
     }
 }
 
@@ -200,7 +200,9 @@ impl<'de> Deserialize<'de> for TimeSpan {
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TimeSpan, E> {
                 if v.is_finite() && v >= 0.0 {
-                    Ok(TimeSpan(std::time::Duration::from_secs_f64(v)))
+                    std::time::Duration::try_from_secs_f64(v)
+                        .map(TimeSpan)
+                        .map_err(|_| E::custom(format!("{v} seconds is out of range")))
                 } else {
                     Err(E::custom("a duration must be a non-negative number"))
                 }
@@ -247,6 +249,15 @@ mod tests {
             TimeSpan::from_time(time::Duration::minutes(10)).map(|t| t.to_string()),
             Some("00:10:00".to_string())
         );
+    }
+
+    #[test]
+    fn absurd_numbers_are_errors_not_panics() {
+        assert!("99999999999999999999999".parse::<TimeSpan>().is_err());
+        assert!("1e300".parse::<TimeSpan>().is_err());
+        assert!("99999999999999999999999d".parse::<TimeSpan>().is_err());
+        let v: Result<TimeSpan, _> = serde_json::from_str("1e300");
+        assert!(v.is_err());
     }
 
     #[test]

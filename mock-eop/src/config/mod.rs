@@ -72,12 +72,16 @@ pub use hybridlab_model::exo::{
     AcceptedDomain, ConnectorType, DomainType, InboundConnector, SenderDomain, SenderIpRange,
     Tenant,
 };
-pub use limits::Limits;
+pub use limits::{BareLineEndings, Limits, OversizeBdat};
 pub use replies::{NotAReplyLine, ReplyOverrides, ReplyTemplate};
 pub use tls::{
     CertIssuer, ChainSent, CipherSuiteName, InvalidClientCertificate, KxGroupName,
     ServerCertificate, TlsSettings, UnknownTlsName,
 };
+
+/// The longest duration any setting or fault of the mock takes (a year): longer ones are a
+/// configuration error, not a panic in every session.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 /// The `[eop]` tables of the contoso tenant (the file `mock-eop/src/contoso.toml`): what
 /// [`EopConfig::contoso`] parses, and the text tests and benches extend with their own tables

@@ -40,20 +40,29 @@ impl ReplyTemplate {
             .replace("{host}", host)
             .replace("{ip}", ip)
             .replace("{size}", &size.to_string());
+        // A host or IP with a control character in it must not break the reply into lines.
+        let text: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         Reply::parse_line(&text).unwrap_or_else(|| Reply::new(451, text))
     }
 }
 
 /// A reply template that is not `<code> <text>` with a code from 200 to 599.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a reply line (`<code> <text>`, code 200-599)")]
+#[error("{0:?} is not a reply line (`<code> <text>` on one line, code 200-599)")]
 pub struct NotAReplyLine(pub String);
 
 impl FromStr for ReplyTemplate {
     type Err = NotAReplyLine;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let one_line = !s
+            .trim_end_matches(['\r', '\n'])
+            .chars()
+            .any(char::is_control);
         match Reply::parse_line(s) {
-            Some(r) if r.code >= 200 => Ok(Self(s.to_string())),
+            Some(r) if r.code >= 200 && one_line => Ok(Self(s.to_string())),
             _ => Err(NotAReplyLine(s.to_string())),
         }
     }

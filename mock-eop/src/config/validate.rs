@@ -37,6 +37,49 @@ impl EopConfig {
                 "must be at least 64 bytes",
             ));
         }
+        let e = &self.endpoint;
+        for (key, v) in [
+            ("endpoint.hostname", &e.hostname),
+            ("endpoint.backend_host", &e.backend_host),
+            ("endpoint.reject_host", &e.reject_host),
+            ("endpoint.region", &e.region),
+        ] {
+            if v.chars().any(char::is_control) || v.contains(' ') {
+                return Err(Invalid::new(
+                    key,
+                    format!("{v:?} holds a space or a control character (it goes into replies)"),
+                ));
+            }
+        }
+        let l = &self.limits;
+        let spans = [
+            ("limits.idle_timeout", Some(l.idle_timeout)),
+            ("limits.session_timeout", l.session_timeout),
+            ("limits.shutdown_grace", Some(l.shutdown_grace)),
+            ("tls.handshake_timeout", Some(self.tls.handshake_timeout)),
+        ];
+        for (key, span) in spans {
+            if let Some(s) = span
+                && s.0 > super::MAX_DURATION
+            {
+                return Err(Invalid::new(
+                    key,
+                    format!("{s} is longer than the longest duration the mock takes (365 days)"),
+                ));
+            }
+        }
+        if l.max_sessions == 0 || l.max_sessions_per_ip == 0 {
+            return Err(Invalid::new(
+                "limits.max_sessions",
+                "max_sessions and max_sessions_per_ip must be at least 1",
+            ));
+        }
+        if l.max_transcript_bytes < 1024 {
+            return Err(Invalid::new(
+                "limits.max_transcript_bytes",
+                "must be at least 1024 bytes",
+            ));
+        }
         if self.limits.idle_timeout.0.is_zero() {
             return Err(Invalid::new(
                 "limits.idle_timeout",

@@ -7,7 +7,7 @@
 //! (mapped onto tokio's clock by the [`LabClock`](hybridlab_labkit::clock::LabClock)), or the
 //! mock's shutdown.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::{ActiveGuard, Shared};
 use crate::session::{Action, HandshakeFault, ProtocolCore, Session, SessionContext};
 use crate::tls::tls_facts;
+use hybridlab_model::record::{CloseReason, MessageRecord, SessionRecord};
 
 /// Resolves once the shutdown flag is set (drops the watch guard before returning).
 pub(super) async fn signalled(rx: &mut watch::Receiver<bool>) {
@@ -28,11 +29,16 @@ pub(super) async fn signalled(rx: &mut watch::Receiver<bool>) {
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut shutdown = shared.shutdown.subscribe();
+    // Backoff after a failed accept (EMFILE: no file descriptor left): doubles up to a second,
+    // so a full descriptor table is not retried (and logged) every few milliseconds; the API,
+    // a task of its own, keeps being served meanwhile.
+    let mut backoff = Duration::ZERO;
     loop {
         tokio::select! {
             () = signalled(&mut shutdown) => break,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    backoff = Duration::ZERO;
                     let _ = stream.set_nodelay(true);
                     // A listener bound to one address accepts only on that address: ask the
                     // kernel (one more system call per session) only for a wildcard listener.
@@ -41,15 +47,78 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     } else {
                         shared.local_addr
                     };
-                    spawn_session(Arc::clone(&shared), stream, peer, local);
+                    match admit(&shared, peer.ip()) {
+                        Some(slot) => {
+                            spawn_session_in(Arc::clone(&shared), stream, peer, local, Some(slot));
+                        }
+                        None => refuse(&shared, stream),
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if backoff.is_zero() {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(20), Duration::from_secs(1));
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = signalled(&mut shutdown) => break,
+                    }
                 }
             }
         }
     }
+}
+
+/// A session slot for a client IP, freed when dropped.
+pub(super) struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A slot when the mock serves fewer than `max_sessions` sessions and fewer than
+/// `max_sessions_per_ip` from `ip`.
+fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<Slot> {
+    let limits = &shared.config.limits;
+    if shared.counts.borrow().active >= limits.max_sessions {
+        return None;
+    }
+    let mut m = shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+    let n = m.entry(ip).or_insert(0);
+    if *n >= limits.max_sessions_per_ip {
+        return None;
+    }
+    *n += 1;
+    Some(Slot {
+        shared: Arc::clone(shared),
+        ip,
+    })
+}
+
+/// Over a session limit: `421 4.3.2 Service not available` and close, without a session (and
+/// without a record); bounded by a short write timeout.
+fn refuse(shared: &Arc<Shared>, mut stream: tokio::net::TcpStream) {
+    shared.counts.send_modify(|c| c.refused += 1);
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = stream
+                .write_all(b"421 4.3.2 Service not available\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
 }
 
 pub(super) fn spawn_session<S>(
@@ -61,11 +130,24 @@ pub(super) fn spawn_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    spawn_session_in(shared, stream, peer, local, None)
+}
+
+fn spawn_session_in<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Option<Slot>,
+) -> JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     shared.counts.send_modify(|c| c.active += 1);
     let guard = ActiveGuard(Arc::clone(&shared));
     tokio::spawn(async move {
         let _guard = guard;
-        run_session(shared, stream, peer, local).await;
+        run_session(shared, stream, peer, local, slot).await;
     })
 }
 
@@ -87,8 +169,13 @@ enum Step {
     Closed,
 }
 
-async fn run_session<S>(shared: Arc<Shared>, stream: S, peer: SocketAddr, local: SocketAddr)
-where
+async fn run_session<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Option<Slot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
@@ -124,11 +211,53 @@ where
     }
     while let Some(a) = session.poll_action() {
         if let Action::Message(m) = a {
-            shared.publish_message(*m);
+            record_message(&shared, &session, *m).await;
         }
     }
     let record = session.finish(clock.now());
-    shared.finish_session(record);
+    let record = match shared.hook.clone() {
+        // The hook may write megabytes to disk: off the runtime's threads.
+        Some(h) => tokio::task::spawn_blocking(move || {
+            h(&record);
+            record
+        })
+        .await
+        .ok(),
+        None => Some(record),
+    };
+    // The slot is free before the session counts as finished.
+    drop(slot);
+    if let Some(record) = record {
+        shared.finish_session(record);
+    }
+}
+
+/// A message was accepted: the message hook gets its snapshot (on a blocking thread, awaited, so
+/// the record is on disk before the `250` that follows), then it is published.
+async fn record_message(shared: &Shared, session: &Session, m: MessageRecord) {
+    if let Some(h) = shared.message_hook.clone() {
+        let r = session.record();
+        let snapshot = SessionRecord {
+            session_id: r.session_id.clone(),
+            index: r.index,
+            peer: r.peer,
+            local: r.local,
+            started_at: r.started_at,
+            ended_at: None,
+            helo: r.helo.clone(),
+            tls: r.tls.clone(),
+            tls_error: None,
+            attribution: r.attribution.clone(),
+            transcript: Vec::new(),
+            faults_fired: r.faults_fired.clone(),
+            discarded_after_starttls: None,
+            protocol_errors: r.protocol_errors,
+            close_reason: CloseReason::Open,
+            messages: vec![m.clone()],
+        };
+        let _ = tokio::task::spawn_blocking(move || h(&snapshot)).await;
+    }
+    shared.publish_message(m);
 }
 
 /// Bytes read from the client at a time (a TLS record's plaintext is at most 16 KiB).
@@ -216,6 +345,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let clock = shared.clock.clone();
+    // Once the mock shuts down: when a session reading a message must give up (its grace).
+    let mut stopping = false;
+    let mut grace: Option<tokio::time::Instant> = None;
     loop {
         match carry_out(shared, session, &mut stream, shutdown).await {
             Step::Wait => {}
@@ -225,6 +357,11 @@ where
         if session.is_closed() {
             return Outcome::Done;
         }
+        if stopping && !session.in_message() {
+            // The message is done (or refused): now the shutdown reply.
+            session.handle_shutdown(clock.now());
+            continue;
+        }
         // The core's timer, read after its actions are drained (it may have moved).
         let deadline = session.poll_timeout().map(|t| clock.instant_at(t));
         let timer = async {
@@ -233,9 +370,24 @@ where
                 None => std::future::pending().await,
             }
         };
+        let grace_over = async {
+            match grace {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            () = signalled(shutdown) => session.handle_shutdown(clock.now()),
+            () = signalled(shutdown), if !stopping => {
+                if session.in_message() {
+                    stopping = true;
+                    let d = shared.config.limits.shutdown_grace.to_time();
+                    grace = clock.now().checked_add(d).map(|t| clock.instant_at(t));
+                } else {
+                    session.handle_shutdown(clock.now());
+                }
+            }
+            () = grace_over => session.handle_shutdown(clock.now()),
             r = read_some(&mut stream, buf) => match r {
                 Ok(0) => session.handle_eof(clock.now()),
                 Ok(n) => session.handle_input(clock.now(), &buf[..n]),
@@ -289,7 +441,7 @@ where
                     let _ = stream.flush().await;
                     wrote = false;
                 }
-                shared.publish_message(*m)
+                record_message(shared, session, *m).await;
             }
             Action::Close => {
                 let _ = tokio::time::timeout(write_timeout, async {

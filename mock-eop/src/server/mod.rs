@@ -27,8 +27,8 @@
 
 mod driver;
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeBounds;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,8 +72,14 @@ pub enum MockEopError {
     Io(#[from] std::io::Error),
 }
 
-/// Called with each finished session's record (before it is stored).
+/// Called with each finished session's record (before it is stored), on a blocking thread (so a
+/// hook that writes a large record to disk does not hold up other sessions).
 pub type SessionHook = Arc<dyn Fn(&SessionRecord) + Send + Sync>;
+
+/// Called with each accepted message, on a blocking thread, **before** its `250` is written: a
+/// snapshot of its session (`close_reason` `open`, no transcript) holding that one message. A
+/// hook that appends it to a file and flushes makes every `250` durable.
+pub type MessageHook = Arc<dyn Fn(&SessionRecord) + Send + Sync>;
 
 /// Entry point of the embedding API.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +105,9 @@ pub struct MockEopBuilder {
     in_memory_only: bool,
     identity: Option<ServerIdentity>,
     retain: Option<usize>,
+    retain_bytes: Option<u64>,
     hook: Option<SessionHook>,
+    message_hook: Option<MessageHook>,
 }
 
 impl std::fmt::Debug for MockEopBuilder {
@@ -171,9 +179,22 @@ impl MockEopBuilder {
         self
     }
 
-    /// Call `hook` with every finished session's record.
+    /// Also keep at most about `bytes` of message content in memory (sessions' and messages'
+    /// raw bytes), dropping the oldest records first. Default: no byte bound.
+    pub fn retain_bytes(mut self, bytes: u64) -> Self {
+        self.retain_bytes = Some(bytes);
+        self
+    }
+
+    /// Call `hook` with every finished session's record (on a blocking thread).
     pub fn on_session(mut self, hook: impl Fn(&SessionRecord) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Call `hook` with every accepted message before its `250` is sent ([`MessageHook`]).
+    pub fn on_message(mut self, hook: impl Fn(&SessionRecord) + Send + Sync + 'static) -> Self {
+        self.message_hook = Some(Arc::new(hook));
         self
     }
 
@@ -219,7 +240,10 @@ impl MockEopBuilder {
             counts,
             shutdown,
             retain: self.retain,
+            retain_bytes: self.retain_bytes,
             hook: self.hook,
+            message_hook: self.message_hook,
+            per_ip: Mutex::new(HashMap::new()),
             local_addr,
         });
         let accept = listener.map(|l| tokio::spawn(accept_loop(Arc::clone(&shared), l)));
@@ -236,12 +260,46 @@ pub struct Counts {
     pub messages: u64,
     /// Connections being served now.
     pub active: u64,
+    /// Connections refused over `max_sessions` or `max_sessions_per_ip` (`421 4.3.2`, no session
+    /// record).
+    pub refused: u64,
 }
 
 #[derive(Default)]
 struct Store {
     sessions: VecDeque<SessionRecord>,
     messages: VecDeque<MessageRecord>,
+    /// Raw message bytes held by `sessions` and `messages`.
+    bytes: u64,
+    /// Messages dropped from the front since the start or the last clear: the number of
+    /// `messages[i]` is `messages_dropped + i`.
+    messages_dropped: u64,
+}
+
+/// Raw message bytes a session record holds.
+fn session_bytes(r: &SessionRecord) -> u64 {
+    r.messages.iter().map(|m| m.raw.len() as u64).sum()
+}
+
+impl Store {
+    /// Drops the oldest records until at most `n` of each are kept and their raw bytes are
+    /// under `bytes` (the newest record of each kind is always kept).
+    fn trim(&mut self, n: Option<usize>, bytes: Option<u64>) {
+        let n = n.unwrap_or(usize::MAX);
+        let max = bytes.unwrap_or(u64::MAX);
+        while self.messages.len() > n || (self.bytes > max && self.messages.len() > 1) {
+            let Some(m) = self.messages.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(m.raw.len() as u64);
+        }
+        while self.sessions.len() > n || (self.bytes > max && self.sessions.len() > 1) {
+            let Some(r) = self.sessions.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(session_bytes(&r));
+        }
+    }
 }
 
 struct Shared {
@@ -258,7 +316,11 @@ struct Shared {
     counts: watch::Sender<Counts>,
     shutdown: watch::Sender<bool>,
     retain: Option<usize>,
+    retain_bytes: Option<u64>,
     hook: Option<SessionHook>,
+    message_hook: Option<MessageHook>,
+    /// Sessions open now per client IP (TCP connections only).
+    per_ip: Mutex<HashMap<IpAddr, u64>>,
     local_addr: SocketAddr,
 }
 
@@ -274,12 +336,9 @@ impl Shared {
     fn publish_message(&self, m: MessageRecord) {
         {
             let mut s = self.store();
+            s.bytes += m.raw.len() as u64;
             s.messages.push_back(m);
-            if let Some(n) = self.retain {
-                while s.messages.len() > n {
-                    s.messages.pop_front();
-                }
-            }
+            s.trim(self.retain, self.retain_bytes);
             // Counted under the store lock, so `clear_records` drops a record and its count together.
             self.counts.send_modify(|c| c.messages += 1);
         }
@@ -293,17 +352,11 @@ impl Shared {
             close = ?record.close_reason,
             "session ended"
         );
-        if let Some(h) = &self.hook {
-            h(&record);
-        }
         {
             let mut s = self.store();
+            s.bytes += session_bytes(&record);
             s.sessions.push_back(record);
-            if let Some(n) = self.retain {
-                while s.sessions.len() > n {
-                    s.sessions.pop_front();
-                }
-            }
+            s.trim(self.retain, self.retain_bytes);
             self.counts.send_modify(|c| c.sessions += 1);
         }
     }
@@ -408,6 +461,8 @@ impl MockEopHandle {
         let dropped = (s.sessions.len(), s.messages.len());
         s.sessions.clear();
         s.messages.clear();
+        s.bytes = 0;
+        s.messages_dropped = 0;
         self.shared.counts.send_modify(|c| {
             c.sessions = 0;
             c.messages = 0;
@@ -442,6 +497,41 @@ impl MockEopHandle {
         s.messages.iter().cloned().collect()
     }
 
+    /// Messages numbered from `since` (0 = the first since the start or the last clear; a
+    /// number dropped by `--keep` is skipped), at most `limit`, headers parsed, with their
+    /// numbers. Only those are copied (their raw bytes are shared, not copied).
+    pub fn messages_page(&self, since: u64, limit: usize) -> Vec<(u64, MessageRecord)> {
+        let mut s = self.shared.store();
+        let first = s.messages_dropped;
+        let skip = usize::try_from(since.saturating_sub(first)).unwrap_or(usize::MAX);
+        s.messages
+            .iter_mut()
+            .enumerate()
+            .skip(skip)
+            .take(limit)
+            .map(|(i, m)| {
+                m.ensure_parsed();
+                (first + i as u64, m.clone())
+            })
+            .collect()
+    }
+
+    /// The number the next message will get, and the number of the oldest one kept.
+    pub fn message_numbers(&self) -> (u64, u64) {
+        let s = self.shared.store();
+        (
+            s.messages_dropped + s.messages.len() as u64,
+            s.messages_dropped,
+        )
+    }
+
+    /// The raw bytes of message number `n` ([`Self::messages_page`]), if it is kept.
+    pub fn message_raw(&self, n: u64) -> Option<Arc<[u8]>> {
+        let s = self.shared.store();
+        let i = usize::try_from(n.checked_sub(s.messages_dropped)?).ok()?;
+        s.messages.get(i).map(|m| Arc::clone(&m.raw))
+    }
+
     /// Waits until at least `n` sessions have finished (no polling; bound it with
     /// `tokio::time::timeout`).
     pub async fn wait_for_sessions(&self, n: u64) -> Counts {
@@ -472,16 +562,25 @@ impl MockEopHandle {
         spawn_session(Arc::clone(&self.shared), stream, peer, local)
     }
 
-    /// Stops accepting, tells open sessions `421 4.3.2 Service not available`, waits for them to
+    /// Stops accepting, tells open sessions `421 4.3.2 Service not available` (a session
+    /// reading a message gets `limits.shutdown_grace` to finish it first), waits for them to
     /// end, and returns the records.
     pub async fn shutdown(mut self) -> Vec<SessionRecord> {
-        self.shared.shutdown.send_replace(true);
         if let Some(a) = self.accept.take() {
+            self.shared.shutdown.send_replace(true);
             let _ = a.await;
         }
+        self.stop().await;
+        self.records()
+    }
+
+    /// [`Self::shutdown`] through a shared handle (the API holds one too): stops accepting,
+    /// ends the sessions as `shutdown` does and waits until every session's record (and its
+    /// hooks) is done. The handle still answers for records afterwards.
+    pub async fn stop(&self) {
+        self.shared.shutdown.send_replace(true);
         let mut rx = self.shared.counts.subscribe();
         let _ = rx.wait_for(|c| c.active == 0).await;
-        self.records()
     }
 }
 

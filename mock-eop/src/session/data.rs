@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
-use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
+use smtp_proto::request::receiver::{BdatReceiver, DummyDataReceiver};
 
+use super::dot::DotReceiver;
 use super::faults::StageFault;
 use super::{Action, Phase, Session};
+use crate::config::{BareLineEndings, OversizeBdat};
 use crate::fault::{Stage, mix};
 use hybridlab_model::record::{CloseReason, MessageRecord};
 use hybridlab_model::reply::{Reply, eop};
@@ -44,28 +46,32 @@ impl Session {
         let Phase::Data(recv) = &mut self.phase else {
             return bytes;
         };
-        let mut it = bytes.iter();
-        let done = match self.txn.as_mut() {
-            Some(t) => recv.ingest(&mut it, &mut t.body),
-            None => true,
-        };
-        let left = it.as_slice();
+        let (used, done) = recv.ingest(bytes, self.txn.as_mut().map(|t| &mut t.body));
+        let bare = recv.bare;
         let max = self.ctx.config.limits.max_message_size;
-        let too_big = self
-            .txn
-            .as_ref()
-            .is_some_and(|t| t.body.len().saturating_sub(2) as u64 > max);
+        let too_big = self.txn.as_ref().is_some_and(|t| t.body.len() as u64 > max);
         if done {
             self.phase = Phase::Command;
-            self.finish_message(2);
-        } else if too_big && let Phase::Data(recv) = &self.phase {
-            let dummy = DummyDataReceiver::new_data(recv);
+            if bare > 0 && self.cfg().limits.bare_line_endings == BareLineEndings::Reject {
+                self.txn = None;
+                self.info(format!(
+                    "message refused: {bare} bare CR or LF (limits.bare_line_endings = \"reject\")"
+                ));
+                self.reply(Reply::new(
+                    554,
+                    "5.6.0 Invalid message content, contains bare linefeeds",
+                ));
+            } else {
+                self.finish_message(0);
+            }
+        } else if too_big && let Phase::Data(recv) = &mut self.phase {
+            let recv = std::mem::replace(recv, DotReceiver::new());
             if let Some(t) = self.txn.as_mut() {
                 t.body = Vec::new();
             }
-            self.phase = Phase::DataDiscard(dummy);
+            self.phase = Phase::DataDiscard(recv);
         }
-        left
+        &bytes[used..]
     }
 
     /// The rest of an over-size DATA message; `552 5.3.4` at its end.
@@ -73,16 +79,14 @@ impl Session {
         let Phase::DataDiscard(recv) = &mut self.phase else {
             return bytes;
         };
-        let mut it = bytes.iter();
-        let done = recv.ingest(&mut it);
-        let left = it.as_slice();
+        let (used, done) = recv.ingest(bytes, None);
         if done {
             self.phase = Phase::Command;
             self.txn = None;
             self.info("message discarded: larger than the size limit".into());
             self.reply(eop::message_too_large());
         }
-        left
+        &bytes[used..]
     }
 
     /// A BDAT chunk's bytes; returns what follows the chunk.
@@ -147,18 +151,14 @@ impl Session {
             return;
         }
         let now = self.cur;
-        let mut recv = DataReceiver::new();
         if let Some(t) = self.txn.as_mut() {
             t.transfer = Some(Transfer::Data);
             t.data_started = Some(now);
-            // Prime the receiver with the CRLF that precedes the data (so a message that starts
-            // with "." or is empty is read right); removed when the message is complete.
             t.body.clear();
             t.body.reserve(t.declared_size.clamp(4096, 1 << 20) + 8);
-            recv.ingest(&mut b"\r\n".iter(), &mut t.body);
         }
         self.reply(eop::start_mail_input());
-        self.phase = Phase::Data(recv);
+        self.phase = Phase::Data(DotReceiver::new());
     }
 
     /// BDAT `size` [LAST]: sequence checks, the fault at the first chunk, the size limit; then
@@ -167,9 +167,20 @@ impl Session {
         let Some(body_len) = self.bdat_accepts(size) else {
             return;
         };
-        if (body_len + size) as u64 > self.cfg().limits.max_message_size {
+        // Checked before a byte of the chunk is buffered; a declared size near usize::MAX must
+        // not wrap around (issue 12: `BDAT 18446744073709551614 LAST` after `BDAT 2`).
+        let total = body_len.checked_add(size).map(|t| t as u64);
+        if total.is_none_or(|t| t > self.cfg().limits.max_message_size) {
             self.txn = None;
-            self.info("message discarded: larger than the size limit".into());
+            let close = self.cfg().limits.oversize_bdat == OversizeBdat::Close;
+            self.info(format!(
+                "message discarded: BDAT chunk of {size} bytes after {body_len} passes the size limit"
+            ));
+            if close {
+                self.reply(eop::message_too_large());
+                self.close(CloseReason::Limit);
+                return;
+            }
             return self.bdat_refuse(size, eop::message_too_large(), false, false);
         }
         let now = self.cur;
@@ -325,10 +336,13 @@ impl Session {
             raw,
             parsed: None,
         };
-        self.reply(reply);
+        // The message action comes before the 250's write: a driver that records messages
+        // durably does so before the client hears the 250.
         self.flush();
         self.record.messages.push(message.clone());
         self.actions.push_back(Action::Message(Box::new(message)));
+        self.reply(reply);
+        self.flush();
     }
 
     /// The fault at the end of data: `None` when it answered or dropped (no message), else the

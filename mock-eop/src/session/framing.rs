@@ -71,10 +71,17 @@ impl Session {
         let shown = String::from_utf8_lossy(line)
             .trim_end_matches(['\r', '\n'])
             .to_string();
-        self.record.transcript.push(TranscriptEntry::Command {
+        self.progress = true;
+        self.push_transcript(TranscriptEntry::Command {
             at: self.cur,
             line: shown,
         });
+        if line.contains(&0) {
+            // A NUL cannot be part of a command (RFC 5321 2.3.8); refused before parsing, so it
+            // never reaches a record field such as the EHLO name.
+            self.protocol_error(eop::invalid_arguments());
+            return;
+        }
         match Request::parse(&mut line.iter()).map(Request::into_owned) {
             Ok(req) => self.request(req),
             Err(e) => self.parse_error(line, e),

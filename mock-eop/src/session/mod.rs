@@ -31,6 +31,7 @@
 //!   the message record.
 
 mod data;
+mod dot;
 mod envelope;
 mod faults;
 mod framing;
@@ -47,7 +48,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use smtp_proto::Request;
-use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
+use smtp_proto::request::receiver::{BdatReceiver, DummyDataReceiver};
 use time::OffsetDateTime;
 
 use crate::config::EopConfig;
@@ -98,7 +99,8 @@ pub enum Action {
     Stall(OffsetDateTime),
     /// Switch to TLS (after the 220 was written): run the handshake, or the fault.
     StartTls(Option<HandshakeFault>),
-    /// A message was accepted: publish it.
+    /// A message was accepted: record it (durably, when the driver keeps records on disk), then
+    /// carry out the next action, its `250`.
     Message(Box<MessageRecord>),
     /// Close the connection (after writing what came before).
     Close,
@@ -108,10 +110,10 @@ pub enum Action {
 enum Phase {
     /// Command lines.
     Command,
-    /// DATA content, up to the lone dot.
-    Data(DataReceiver),
+    /// DATA content, up to `<CRLF>.<CRLF>`.
+    Data(dot::DotReceiver),
     /// DATA content of a message over the size limit: read and thrown away.
-    DataDiscard(DummyDataReceiver),
+    DataDiscard(dot::DotReceiver),
     /// A BDAT chunk of `size` bytes.
     Bdat { recv: BdatReceiver, size: usize },
     /// A refused BDAT chunk, read and thrown away; then `reply` is sent (and the session closed
@@ -175,6 +177,15 @@ pub struct Session {
     timer: Option<OffsetDateTime>,
     /// Messages accepted so far (an input of the internal id).
     messages: u32,
+    /// Whether the current input made progress (a complete command line, or message data at
+    /// `min_data_rate`): only progress restarts the idle timer.
+    progress: bool,
+    /// When the current message's data started, and its bytes so far (the data rate).
+    data_since: Option<OffsetDateTime>,
+    data_seen: u64,
+    /// Transcript bytes kept so far, and entries dropped past `max_transcript_bytes`.
+    transcript_bytes: usize,
+    transcript_cut: u64,
 }
 
 impl fmt::Debug for Session {
@@ -215,7 +226,7 @@ impl Session {
             messages: Vec::new(),
         };
         let n = ctx.faults.faults().len();
-        let idle = ctx.config.limits.idle_timeout.to_time();
+        let idle = ctx.config.limits.idle_timeout.0;
         let mut s = Self {
             ctx,
             record,
@@ -232,9 +243,14 @@ impl Session {
             omit_starttls: false,
             mask: false,
             cur: now,
-            idle_deadline: now + idle,
+            idle_deadline: later(now, idle),
             timer: None,
             messages: 0,
+            progress: false,
+            data_since: None,
+            data_seen: 0,
+            transcript_bytes: 0,
+            transcript_cut: 0,
         };
         s.info(format!("connected from {} to {}", s.ctx.peer, s.ctx.local));
         s.greet();
@@ -245,6 +261,15 @@ impl Session {
     /// The record so far.
     pub fn record(&self) -> &SessionRecord {
         &self.record
+    }
+
+    /// Whether a message's content is being read (DATA or a BDAT chunk): a shutting-down
+    /// mock lets it finish, within a grace period.
+    pub fn in_message(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Data(_) | Phase::DataDiscard(_) | Phase::Bdat { .. } | Phase::BdatDiscard { .. }
+        ) || self.txn.as_ref().is_some_and(|t| t.transfer.is_some())
     }
 
     /// The session id (as in the banner).
@@ -279,6 +304,15 @@ impl Session {
     /// The final record (marks the session closed if it was not).
     pub fn finish(mut self, now: OffsetDateTime) -> SessionRecord {
         self.advance(now);
+        if self.transcript_cut > 0 {
+            let text = format!(
+                "{} transcript entries not kept (limits.max_transcript_bytes)",
+                self.transcript_cut
+            );
+            self.record
+                .transcript
+                .push(TranscriptEntry::Info { at: self.cur, text });
+        }
         if self.record.close_reason == CloseReason::Open {
             self.record.close_reason = CloseReason::ClientClosed;
         }
@@ -341,21 +375,57 @@ impl Session {
         self.cfg()
             .limits
             .session_timeout
-            .map(|t| self.record.started_at + t.to_time())
+            .map(|t| later(self.record.started_at, t.0))
     }
 
     fn info(&mut self, text: String) {
-        self.record
-            .transcript
-            .push(TranscriptEntry::Info { at: self.cur, text });
+        self.push_transcript(TranscriptEntry::Info { at: self.cur, text });
     }
 
     fn reply(&mut self, reply: Reply) {
         reply.write_wire(&mut self.out);
-        self.record.transcript.push(TranscriptEntry::Reply {
+        self.push_transcript(TranscriptEntry::Reply {
             at: self.cur,
             reply,
         });
+    }
+
+    /// Keeps a transcript entry while the transcript is under `max_transcript_bytes`; past it,
+    /// entries are only counted, and the cut is recorded once (then again at the end).
+    fn push_transcript(&mut self, entry: TranscriptEntry) {
+        let size = match &entry {
+            TranscriptEntry::Info { text, .. } => text.len(),
+            TranscriptEntry::Command { line, .. } => line.len(),
+            TranscriptEntry::Reply { reply, .. } => reply.lines.iter().map(|l| l.len() + 6).sum(),
+        } + 40;
+        let cap = self.cfg().limits.max_transcript_bytes;
+        if self.transcript_bytes.saturating_add(size) > cap {
+            if self.transcript_cut == 0 {
+                self.record.transcript.push(TranscriptEntry::Info {
+                    at: self.cur,
+                    text: format!(
+                        "transcript cut at {} bytes (limits.max_transcript_bytes); later entries counted, not kept",
+                        self.transcript_bytes
+                    ),
+                });
+            }
+            self.transcript_cut += 1;
+            return;
+        }
+        self.transcript_bytes += size;
+        self.record.transcript.push(entry);
+    }
+
+    /// Message data arrived: progress unless the data, since its first second, comes slower
+    /// than `min_data_rate`.
+    fn data_progress(&mut self, bytes: usize) {
+        self.data_seen = self.data_seen.saturating_add(bytes as u64);
+        let min = self.cfg().limits.min_data_rate;
+        let since = *self.data_since.get_or_insert(self.cur);
+        let elapsed = (self.cur - since).as_seconds_f64();
+        if min == 0 || elapsed < 1.0 || self.data_seen as f64 / elapsed >= min as f64 {
+            self.progress = true;
+        }
     }
 
     fn flush(&mut self) {
@@ -367,7 +437,7 @@ impl Session {
 
     fn stall(&mut self, d: std::time::Duration) {
         self.flush();
-        let until = self.cur + time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        let until = later(self.cur, d);
         self.actions.push_back(Action::Stall(until));
         self.cur = until;
     }
@@ -394,7 +464,7 @@ impl Session {
             return;
         }
         if activity {
-            self.idle_deadline = self.cur + self.cfg().limits.idle_timeout.to_time();
+            self.idle_deadline = later(self.cur, self.cfg().limits.idle_timeout.0);
         }
         self.timer = Some(match self.session_deadline() {
             Some(s) if s < self.idle_deadline => s,
@@ -407,14 +477,27 @@ impl Session {
     }
 }
 
+/// The longest time the session adds to a moment: configured durations are validated to at most
+/// [`crate::config::MAX_DURATION`]; this bound keeps the arithmetic safe even without that.
+const MAX_ADD: std::time::Duration = crate::config::MAX_DURATION;
+
+/// `t + d`, with `d` capped at [`MAX_ADD`] and the sum saturating (never a panic).
+fn later(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
+    let d = time::Duration::try_from(d.min(MAX_ADD)).unwrap_or(time::Duration::ZERO);
+    t.checked_add(d).unwrap_or(t)
+}
+
 impl ProtocolCore for Session {
     type Action = Action;
 
     /// Bytes from the client: command lines, message data, or bytes pipelined after STARTTLS.
     fn handle_input(&mut self, now: OffsetDateTime, bytes: &[u8]) {
         self.advance(now);
+        self.progress = false;
         let mut rest = bytes;
         while !rest.is_empty() {
+            let before = rest.len();
+            let data = !matches!(self.phase, Phase::Command);
             rest = match &self.phase {
                 Phase::Closed => break,
                 Phase::AwaitingTls => {
@@ -427,8 +510,19 @@ impl ProtocolCore for Session {
                 Phase::Bdat { .. } => self.bdat_bytes(rest),
                 Phase::BdatDiscard { .. } => self.bdat_discard_bytes(rest),
             };
+            if data {
+                self.data_progress(before - rest.len());
+            } else if !matches!(
+                self.phase,
+                Phase::Command | Phase::Closed | Phase::AwaitingTls
+            ) {
+                // DATA or a BDAT chunk starts: the data rate is measured from here.
+                self.data_since = Some(self.cur);
+                self.data_seen = 0;
+            }
         }
-        self.end_of_turn();
+        let progress = self.progress;
+        self.end_of_turn_with(progress);
     }
 
     /// The client closed its side.

@@ -62,3 +62,93 @@ fn size_limits() {
         "552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.0.0 OK\r\n"
     );
 }
+
+#[test]
+fn bdat_size_is_checked_before_buffering() {
+    // issue 12: after BDAT 2, a huge declared chunk wrapped the size check and was buffered.
+    let mut p = Probe::new(config(), vec![]);
+    p.send("EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\n");
+    assert_eq!(
+        p.send("BDAT 2\r\nab"),
+        "250 2.6.0 CHUNK received OK, 2 octets\r\n"
+    );
+    assert_eq!(p.send("BDAT 18446744073709551614 LAST\r\n"), "");
+    // The chunk is read and thrown away: nothing is kept.
+    for _ in 0..64 {
+        assert_eq!(p.send_bytes(&[b'x'; 64 * 1024]), "");
+    }
+    assert!(p.s.txn.is_none());
+    assert!(p.messages.is_empty());
+    // With oversize_bdat = "close": 552 at once, and the connection closes.
+    let mut cfg = config();
+    cfg.limits.oversize_bdat = crate::config::OversizeBdat::Close;
+    let mut p = Probe::new(cfg, vec![]);
+    p.send("EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nBDAT 2\r\nab");
+    assert_eq!(
+        p.send("BDAT 18446744073709551614 LAST\r\nxxxx"),
+        "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    );
+    assert!(p.closed);
+    assert_eq!(p.finish().close_reason, CloseReason::Limit);
+}
+
+#[test]
+fn bare_line_endings_kept_or_refused() {
+    let body = "Subject: a\r\n\r\nline\nwith a bare LF\r\n.\r\n";
+    let mut p = Probe::new(config(), vec![]);
+    p.send("EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n");
+    assert!(p.send(body).starts_with("250 2.6.0"));
+    assert_eq!(
+        &*p.messages[0].raw,
+        b"Subject: a\r\n\r\nline\nwith a bare LF\r\n"
+    );
+    let mut cfg = config();
+    cfg.limits.bare_line_endings = crate::config::BareLineEndings::Reject;
+    let mut p = Probe::new(cfg, vec![]);
+    p.send("EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n");
+    assert_eq!(
+        p.send(body),
+        "554 5.6.0 Invalid message content, contains bare linefeeds\r\n"
+    );
+    assert!(p.messages.is_empty());
+}
+
+#[test]
+fn transcript_is_capped() {
+    let mut cfg = config();
+    cfg.limits.max_transcript_bytes = 4096;
+    cfg.limits.max_protocol_errors = 1_000_000;
+    let mut p = Probe::new(cfg, vec![]);
+    let noop = format!("NOOP {}\r\n", "a".repeat(1000));
+    for _ in 0..200 {
+        p.send(&noop);
+    }
+    let rec = p.finish();
+    let kept: usize = rec.transcript.len();
+    assert!(kept < 20, "{kept} entries kept");
+    let last = format!("{:?}", rec.transcript.last().unwrap());
+    assert!(last.contains("transcript entries not kept"), "{last}");
+}
+
+#[test]
+fn a_byte_at_a_time_does_not_hold_the_session() {
+    let mut p = Probe::new(config(), vec![]);
+    let idle = p.timer.unwrap();
+    // Half a command line every minute: the idle deadline does not move.
+    for _ in 0..3 {
+        p.now += time::Duration::minutes(1);
+        p.send("N");
+        assert_eq!(p.timer, Some(idle));
+    }
+    p.now += time::Duration::minutes(1);
+    p.send("OOP\r\n");
+    assert!(p.timer.unwrap() > idle);
+    // Message data slower than min_data_rate does not restart the timer either.
+    p.send("EHLO x\r\nMAIL FROM:<a@gmail.example>\r\nRCPT TO:<bob@contoso.com>\r\nDATA\r\n");
+    let idle = p.timer.unwrap();
+    for _ in 0..3 {
+        p.now += time::Duration::seconds(2);
+        p.send("x");
+    }
+    assert_eq!(p.timer, Some(idle));
+}

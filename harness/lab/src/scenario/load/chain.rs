@@ -39,7 +39,7 @@ pub(super) fn read_chain(path: &Path) -> Result<Vec<(PathBuf, String)>, Scenario
             ));
         }
         let text = read_link(path, &chain, &p)?;
-        if let Some(rel) = extend_of(&p, &text)? {
+        if let Some(rel) = extend_of(path, &p, &text)? {
             next = Some(p.parent().unwrap_or(Path::new(".")).join(&rel));
         }
         chain.push((p, text));
@@ -68,14 +68,19 @@ fn read_link(path: &Path, chain: &[(PathBuf, String)], p: &Path) -> Result<Strin
 }
 
 /// The file's `extend = "..."`, relative to the file.
-fn extend_of(p: &Path, text: &str) -> Result<Option<String>, ScenarioError> {
+fn extend_of(scenario: &Path, p: &Path, text: &str) -> Result<Option<String>, ScenarioError> {
     let mut one = Sources::default();
     one.push(p.to_path_buf(), text);
     let tree = parse(&one, 0)?;
     match tree.get_ref().get("extend") {
         None => Ok(None),
         Some(v) => match v.get_ref() {
-            DeValue::String(s) => Ok(Some(s.to_string())),
+            DeValue::String(s) => {
+                let target = p.parent().unwrap_or(Path::new(".")).join(s.as_ref());
+                super::safety::check_extend(scenario, &target)
+                    .map_err(|m| one.error_span(Some(v.span()), m))?;
+                Ok(Some(s.to_string()))
+            }
             _ => Err(one.error_span(
                 Some(v.span()),
                 "field `extend`: expected a path (string) relative to this file",

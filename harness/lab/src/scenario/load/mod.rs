@@ -10,12 +10,14 @@
 //! - `locate`: the virtual text, [`ScenarioError`] and key paths;
 //! - `chain`: reading, parsing and merging the `extend` chain;
 //! - `preprocess`: the scenario-level keys the reused types do not know, taken out of the tree;
-//! - `validate` and `changes`: the checks serde cannot make, each error at its key.
+//! - `validate` and `changes`: the checks serde cannot make, each error at its key;
+//! - `safety`: what an `id` and an `extend` may name on the file system.
 
 mod chain;
 mod changes;
 mod locate;
 mod preprocess;
+mod safety;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};

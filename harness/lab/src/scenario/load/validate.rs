@@ -101,6 +101,7 @@ impl Validator<'_, '_, '_> {
     /// `[scenario] id`: usable as a folder name.
     fn identity(&self, s: &Scenario) -> Result<(), ScenarioError> {
         let id = &s.scenario.id;
+        super::safety::check_id(id).map_err(|m| self.err("scenario.id", m))?;
         if id
             .chars()
             .any(|c| c.is_whitespace() || c == '/' || c == '\\')
