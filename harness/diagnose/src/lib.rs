@@ -159,6 +159,52 @@ impl Report {
     pub fn skipped_total(&self) -> usize {
         self.skipped.iter().map(|s| s.count).sum()
     }
+
+    /// Whether any finding is at least as severe as `level` (`--fail-on`).
+    pub fn fails_at(&self, level: Severity) -> bool {
+        self.findings.iter().any(|f| f.severity <= level)
+    }
+
+    /// Nothing was recognised: no input file, or none of a known kind (exit code 2). The
+    /// diagnosis must then say so, file by file ([`Report::not_read`]), never "no findings".
+    pub fn nothing_read(&self) -> bool {
+        self.inputs.iter().all(|i| i.kind == ArtefactKind::Unknown)
+    }
+
+    /// Every input that was not read, with the reason.
+    pub fn not_read(&self) -> Vec<(String, String)> {
+        self.inputs
+            .iter()
+            .filter(|i| i.kind == ArtefactKind::Unknown)
+            .map(|i| {
+                let skipped = self.skipped.iter().find(|s| s.file == i.file);
+                let why = match skipped.and_then(|s| s.samples.first()) {
+                    Some(e) => format!(
+                        "no known artefact kind ({} line{} not understood; line {}: \"{}\")",
+                        skipped.map_or(0, |s| s.count),
+                        if skipped.is_some_and(|s| s.count == 1) {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        e.line,
+                        short(&e.text),
+                    ),
+                    None => "empty, or no text line in it".to_string(),
+                };
+                (i.file.clone(), why)
+            })
+            .collect()
+    }
+}
+
+/// At most 80 characters of a line, for a quote.
+fn short(t: &str) -> String {
+    let t = t.trim();
+    match t.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &t[..i]),
+        None => t.to_string(),
+    }
 }
 
 /// An input that could not be read at all (exit code 2).
