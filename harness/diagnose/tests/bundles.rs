@@ -26,6 +26,20 @@ struct Expected {
     #[serde(default)]
     evidence: Vec<EvidenceCheck>,
     fix: Option<FixCheck>,
+    /// Public cases whose log lines the bundle is built around (URLs).
+    #[serde(default)]
+    sources: Vec<String>,
+    /// `false` for a partial collection whose reference time does not come from a log (queue or
+    /// NDR only): the derived-time check is skipped, the diagnosis still runs at `as_of`.
+    #[serde(default = "yes")]
+    as_of_from_logs: bool,
+    /// Nothing in the bundle is an artefact: the report must say so (exit code 2 in the CLI).
+    #[serde(default)]
+    nothing_read: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +123,23 @@ fn check_bundle(bundle: &Path) -> Vec<String> {
     // connectivity-log line). The hand-computed values differ from it by a few milliseconds to
     // seconds in three bundles (fm01 and fm19 leave out the connectivity log, fm20 counts its
     // truncated last line); a derived time that is off by more than a minute is a bug.
+    for src in &exp.sources {
+        if !src.starts_with("https://") && !src.starts_with("http://") {
+            errs.push(format!("{name}: source {src:?} is not a URL"));
+        }
+    }
     match diagnose_paths(&inputs(bundle, &[]), &Options::default()) {
+        Ok(derived) if exp.nothing_read => {
+            if !derived.nothing_read() || !derived.findings.is_empty() {
+                errs.push(format!(
+                    "{name}: expected nothing read, got {:?} from {:?}",
+                    derived.ids(),
+                    derived.inputs
+                ));
+            }
+            return errs;
+        }
+        Ok(_) if !exp.as_of_from_logs => {}
         Ok(derived) => match derived.as_of {
             Some(t) if (t - as_of).abs() <= time::Duration::minutes(1) => {}
             other => errs.push(format!(

@@ -131,6 +131,55 @@ pub(super) fn rules(m: &Model<'_>, recv: &[RecvView<'_>], verdicts: &[ExoVerdict
         .collect()
 }
 
+/// The certificate the connector should name: time-valid, keyed (listed by
+/// Get-ExchangeCertificate or HasPrivateKey True), not self-signed, carrying `domain` or the subject
+/// `TlsCertificateName` asks for; and a note on what the identifier matches.
+fn good_certificate(
+    m: &Model<'_>,
+    tls_name: Option<&str>,
+    domain: &str,
+) -> (Option<String>, String) {
+    let ident: Option<hybridlab_model::identifier::X509Identifier> =
+        tls_name.and_then(|t| t.parse().ok());
+    let subject_cn = ident.as_ref().and_then(|i| {
+        hybridlab_artefacts::protocol_log::common_names_of(&i.subject)
+            .into_iter()
+            .next()
+    });
+    let good = m
+        .store
+        .certs
+        .iter()
+        .filter(|c| c.valid_at(m.as_of) && c.is_keyed() && c.subject != c.issuer)
+        .find(|c| {
+            c.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+                || subject_cn.as_deref().is_some_and(|cn| {
+                    c.domains.iter().any(|d| d.eq_ignore_ascii_case(cn))
+                        || c.subject
+                            .to_ascii_lowercase()
+                            .contains(&cn.to_ascii_lowercase())
+                })
+        });
+    let matches = ident.as_ref().map_or(0, |i| {
+        m.store
+            .matching(&i.issuer, &i.subject)
+            .filter(|c| c.valid_at(m.as_of))
+            .count()
+    });
+    let note = match (&ident, good, m.store.listed()) {
+        (Some(_), Some(g), true) if matches == 0 => format!(
+            " Its TlsCertificateName matches no time-valid certificate in the listings; {} ({}, issued by {}) \
+             is the certificate to name.",
+            g.thumbprint, g.subject, g.issuer
+        ),
+        (Some(_), None, true) if matches == 0 => {
+            " Its TlsCertificateName matches no time-valid certificate in the listings.".to_string()
+        }
+        _ => String::new(),
+    };
+    (good.map(|g| g.thumbprint.clone()), note)
+}
+
 /// The receive connector listing's row for a session's connector (`SERVER\Name` or `Name`).
 fn recv_connector<'m>(
     m: &'m Model<'_>,
@@ -216,7 +265,16 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
         .map(|(d, _)| d.clone())
         .unwrap_or_else(|| "<TLS_DOMAIN>".to_string());
     let connector = identity.clone();
+    let (good, store_note) = good_certificate(
+        m,
+        conn_row.and_then(|c| c.row.tls_certificate_name.as_deref()),
+        &domain_name,
+    );
+    let good_thumb = good
+        .clone()
+        .unwrap_or_else(|| "<GOOD_THUMBPRINT>".to_string());
     let vars: Vec<(&str, &str)> = vec![
+        ("GOOD_THUMBPRINT", &good_thumb),
         ("CONNECTOR", &connector),
         ("SERVER", &server),
         ("THUMBPRINT", &thumb),
@@ -235,11 +293,11 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
     let (explanation, fix) = match id {
         FindingId::ReceiveTlsCertNameNotFound => (
             format!(
-                "{} The receive connector \"{connector}\" offers no STARTTLS to Exchange Online: when its \
+                "{} {}receive connector \"{connector}\" offers no STARTTLS to Exchange Online: when its \
                  TlsCertificateName names a certificate the server cannot use (deleted or replaced after a \
                  renewal, expired, without its private key), the transport logs event 12014 and leaves \
                  STARTTLS out of the EHLO reply, and Exchange Online, which requires TLS toward on-premises, \
-                 defers the mail with \"451 5.7.3 STARTTLS is required to send mail\".{exo}{}",
+                 defers the mail with \"451 5.7.3 STARTTLS is required to send mail\".{store_note}{exo}{}",
                 if no_recv {
                     format!("Mail from Exchange Online to {target} is deferred.")
                 } else {
