@@ -127,7 +127,7 @@ pub(super) fn rules(m: &Model<'_>, recv: &[RecvView<'_>], verdicts: &[ExoVerdict
         add_verdict(&mut h, id, v);
     }
     h.into_iter()
-        .map(|((id, key), acc)| draft(m, id, key, acc))
+        .map(|((id, key), acc)| draft(m, recv, id, key, acc))
         .collect()
 }
 
@@ -196,7 +196,24 @@ fn recv_connector<'m>(
     })
 }
 
-fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Draft {
+/// A session of another server that presented a certificate and delivered: (server, thumbprint).
+fn delivering_elsewhere(recv: &[RecvView<'_>], server: &str) -> Option<(String, String)> {
+    recv.iter()
+        .rev()
+        .filter(|s| s.accepted.is_some() && !s.server.eq_ignore_ascii_case(server))
+        .find_map(|s| {
+            let c = s.sending_cert.and_then(|i| s.cert(i))?;
+            Some((s.server.clone(), c.thumbprint.clone()))
+        })
+}
+
+fn draft(
+    m: &Model<'_>,
+    recv: &[RecvView<'_>],
+    id: FindingId,
+    key: String,
+    mut acc: Acc<'_, '_>,
+) -> Draft {
     acc.recv.sort_by_key(|(s, _)| std::cmp::Reverse(s.start()));
     let mut d = Draft::new(id, format!("recv:{key}"));
     for (k, (s, i)) in acc.recv.iter().take(MAX_OCCURRENCES).enumerate() {
@@ -270,9 +287,21 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
         conn_row.and_then(|c| c.row.tls_certificate_name.as_deref()),
         &domain_name,
     );
+    let elsewhere = delivering_elsewhere(recv, &server);
     let good_thumb = good
         .clone()
+        .or_else(|| elsewhere.as_ref().map(|(_, t)| t.clone()))
         .unwrap_or_else(|| "<GOOD_THUMBPRINT>".to_string());
+    let elsewhere_note = elsewhere
+        .as_ref()
+        .map(|(srv, t)| {
+            format!(
+                " Sessions that land on {srv} present {t} and deliver: that certificate (with its key) is \
+                 the one {server} must present too."
+            )
+        })
+        .unwrap_or_default();
+    let caps_missing = conn_row.is_some_and(|c| c.row.tls_domain_capabilities.is_empty());
     let vars: Vec<(&str, &str)> = vec![
         ("GOOD_THUMBPRINT", &good_thumb),
         ("CONNECTOR", &connector),
@@ -304,6 +333,11 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
                     format!(
                         "In {sessions} from Exchange Online (the last at {last}) the EHLO reply of {server} has no STARTTLS."
                     )
+                },
+                if no_recv {
+                    "The usual cause: the "
+                } else {
+                    "The "
                 },
                 if no_recv && !recv_missing {
                     String::new()
@@ -379,7 +413,7 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
                  (TlsSettings DomainValidation, TlsDomain {domain_name}), and the certificate {server} presents \
                  ({}, thumbprint {thumb}) does not carry that name{}. Exchange Online refuses it and defers \
                  the mail. With several servers behind one name, only the sessions that land on the server \
-                 with the wrong certificate fail.{exo}{collect_recv}",
+                 with the wrong certificate fail.{elsewhere_note}{exo}{collect_recv}",
                 cert.map_or_else(
                     || "subject as in the LED".to_string(),
                     |c| c.subject.clone()
@@ -391,7 +425,15 @@ fn draft(m: &Model<'_>, id: FindingId, key: String, mut acc: Acc<'_, '_>) -> Dra
                     ""
                 },
             ),
-            fill(FIX_SUBJECT, &vars),
+            {
+                let mut f = fill(FIX_SUBJECT, &vars);
+                if caps_missing {
+                    f.push(format!(
+                        "Set-ReceiveConnector \"{connector}\" -TlsDomainCapabilities mail.protection.outlook.com:AcceptCloudServicesMail"
+                    ));
+                }
+                f
+            },
         ),
         FindingId::ReceiveCertUntrusted => (
             format!(
