@@ -86,7 +86,12 @@ fn collect_next(m: &Model<'_>, text: &str) -> Vec<String> {
         out.push(format!(
             "Set-SendConnector \"{conn}\" -ProtocolLoggingLevel Verbose"
         ));
-        out.push("Retry-Queue -Identity <QUEUE>".into());
+        let queue =
+            m.a.queues
+                .iter()
+                .find(|q| q.row.last_error.is_some())
+                .map_or("<QUEUE>", |q| q.row.identity.as_str());
+        out.push(format!("Retry-Queue -Identity {queue}"));
         out.push("# then the SEND*.LOG files of the retry from TransportRoles\\Logs\\Hub\\ProtocolLog\\SmtpSend (FrontEnd\\ProtocolLog\\SmtpSend when the connector proxies)".into());
     }
     if !m.store.provider_listed {
