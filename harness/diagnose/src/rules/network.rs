@@ -306,7 +306,14 @@ fn connect_failed(m: &Model<'_>) -> Vec<Draft> {
             .first()
             .cloned()
             .unwrap_or_else(|| "<REMOTE_IP>".to_string());
-        d.fix = fill(FIX_CONNECT, &[("REMOTE_IP", &first_ip)]);
+        d.fix = fill(
+            if d.off_hybrid {
+                FIX_CONNECT_OTHER
+            } else {
+                FIX_CONNECT
+            },
+            &[("REMOTE_IP", &first_ip)],
+        );
         out.push(d);
     }
     out
@@ -407,6 +414,10 @@ Get-Queue | Where Status -eq Retry | Retry-Queue";
 const FIX_CONNECT: &str = "Test-NetConnection <REMOTE_IP> -Port 25
 # allow TCP 25 from the sending address to 40.92.0.0/15, 40.107.0.0/16, 52.100.0.0/14, 104.47.0.0/17
 Get-Queue | Where Status -eq Retry | Retry-Queue";
+
+const FIX_CONNECT_OTHER: &str = "Test-NetConnection <REMOTE_IP> -Port 25
+# not a hybrid problem: ask the destination's administrator whether <REMOTE_IP> accepts SMTP, or allow TCP 25 to it on the firewall
+Get-Queue | Where Status -eq Retry | Format-List Identity,NextHopDomain,LastError";
 
 const FIX_TIMEOUT: &str = "Test-NetConnection <REMOTE_HOST> -Port 25
 Set-SendConnector \"<CONNECTOR>\" -ConnectionInactivityTimeOut 00:20:00
