@@ -338,6 +338,42 @@ fn bundles_are_found() -> Result<(), Failed> {
     }
 }
 
+/// Every id of the receive side, the reset and the never-silent finding is some bundle's top
+/// finding (issue 11: each new id has at least one sample).
+fn every_new_id_has_a_bundle() -> Result<(), Failed> {
+    const NEW: [&str; 13] = [
+        "tls-handshake-reset",
+        "client-cert-untrusted",
+        "unexplained-failure",
+        "receive-tls-cert-name-not-found",
+        "receive-cert-subject-mismatch",
+        "receive-cert-untrusted",
+        "receive-cert-expired",
+        "inbound-connection-refused",
+        "inbound-middlebox-cert",
+        "onprem-back-pressure",
+        "inbound-tls-version-mismatch",
+        "tls-domain-capabilities-missing",
+        "inbound-starttls-stripped",
+    ];
+    let tops: Vec<String> = bundles_in(&samples_root())
+        .iter()
+        .filter_map(|b| std::fs::read_to_string(b.join("expected.toml")).ok())
+        .filter_map(|t| toml::from_str::<Expected>(&t).ok())
+        .map(|e| e.top_finding)
+        .collect();
+    let missing: Vec<&str> = NEW
+        .iter()
+        .copied()
+        .filter(|id| !tops.iter().any(|t| t == id))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("no bundle has these as top finding: {missing:?}").into())
+    }
+}
+
 /// A bundle copied under another name is found and checked like the original.
 fn a_renamed_bundle_is_found() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
@@ -379,6 +415,10 @@ fn main() {
         })
         .collect();
     trials.push(Trial::test("bundles_are_found", bundles_are_found));
+    trials.push(Trial::test(
+        "every_new_id_has_a_bundle",
+        every_new_id_has_a_bundle,
+    ));
     trials.push(Trial::test(
         "a_renamed_bundle_is_found",
         a_renamed_bundle_is_found,

@@ -180,6 +180,14 @@ fn good_certificate(
     (good.map(|g| g.thumbprint.clone()), note)
 }
 
+/// `mail.contoso.com` of `... Expected Subject: mail.contoso.com. Presented Subject: ...`.
+fn expected_subject(detail: &str) -> Option<String> {
+    let rest = detail.split("Expected Subject:").nth(1)?.trim_start();
+    let name: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    let name = name.trim_end_matches('.');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// The receive connector listing's row for a session's connector (`SERVER\Name` or `Name`).
 fn recv_connector<'m>(
     m: &'m Model<'_>,
@@ -280,6 +288,7 @@ fn draft(
     let domain_name = domain
         .as_ref()
         .map(|(d, _)| d.clone())
+        .or_else(|| v0.and_then(|v| expected_subject(&v.detail())))
         .unwrap_or_else(|| "<TLS_DOMAIN>".to_string());
     let connector = identity.clone();
     let (good, store_note) = good_certificate(
