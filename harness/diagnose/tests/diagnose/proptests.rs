@@ -17,9 +17,23 @@ fn bundle_files() -> Vec<Vec<(String, Vec<u8>)>> {
     dirs.sort();
     dirs.iter()
         .map(|d| {
-            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
-                .unwrap()
-                .filter_map(|e| e.ok().map(|e| e.path()))
+            // Per-server bundles keep their files one folder down (EX01/RECV...LOG).
+            let mut paths: Vec<PathBuf> = Vec::new();
+            for e in std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()) {
+                let p = e.path();
+                if p.is_dir() {
+                    paths.extend(
+                        std::fs::read_dir(&p)
+                            .unwrap()
+                            .filter_map(|e| e.ok().map(|e| e.path())),
+                    );
+                } else {
+                    paths.push(p);
+                }
+            }
+            let mut files: Vec<(String, Vec<u8>)> = paths
+                .into_iter()
+                .filter(|p| p.is_file())
                 .filter(|p| p.file_name().is_some_and(|n| n != "expected.toml"))
                 .map(|p| {
                     (
@@ -31,6 +45,8 @@ fn bundle_files() -> Vec<Vec<(String, Vec<u8>)>> {
             files.sort();
             files
         })
+        // The empty-folder bundle has nothing to damage.
+        .filter(|files: &Vec<(String, Vec<u8>)>| !files.is_empty())
         .collect()
 }
 
@@ -106,5 +122,6 @@ proptest! {
         // And renders.
         let _ = hybridlab_diagnose::render::human(&report, true);
         let _ = hybridlab_diagnose::render::json(&report);
+        let _ = hybridlab_diagnose::render::markdown(&report);
     }
 }
