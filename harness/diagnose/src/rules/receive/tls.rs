@@ -298,7 +298,6 @@ fn draft(
     );
     let elsewhere = delivering_elsewhere(recv, &server);
     let good_thumb = good
-        .clone()
         .or_else(|| elsewhere.as_ref().map(|(_, t)| t.clone()))
         .unwrap_or_else(|| "<GOOD_THUMBPRINT>".to_string());
     let elsewhere_note = elsewhere
