@@ -36,7 +36,7 @@ use hybridlab_model::reply::{Reply, eop};
 use hybridlab_model::x509::name_matches;
 
 /// What attribution needs to know about the session.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SessionFacts<'a> {
     /// The client's IP: what a connector's SenderIPAddresses must hold.
     pub peer: IpAddr,
@@ -44,6 +44,9 @@ pub struct SessionFacts<'a> {
     pub tls: bool,
     /// The client certificate, if one was presented.
     pub client_certificate: Option<&'a ClientCertificate>,
+    /// What goes between the brackets at the end of a reject text
+    /// ([`crate::config::Endpoint::reply_tag`]: host, time and session id, or the host alone).
+    pub reply_tag: String,
 }
 
 /// The verdict and, when the command is refused, the reply to send instead of the 250.
@@ -254,10 +257,10 @@ pub fn evaluate_rcpt(
         return by_connector(cfg, &f, facts, rcpt_tenant);
     }
     match rcpt_tenant {
-        Some(r) => into_tenant(cfg, r, sender_domain, facts.peer),
+        Some(r) => into_tenant(cfg, r, sender_domain, facts),
         None => {
             let reply = |r: Option<&ReplyTemplate>, dflt| render(cfg, r, facts.peer, dflt);
-            let host = &cfg.endpoint.reject_host;
+            let host = &facts.reply_tag;
             match sender_domain.and_then(|d| cfg.tenant_of_domain(d)) {
                 Some(t) => refused(
                     AttributionVerdict::RelayDenied {
@@ -301,7 +304,7 @@ fn by_connector(
                 cfg,
                 cfg.replies.relay_denied.as_ref(),
                 facts.peer,
-                eop::relay_denied(&cfg.endpoint.reject_host),
+                eop::relay_denied(&facts.reply_tag),
             ),
         );
     }
@@ -310,11 +313,17 @@ fn by_connector(
 
 /// No connector, the recipient is in tenant `r`: its region, a restricting Partner connector for
 /// the sender's domain, RejectDirectSend; else anonymous Internet mail into the tenant.
-fn into_tenant(cfg: &EopConfig, r: &Tenant, sender_domain: Option<&str>, peer: IpAddr) -> Decision {
+fn into_tenant(
+    cfg: &EopConfig,
+    r: &Tenant,
+    sender_domain: Option<&str>,
+    facts: &SessionFacts<'_>,
+) -> Decision {
+    let peer = facts.peer;
     if let Some(d) = wrong_region(cfg, r, peer) {
         return d;
     }
-    let host = &cfg.endpoint.reject_host;
+    let host = &facts.reply_tag;
     if let Some(p) = r.inbound_connectors.iter().find(|c| {
         c.enabled
             && c.connector_type == ConnectorType::Partner
@@ -323,10 +332,6 @@ fn into_tenant(cfg: &EopConfig, r: &Tenant, sender_domain: Option<&str>, peer: I
                 .iter()
                 .any(|s| s.0 != "*" && s.covers(sender_domain))
     }) {
-        let stamp = format!(
-            "{}",
-            crate::fault::mix(peer_hash(peer) ^ name_hash(&p.name)) % 1_000_000_000
-        );
         return refused(
             AttributionVerdict::PartnerRestricted {
                 tenant: r.name.clone(),
@@ -336,7 +341,7 @@ fn into_tenant(cfg: &EopConfig, r: &Tenant, sender_domain: Option<&str>, peer: I
                 cfg,
                 cfg.replies.partner_restricted.as_ref(),
                 peer,
-                eop::partner_restriction(host, &stamp),
+                eop::partner_restriction(host),
             ),
         );
     }
@@ -369,22 +374,6 @@ fn refused(verdict: AttributionVerdict, reply: Reply) -> Decision {
         reject: Some(reply),
         cross_premises: false,
     }
-}
-
-fn peer_hash(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(v4) => u64::from(u32::from(v4)),
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            u64::from_be_bytes([o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15]])
-        }
-    }
-}
-
-fn name_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 #[cfg(test)]
@@ -447,6 +436,7 @@ restrict_domains_to_certificate = true
             peer: ip.parse().unwrap(),
             tls,
             client_certificate: c,
+            reply_tag: "AMS0EPF0000019A.eurprd04.prod.outlook.com".into(),
         }
     }
 
@@ -479,7 +469,7 @@ restrict_domains_to_certificate = true
         assert_eq!(d.verdict.kind(), VerdictKind::RelayDenied);
         assert_eq!(
             d.reject.unwrap().one_line(),
-            "550 5.7.64 TenantAttribution; Relay Access Denied [AM5EUR02FT017.eop-EUR02.prod.protection.outlook.com]"
+            "550 5.7.64 TenantAttribution; Relay Access Denied [AMS0EPF0000019A.eurprd04.prod.outlook.com]"
         );
     }
 

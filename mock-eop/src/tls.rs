@@ -93,6 +93,7 @@ impl ServerIdentity {
             epoch,
         ))?;
         let mut leaf_spec = CertSpec::leaf("mail.protection.outlook.com", epoch);
+        leaf_spec.key = spec.key;
         leaf_spec.subject = spec.subject.clone();
         leaf_spec.dns_names = spec.dns_names.clone();
         leaf_spec.not_before = epoch + time::Duration::days(spec.not_before_days);
@@ -320,19 +321,56 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
-/// The rustls server configuration for the endpoint (ring provider only).
+/// EOP's cipher suites for a certificate whose key algorithm is `key_algorithm` (`RSA`, `ECC`,
+/// as [`CertFacts::key_algorithm`] names it), in EOP's preference order: the TLS 1.3 AES-GCM
+/// suites, then the TLS 1.2 suites Microsoft's encryption reference lists
+/// (<https://learn.microsoft.com/en-us/purview/technical-reference-details-about-encryption>:
+/// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`, `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`, then CBC and
+/// RSA key-exchange suites) that ring implements, which are the two ECDHE-RSA AES-GCM suites.
+/// No ChaCha20-Poly1305 (not on the list). For an ECDSA key (a load-test setting, not EOP) the
+/// ECDHE-ECDSA counterparts.
+pub fn eop_cipher_suites(key_algorithm: &str) -> Vec<rustls::CipherSuite> {
+    use rustls::CipherSuite as C;
+    let mut suites = vec![C::TLS13_AES_256_GCM_SHA384, C::TLS13_AES_128_GCM_SHA256];
+    if key_algorithm == "RSA" {
+        suites.extend([
+            C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ]);
+    } else {
+        suites.extend([
+            C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ]);
+    }
+    suites
+}
+
+/// The rustls server configuration for the endpoint (ring provider only). The server's order of
+/// cipher suites wins, as with SChannel.
 pub fn server_config(
     settings: &TlsSettings,
     identity: &ServerIdentity,
     verifier: Arc<ClientVerifier>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
-    if !settings.cipher_suites.is_empty() {
-        provider.cipher_suites.retain(|s| {
-            let name = format!("{:?}", s.suite());
-            settings.cipher_suites.iter().any(|c| c.0 == name)
-        });
-    }
+    let wanted: Vec<String> = if settings.cipher_suites.is_empty() {
+        eop_cipher_suites(&identity.leaf.key_algorithm)
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect()
+    } else {
+        settings.cipher_suites.iter().map(|c| c.0.clone()).collect()
+    };
+    let all = std::mem::take(&mut provider.cipher_suites);
+    provider.cipher_suites = wanted
+        .iter()
+        .filter_map(|w| {
+            all.iter()
+                .find(|s| format!("{:?}", s.suite()) == *w)
+                .copied()
+        })
+        .collect();
     if !settings.key_exchange_groups.is_empty() {
         provider.kx_groups.retain(|g| {
             let name = format!("{:?}", g.name());
@@ -356,7 +394,8 @@ pub fn server_config(
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    let mut config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

@@ -146,7 +146,12 @@ async fn starttls_in_memory_with_certificate_attribution() {
     c.cmd("QUIT").await;
     let recs = tokio::time::timeout(BOUND, mock.shutdown()).await.unwrap();
     let r = &recs[0];
-    assert_eq!(r.tls.as_ref().unwrap().version, "TLSv1_3");
+    // TLS 1.2 with an ECDHE-RSA suite: EOP's defaults
+    assert_eq!(r.tls.as_ref().unwrap().version, "TLSv1_2");
+    assert_eq!(
+        r.tls.as_ref().unwrap().cipher_suite,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    );
     assert_eq!(
         r.attribution.as_ref().unwrap().kind(),
         VerdictKind::Attributed
@@ -247,6 +252,7 @@ async fn version_and_cipher_restrictions() {
     // TLS 1.3 only on the endpoint, a TLS 1.2-only sender: no common version.
     let mut cfg = lab_tenants();
     cfg.tls.tls12 = false;
+    cfg.tls.tls13 = true;
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let connector = tls_connector(&[mock.ca_certificate().clone()], None, true);
     let c = vclient(&mock, "127.0.0.42:40001");
@@ -266,6 +272,7 @@ async fn version_and_cipher_restrictions() {
 
     // One cipher suite only: it is the one negotiated and recorded.
     let mut cfg = lab_tenants();
+    cfg.tls.tls13 = true;
     cfg.tls.cipher_suites = vec!["TLS13_CHACHA20_POLY1305_SHA256".parse().unwrap()];
     let mock = start_paused_with(cfg, vec![], vec![]).await;
     let c = vclient(&mock, "127.0.0.42:40002");

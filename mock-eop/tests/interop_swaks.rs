@@ -80,7 +80,7 @@ async fn swaks_starttls_with_client_certificate() {
     let good = files(&mock, &client_cert(&ca, "mail.contoso.com"));
     let (code, text) = swaks(&mock, &good, "someone@gmail.example").await;
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("<-  220 AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at "), "{text}");
+    assert!(text.contains("<-  220 AMS0EPF0000019A.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at "), "{text}");
     assert!(text.contains("<-  250-STARTTLS"), "{text}");
     assert!(text.contains("=== TLS started with cipher"), "{text}");
     assert!(text.contains("<~  250 2.6.0 <"), "{text}");
@@ -90,7 +90,7 @@ async fn swaks_starttls_with_client_certificate() {
     let (code, text) = swaks(&mock, &wrong, "someone@gmail.example").await;
     assert_ne!(code, 0, "{text}");
     assert!(
-        text.contains("<~* 550 5.7.64 TenantAttribution; Relay Access Denied [AM5EUR02FT017.eop-EUR02.prod.protection.outlook.com]"),
+        text.contains("<~* 550 5.7.64 TenantAttribution; Relay Access Denied [AMS0EPF0000019A.eurprd04.prod.outlook.com "),
         "{text}"
     );
 

@@ -221,11 +221,7 @@ impl ArtefactBundle {
             );
         }
         for n in &self.ndrs {
-            push(
-                super::ndr::file_name(n.internal_id),
-                super::ndr::write_dsn(n),
-                false,
-            );
+            push(n.file_name(), super::ndr::write_dsn(n), false);
         }
         if let Some(records) = &self.mock_records {
             let mut text = String::new();

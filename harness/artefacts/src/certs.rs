@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 
@@ -341,7 +341,11 @@ pub fn cert_provider_records(rows: &[CertListingRow]) -> Vec<FlRecord> {
                 ("HasPrivateKey".into(), PsValue::opt_bool(r.has_private_key)),
                 (
                     "PrivateKey".into(),
-                    if r.has_private_key == Some(true) {
+                    // .NET's PrivateKey property covers RSA (and DSA) keys only: an ECC
+                    // certificate (PublicKeySize 256/384/521) shows none.
+                    if r.has_private_key == Some(true)
+                        && !matches!(r.public_key_size, Some(256 | 384 | 521))
+                    {
                         PsValue::text("System.Security.Cryptography.RSACryptoServiceProvider")
                     } else {
                         PsValue::Null
@@ -527,10 +531,7 @@ pub fn row_from_object(obj: &PsObject) -> Option<Parsed<CertListingRow>> {
         enhanced_key_usage: obj.list("EnhancedKeyUsageList"),
         store,
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 #[cfg(test)]

@@ -81,9 +81,10 @@ pub struct ConnectivityEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ConnectivityNote {
-    /// `+` line: `<connector>;QueueLength=...`.
+    /// `+` line: `<DeliveryType> <connector GUID>;QueueLength=<n>` (the one real sample, KB
+    /// 2866822), or the older `<connector>;QueueLength=TQ=...` shape.
     QueueStart {
-        /// The send connector name.
+        /// The send connector: its GUID in the current shape, its name in the older one.
         connector: String,
     },
     /// The resolved target, `host[ip,ip]` as Exchange writes it (or `DNS resolved to ...`).
@@ -137,8 +138,40 @@ fn resolved_target(d: &str) -> Option<&str> {
     (host_ok && ips_ok).then_some(inside)
 }
 
+/// Whether `s` is a GUID in its usual 8-4-4-4-12 hex form.
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 impl ConnectivityEvent {
-    /// `+` line of a connection attempt from a queue: `<connector>;QueueLength=TQ=<n>;RQ=<n>;LimitsReached=;`.
+    /// `+` line of a connection attempt from a queue as Exchange 2013 and later write it:
+    /// `<DeliveryType> <connector GUID>;QueueLength=<n>` (the shape of the one real sample the
+    /// domain reference records, section 5.5, from KB 2866822:
+    /// `+,Undefined 00000000-0000-0000-0000-000000000000;QueueLength=0`; the format's fields:
+    /// <http://technet.microsoft.com/en-us/library/bb124500.aspx>).
+    pub fn queue_open(
+        at: OffsetDateTime,
+        session: &str,
+        destination: &str,
+        delivery_type: &str,
+        connector_guid: &str,
+        queue_length: u32,
+    ) -> Self {
+        Self::new(
+            at,
+            session,
+            destination,
+            ConnectivityDirection::Connect,
+            format!("{delivery_type} {connector_guid};QueueLength={queue_length}"),
+        )
+    }
+
+    /// `+` line in the older shape: `<connector>;QueueLength=TQ=<n>;RQ=<n>;LimitsReached=;`.
     pub fn queue_start(
         at: OffsetDateTime,
         session: &str,
@@ -261,7 +294,11 @@ impl ConnectivityEvent {
     pub fn note(&self) -> ConnectivityNote {
         let d = self.description.trim();
         if self.direction == ConnectivityDirection::Connect {
-            let connector = d.split(';').next().unwrap_or("").to_string();
+            let head = d.split(';').next().unwrap_or("").trim();
+            let connector = match head.rsplit_once(' ') {
+                Some((_, guid)) if is_guid(guid) => guid.to_string(),
+                _ => head.to_string(),
+            };
             return ConnectivityNote::QueueStart { connector };
         }
         if let Some(rest) = d.strip_prefix("Messages:") {

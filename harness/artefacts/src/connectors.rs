@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue};
 use super::ps_json::{self, JsonStyle};
 use super::queue::LAB_RUNSPACE_ID;
 use super::text::LineEnding;
@@ -27,6 +27,8 @@ pub struct SendConnectorRow {
     pub name: String,
     /// `Identity`: the connector's unique name (for send connectors the same as `Name`).
     pub identity: Option<String>,
+    /// `Guid`: the connector's object GUID, what `Get-Queue` shows as NextHopConnector.
+    pub guid: Option<String>,
     /// `AddressSpaces`: the recipient domains the connector is chosen for, each `SMTP:domain;cost`
     /// (`*` for every domain).
     pub address_spaces: Vec<String>,
@@ -142,6 +144,7 @@ pub fn send_connector_records(rows: &[SendConnectorRow]) -> Vec<FlRecord> {
                 ("ForceHELO".into(), b(r.force_helo)),
                 ("Fqdn".into(), t(&r.fqdn)),
                 ("FrontendProxyEnabled".into(), b(r.frontend_proxy_enabled)),
+                ("Guid".into(), t(&r.guid)),
                 ("HomeMTA".into(), PsValue::text("Microsoft MTA")),
                 ("Identity".into(), PsValue::text(identity)),
                 ("IgnoreSTARTTLS".into(), b(r.ignore_starttls)),
@@ -212,6 +215,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
     let row = SendConnectorRow {
         name: name_of(obj)?,
         identity: obj.text("Identity"),
+        guid: obj.text("Guid"),
         address_spaces: obj.list("AddressSpaces"),
         cloud_services_mail_enabled: obj.bool("CloudServicesMailEnabled"),
         comment: obj.text("Comment"),
@@ -261,10 +265,7 @@ pub fn send_connector_from_object(obj: &PsObject) -> Option<Parsed<SendConnector
         tls_domain: obj.text("TlsDomain"),
         use_external_dns_servers_enabled: obj.bool("UseExternalDNSServersEnabled"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// A receive connector as `Get-ReceiveConnector | Format-List` shows it.
@@ -408,10 +409,7 @@ pub fn receive_connector_from_object(obj: &PsObject) -> Option<Parsed<ReceiveCon
             .and_then(|s| timespan(&s)),
         suppress_x_anonymous_tls: obj.bool("SuppressXAnonymousTls"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// An Exchange Online inbound connector as `Get-InboundConnector | Format-List` shows it.
@@ -586,10 +584,7 @@ pub fn inbound_connector_from_object(obj: &PsObject) -> Option<Parsed<InboundCon
         treat_messages_as_internal: obj.bool("TreatMessagesAsInternal"),
         tls_sender_certificate_name: obj.text("TlsSenderCertificateName"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// An Exchange Online outbound connector as `Get-OutboundConnector | Format-List` shows it.
@@ -714,10 +709,7 @@ pub fn outbound_connector_from_object(obj: &PsObject) -> Option<Parsed<OutboundC
         test_mode: obj.bool("TestMode"),
         is_validated: obj.bool("IsValidated"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 /// Which connector cmdlet printed this object.

@@ -192,7 +192,22 @@ struct PendingObj {
 
 /// Parses `Format-List` text. `file` names the source in evidence.
 pub fn parse(file: &str, text: &str) -> FlDocument {
-    let lines: Vec<&str> = split_lines(text).collect();
+    parse_except(file, text, &[])
+}
+
+/// [`parse`], reading the lines numbered in `other` (1-based, ascending: lines another reader
+/// used, such as a table's) as blank lines.
+pub fn parse_except(file: &str, text: &str, other: &[usize]) -> FlDocument {
+    let lines: Vec<&str> = split_lines(text)
+        .enumerate()
+        .map(|(i, l)| {
+            if other.binary_search(&(i + 1)).is_ok() {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect();
     // The listing's line width: the longest property or continuation line (prompts and other
     // text around the listing do not count).
     let width = lines
@@ -205,6 +220,8 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
     let mut obj = PendingObj::default();
     let mut prop: Option<PendingProp> = None;
     let mut saw_blank = false;
+    // The value column of the property a blank line ended (see the multi-line case below).
+    let mut last_value_col: Option<usize> = None;
 
     for (idx, raw) in lines.iter().enumerate() {
         let line_no = idx + 1;
@@ -222,6 +239,7 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
         if line.trim().is_empty() {
             saw_blank = true;
             if let Some(p) = prop.take() {
+                last_value_col = Some(p.value_col);
                 finish_prop(file, p, width, &mut obj);
             }
             continue;
@@ -246,6 +264,7 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
                 obj.consistent = false;
             }
             let value = raw.get(value_start..).unwrap_or("");
+            last_value_col = None;
             prop = Some(PendingProp {
                 name: name.to_string(),
                 value_col: value_start,
@@ -254,6 +273,23 @@ pub fn parse(file: &str, text: &str) -> FlDocument {
                 segments: vec![(value.to_string(), raw.chars().count())],
             });
             saw_blank = false;
+            continue;
+        }
+        // A multi-line value (an event's `Message`) with an empty line inside: the lines after
+        // it are still indented to the value column of the property the blank line ended.
+        if prop.is_none()
+            && saw_blank
+            && let Some(col) = last_value_col
+            && raw.len() > col
+            && raw.as_bytes()[..col].iter().all(|b| *b == b' ')
+            && raw.as_bytes()[col] != b' '
+            && let Some(last) = obj.props.last_mut()
+        {
+            let joined = match &last.value {
+                PsValue::Text(t) => format!("{t}\n{}", &raw[col..]),
+                _ => raw[col..].to_string(),
+            };
+            last.value = PsValue::Text(joined);
             continue;
         }
         if raw.starts_with([' ', '\t'])

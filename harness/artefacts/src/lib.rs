@@ -13,25 +13,39 @@
 //! - [`ndr`]: non-delivery reports (`.eml`, RFC 3464 delivery status) the transport generated.
 //! - [`mock_records`]: the mock EOP's per-session JSON records (the lab's stand-in for Exchange
 //!   Online's message trace).
+//! - [`trace`]: Exchange Online's `Get-MessageTrace` / `Get-MessageTraceDetail` rows and the EAC's
+//!   trace reports, with their LEDs parsed ([`trace::TraceLed`]).
+//! - [`events`]: Windows Application-log events (`Get-EventLog | fl`, `Get-WinEvent | fl`,
+//!   `wevtutil qe /f:text`).
+//! - [`tracking`]: `Get-MessageTrackingLog` entries and `Test-NetConnection` results.
 //!
 //! Shared layers:
 //! - [`text`]: bytes to lines (BOM, UTF-16, CRLF, truncation), evidence and skipped-line counts.
 //! - [`csv`]: the CSV dialect of the transport logs.
-//! - [`ps`], [`format_list`], [`ps_json`]: PowerShell objects, `Format-List` text and
-//!   `ConvertTo-Json`, shared by every listing.
+//! - [`ps`], [`format_list`], [`ps_json`], [`table`], [`export_csv`]: PowerShell objects read
+//!   from `Format-List` text, `ConvertTo-Json`, the default table view (any object, columns cut
+//!   with `...`) and `Export-Csv` (and the EAC's CSV reports), shared by every listing. Each
+//!   object is classified by its properties ([`classify_object`]) into its typed collection and
+//!   keeps the server it names ([`ps::Parsed::server`]).
+//! - [`walk`]: folder walking that never follows symlinked folders, reads regular files only,
+//!   caps file sizes and skips unreadable entries with a reason ([`walk::SkippedFile`]); sub-folder
+//!   names tell the server of the files below them.
 //!
 //! Writing a whole lab run: [`bundle`] (every file above into one folder, keys mode 0600).
 //!
 //! Entry points: [`detect`] names a file's kind from its content (never its name);
 //! [`read_paths`] / [`ArtefactReader`] read files and folders into one [`Artefacts`] set with
-//! per-file skipped-line counts. An unreadable path is an error; a file of no known kind is
-//! reported as [`ArtefactKind::Unknown`], never an error.
+//! per-file skipped-line counts. A path given that does not exist is an error; an entry inside a
+//! folder that cannot be read is skipped with its reason ([`Artefacts::skipped_files`]); a file of
+//! no known kind is reported as [`ArtefactKind::Unknown`], never an error.
 
 pub mod bundle;
 pub mod certs;
 pub mod connectivity;
 pub mod connectors;
 pub mod csv;
+pub mod events;
+pub mod export_csv;
 pub mod format_list;
 pub mod mock_records;
 pub mod ndr;
@@ -39,7 +53,11 @@ pub mod protocol_log;
 pub mod ps;
 pub mod ps_json;
 pub mod queue;
+pub mod table;
 pub mod text;
+pub mod trace;
+pub mod tracking;
+pub mod walk;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -57,6 +75,10 @@ use self::protocol_log::{LogKind, ProtocolLogReader, ProtocolLogs};
 use self::ps::{Parsed, PsObject};
 use self::queue::{MessageRow, QueueRow};
 use self::text::{Evidence, Skipped, TextEncoding};
+use self::trace::{TraceDetailRow, TraceRow};
+use self::tracking::{NetConnectionRow, TrackingRow};
+use self::walk::{ReadOptions, SkipReason, SkippedFile};
+use hybridlab_model::event::WindowsEvent;
 
 /// Which listing an object or file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +100,37 @@ pub enum ListingKind {
     InboundConnector,
     /// `Get-OutboundConnector` (Exchange Online).
     OutboundConnector,
+    /// `Get-MessageTrace` (Exchange Online), or the EAC's summary report.
+    MessageTrace,
+    /// `Get-MessageTraceDetail` (Exchange Online), or the EAC's extended report.
+    MessageTraceDetail,
+    /// Windows events (`Get-EventLog`, `Get-WinEvent`, `wevtutil`).
+    WindowsEvent,
+    /// `Get-MessageTrackingLog`.
+    MessageTrackingLog,
+    /// `Test-NetConnection`.
+    NetConnection,
+}
+
+impl ListingKind {
+    /// The cmdlet (or command) whose output it is, as a report names it.
+    pub fn cmdlet(self) -> &'static str {
+        match self {
+            Self::ExchangeCertificate => "Get-ExchangeCertificate",
+            Self::CertProvider => "Get-ChildItem Cert:\\LocalMachine\\My",
+            Self::Queue => "Get-Queue",
+            Self::Message => "Get-Message",
+            Self::SendConnector => "Get-SendConnector",
+            Self::ReceiveConnector => "Get-ReceiveConnector",
+            Self::InboundConnector => "Get-InboundConnector",
+            Self::OutboundConnector => "Get-OutboundConnector",
+            Self::MessageTrace => "Get-MessageTrace",
+            Self::MessageTraceDetail => "Get-MessageTraceDetail",
+            Self::WindowsEvent => "Windows event log",
+            Self::MessageTrackingLog => "Get-MessageTrackingLog",
+            Self::NetConnection => "Test-NetConnection",
+        }
+    }
 }
 
 /// How a listing was exported.
@@ -88,6 +141,25 @@ pub enum ListingFormat {
     FormatList,
     /// `| ConvertTo-Json`.
     Json,
+    /// PowerShell's default table view (`Format-Table`, `Select-Object a,b`).
+    Table,
+    /// `| Export-Csv` (or a CSV report downloaded from the admin center).
+    Csv,
+    /// `wevtutil qe /f:text`.
+    EventText,
+}
+
+impl ListingFormat {
+    /// How a report names the format.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::FormatList => "Format-List",
+            Self::Json => "JSON",
+            Self::Table => "table",
+            Self::Csv => "CSV",
+            Self::EventText => "wevtutil text",
+        }
+    }
 }
 
 /// What a file is, judged from its content.
@@ -128,6 +200,21 @@ pub fn classify_object(obj: &PsObject) -> Option<ListingKind> {
     }
     if queue::is_message(obj) {
         return Some(ListingKind::Message);
+    }
+    if trace::is_trace_detail(obj) {
+        return Some(ListingKind::MessageTraceDetail);
+    }
+    if trace::is_trace(obj) {
+        return Some(ListingKind::MessageTrace);
+    }
+    if events::is_event(obj) {
+        return Some(ListingKind::WindowsEvent);
+    }
+    if tracking::is_tracking(obj) {
+        return Some(ListingKind::MessageTrackingLog);
+    }
+    if tracking::is_net_connection(obj) {
+        return Some(ListingKind::NetConnection);
     }
     connectors::classify(obj).map(|k| match k {
         ConnectorKind::Send => ListingKind::SendConnector,
@@ -257,10 +344,22 @@ pub fn detect_text(text: &str) -> ArtefactKind {
     if ndr::is_dsn(text) {
         return ArtefactKind::Ndr;
     }
+    let listing = |of, format| ArtefactKind::Listing { of, format };
+    if events::is_wevtutil_text(text) {
+        return listing(ListingKind::WindowsEvent, ListingFormat::EventText);
+    }
+    if export_csv::is_export_csv(text) {
+        let doc = export_csv::parse("", text);
+        return majority(&doc.objects)
+            .map_or(ArtefactKind::Unknown, |of| listing(of, ListingFormat::Csv));
+    }
     let doc = format_list::parse("", text);
-    majority(&doc.objects).map_or(ArtefactKind::Unknown, |of| ArtefactKind::Listing {
-        of,
-        format: ListingFormat::FormatList,
+    if let Some(of) = majority(&doc.objects) {
+        return listing(of, ListingFormat::FormatList);
+    }
+    let tables = table::find_tables("", text);
+    majority(&tables.objects).map_or(ArtefactKind::Unknown, |of| {
+        listing(of, ListingFormat::Table)
     })
 }
 
@@ -277,6 +376,9 @@ pub struct ArtefactFile {
     pub items: usize,
     /// Lines not understood (every line of an unknown file).
     pub skipped: Skipped,
+    /// The server its folder names ([`walk::folder_server`]), when it is below one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// A certificate row with the listing it came from.
@@ -320,12 +422,65 @@ pub struct Artefacts {
     /// The mock EOP's session records.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mock_sessions: Vec<MockSession>,
+    /// Exchange Online `Get-MessageTrace` rows (and EAC summary report rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<Parsed<TraceRow>>,
+    /// Exchange Online `Get-MessageTraceDetail` rows (and EAC extended report rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_details: Vec<Parsed<TraceDetailRow>>,
+    /// Windows Application-log events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Parsed<WindowsEvent>>,
+    /// `Get-MessageTrackingLog` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracking: Vec<Parsed<TrackingRow>>,
+    /// `Test-NetConnection` results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub net_connections: Vec<Parsed<NetConnectionRow>>,
+    /// Entries of the folders walked that were not read, with the reason ([`walk`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<SkippedFile>,
 }
 
 impl Artefacts {
     /// Skipped lines over all files.
     pub fn skipped_total(&self) -> usize {
         self.files.iter().map(|f| f.skipped.count).sum()
+    }
+
+    /// The server a file's folder names (by the file's label as evidence carries it).
+    pub fn file_server(&self, file: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.file == file)
+            .and_then(|f| f.server.as_deref())
+    }
+
+    /// Every file not read, with why: the entries the walk skipped, then files of no known kind.
+    /// Empty when every file was read as something.
+    pub fn not_read(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .skipped_files
+            .iter()
+            .map(|s| (s.path.clone(), s.reason.to_string()))
+            .collect();
+        out.extend(
+            self.files
+                .iter()
+                .filter(|f| f.kind == ArtefactKind::Unknown)
+                .map(|f| {
+                    let why = if f.skipped.count == 0 {
+                        "empty".to_string()
+                    } else {
+                        format!(
+                            "not a format diagnose reads ({} line(s) not understood)",
+                            f.skipped.count
+                        )
+                    };
+                    (f.file.clone(), why)
+                }),
+        );
+        out
     }
 
     /// Certificates from one cmdlet.
@@ -361,15 +516,24 @@ pub struct ArtefactReader {
     /// For each protocol log file added, its index in `out.files`.
     protocol_files: Vec<usize>,
     out: Artefacts,
+    options: ReadOptions,
+    /// The server the folder being walked names (rows that name none get it).
+    folder_server: Option<String>,
 }
 
-/// How deep [`ArtefactReader::add_path`] descends into folders.
+/// How deep [`ArtefactReader::add_path`] descends into folders by default.
 pub const MAX_DEPTH: usize = 16;
 
 impl ArtefactReader {
     /// An empty reader.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same reader with other walk limits (file size cap, depth).
+    pub fn with_options(mut self, options: ReadOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Adds one file's bytes; `file` names it in evidence. Returns its kind.
@@ -391,6 +555,7 @@ impl ArtefactReader {
             encoding,
             items: 0,
             skipped: Skipped::default(),
+            server: self.folder_server.clone(),
         };
         let text = decoded.as_ref();
         match kind {
@@ -419,14 +584,7 @@ impl ArtefactReader {
                 self.out.mock_sessions.extend(r.sessions);
             }
             ArtefactKind::Listing { format, .. } => {
-                let objects = match format {
-                    ListingFormat::Json => ps_json::parse(file, text).unwrap_or_default(),
-                    ListingFormat::FormatList => {
-                        let doc = format_list::parse(file, text);
-                        entry.skipped = doc.skipped;
-                        doc.objects
-                    }
-                };
+                let objects = listing_objects(file, text, format, &mut entry.skipped);
                 for obj in &objects {
                     if self.add_object(obj, format) {
                         entry.items += 1;
@@ -454,7 +612,20 @@ impl ArtefactReader {
         let Some(kind) = classify_object(obj) else {
             return false;
         };
+        let fs = self.folder_server.clone();
         let o = &mut self.out;
+        fn push<T>(v: &mut Vec<Parsed<T>>, p: Option<Parsed<T>>, fs: &Option<String>) -> bool {
+            match p {
+                Some(mut p) => {
+                    if p.server.is_none() {
+                        p.server.clone_from(fs);
+                    }
+                    v.push(p);
+                    true
+                }
+                None => false,
+            }
+        }
         match kind {
             ListingKind::ExchangeCertificate | ListingKind::CertProvider => {
                 let source = if kind == ListingKind::ExchangeCertificate {
@@ -462,60 +633,183 @@ impl ArtefactReader {
                 } else {
                     CertListingSource::CertProvider
                 };
-                certs::row_from_object(obj).map(|parsed| {
-                    o.certificates.push(CertificateEntry {
-                        source,
-                        format,
-                        parsed,
+                certs::row_from_object(obj)
+                    .map(|mut parsed| {
+                        if parsed.server.is_none() {
+                            parsed.server.clone_from(&fs);
+                        }
+                        o.certificates.push(CertificateEntry {
+                            source,
+                            format,
+                            parsed,
+                        })
                     })
-                })
+                    .is_some()
             }
-            ListingKind::Queue => queue::queue_from_object(obj).map(|p| o.queues.push(p)),
-            ListingKind::Message => queue::message_from_object(obj).map(|p| o.messages.push(p)),
-            ListingKind::SendConnector => {
-                connectors::send_connector_from_object(obj).map(|p| o.send_connectors.push(p))
+            ListingKind::Queue => push(&mut o.queues, queue::queue_from_object(obj), &fs),
+            ListingKind::Message => push(&mut o.messages, queue::message_from_object(obj), &fs),
+            ListingKind::SendConnector => push(
+                &mut o.send_connectors,
+                connectors::send_connector_from_object(obj),
+                &fs,
+            ),
+            ListingKind::ReceiveConnector => push(
+                &mut o.receive_connectors,
+                connectors::receive_connector_from_object(obj),
+                &fs,
+            ),
+            ListingKind::InboundConnector => push(
+                &mut o.inbound_connectors,
+                connectors::inbound_connector_from_object(obj),
+                &fs,
+            ),
+            ListingKind::OutboundConnector => push(
+                &mut o.outbound_connectors,
+                connectors::outbound_connector_from_object(obj),
+                &fs,
+            ),
+            ListingKind::MessageTrace => push(&mut o.traces, trace::trace_from_object(obj), &fs),
+            ListingKind::MessageTraceDetail => push(
+                &mut o.trace_details,
+                trace::trace_detail_from_object(obj),
+                &fs,
+            ),
+            ListingKind::WindowsEvent => push(&mut o.events, events::event_from_object(obj), &fs),
+            ListingKind::MessageTrackingLog => {
+                push(&mut o.tracking, tracking::tracking_from_object(obj), &fs)
             }
-            ListingKind::ReceiveConnector => {
-                connectors::receive_connector_from_object(obj).map(|p| o.receive_connectors.push(p))
-            }
-            ListingKind::InboundConnector => {
-                connectors::inbound_connector_from_object(obj).map(|p| o.inbound_connectors.push(p))
-            }
-            ListingKind::OutboundConnector => connectors::outbound_connector_from_object(obj)
-                .map(|p| o.outbound_connectors.push(p)),
+            ListingKind::NetConnection => push(
+                &mut o.net_connections,
+                tracking::net_connection_from_object(obj),
+                &fs,
+            ),
         }
-        .is_some()
     }
 
-    /// Adds a file, or every file under a folder (sorted by name, at most [`MAX_DEPTH`] deep).
+    /// Adds a file, or every file under a folder (sorted by name, at most
+    /// [`ReadOptions::max_depth`] deep). Entries inside a folder that cannot or must not be read
+    /// are skipped with their reason ([`Artefacts::skipped_files`]; see [`walk`]).
+    ///
+    /// # Errors
+    /// `path` itself does not exist, or it is a folder that cannot be listed, or a file that
+    /// cannot be read.
     pub fn add_path(&mut self, path: &Path) -> Result<(), ReadError> {
-        self.add_path_at(path, 0)
-    }
-
-    fn add_path_at(&mut self, path: &Path, depth: usize) -> Result<(), ReadError> {
         let io = |source| ReadError::Io {
             path: path.to_path_buf(),
             source,
         };
+        // The path given is followed even when it is a link.
         let meta = std::fs::metadata(path).map_err(io)?;
         if meta.is_dir() {
-            if depth >= MAX_DEPTH {
-                return Ok(());
-            }
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .map_err(io)?;
-            entries.sort();
+            let entries = list_dir(path).map_err(io)?;
             for p in entries {
-                self.add_path_at(&p, depth + 1)?;
+                self.walk(&p, 1);
             }
             return Ok(());
         }
-        let bytes = std::fs::read(path).map_err(io)?;
-        self.add_bytes(&path.display().to_string(), &bytes);
+        if !meta.is_file() {
+            self.skip(
+                path,
+                SkipReason::NotRegularFile {
+                    what: walk::file_type_name(&meta.file_type()).to_string(),
+                },
+            );
+            return Ok(());
+        }
+        match walk::read_capped(path, self.options.max_file_bytes).map_err(io)? {
+            Some(bytes) => {
+                self.add_bytes(&path.display().to_string(), &bytes);
+            }
+            None => self.skip(
+                path,
+                SkipReason::TooLarge {
+                    size: meta
+                        .len()
+                        .max(self.options.max_file_bytes.saturating_add(1)),
+                    cap: self.options.max_file_bytes,
+                },
+            ),
+        }
         Ok(())
+    }
+
+    fn skip(&mut self, path: &Path, reason: SkipReason) {
+        self.out.skipped_files.push(SkippedFile {
+            path: path.display().to_string(),
+            reason,
+        });
+    }
+
+    /// One entry inside a folder: never an error, never a followed folder link.
+    fn walk(&mut self, path: &Path, depth: usize) {
+        let unreadable = |e: std::io::Error| SkipReason::Unreadable {
+            error: e.to_string(),
+        };
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => return self.skip(path, unreadable(e)),
+        };
+        let meta = if meta.file_type().is_symlink() {
+            match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return self.skip(path, SkipReason::DanglingSymlink);
+                }
+                Err(e) => return self.skip(path, unreadable(e)),
+                Ok(t) if t.is_dir() => return self.skip(path, SkipReason::SymlinkedFolder),
+                Ok(t) => t,
+            }
+        } else {
+            meta
+        };
+        if meta.is_dir() {
+            if depth >= self.options.max_depth {
+                return self.skip(path, SkipReason::TooDeep);
+            }
+            let entries = match list_dir(path) {
+                Ok(v) => v,
+                Err(e) => return self.skip(path, unreadable(e)),
+            };
+            let named = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(walk::folder_server);
+            let outer = self.folder_server.clone();
+            if self.folder_server.is_none() {
+                self.folder_server = named;
+            }
+            for p in entries {
+                self.walk(&p, depth + 1);
+            }
+            self.folder_server = outer;
+            return;
+        }
+        if !meta.is_file() {
+            let what = walk::file_type_name(&meta.file_type()).to_string();
+            return self.skip(path, SkipReason::NotRegularFile { what });
+        }
+        let cap = self.options.max_file_bytes;
+        if meta.len() > cap {
+            return self.skip(
+                path,
+                SkipReason::TooLarge {
+                    size: meta.len(),
+                    cap,
+                },
+            );
+        }
+        match walk::read_capped(path, cap) {
+            Ok(Some(bytes)) => {
+                self.add_bytes(&path.display().to_string(), &bytes);
+            }
+            Ok(None) => self.skip(
+                path,
+                SkipReason::TooLarge {
+                    size: cap.saturating_add(1),
+                    cap,
+                },
+            ),
+            Err(e) => self.skip(path, unreadable(e)),
+        }
     }
 
     /// Builds the set: protocol log sessions are assembled across all files now.
@@ -524,6 +818,7 @@ impl ArtefactReader {
             protocol,
             protocol_files,
             mut out,
+            ..
         } = self;
         let logs = protocol.finish();
         for (info, idx) in logs.files.iter().zip(protocol_files) {
@@ -538,6 +833,59 @@ impl ArtefactReader {
         }
         out.protocol = logs;
         out
+    }
+}
+
+/// The entries of a folder, sorted by path.
+fn list_dir(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries = Vec::new();
+    // An entry whose listing failed is left out; one that vanishes later is skipped then.
+    for e in std::fs::read_dir(path)?.flatten() {
+        entries.push(e.path());
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// The objects of a listing file in `format`; lines no object used go to `skipped`. A
+/// `Format-List` file may also hold tables (a pasted console session): both are read.
+fn listing_objects(
+    file: &str,
+    text: &str,
+    format: ListingFormat,
+    skipped: &mut Skipped,
+) -> Vec<PsObject> {
+    match format {
+        ListingFormat::Json => ps_json::parse(file, text).unwrap_or_default(),
+        ListingFormat::FormatList => {
+            let tables = table::find_tables(file, text);
+            let doc = format_list::parse_except(file, text, &tables.lines);
+            *skipped = doc.skipped;
+            let mut objects = doc.objects;
+            objects.extend(tables.objects);
+            objects
+        }
+        ListingFormat::Table => {
+            let tables = table::find_tables(file, text);
+            for (i, l) in text::split_lines(text).enumerate() {
+                if !l.trim().is_empty() && tables.lines.binary_search(&(i + 1)).is_err() {
+                    skipped.push(file, i + 1, l);
+                }
+            }
+            tables.objects
+        }
+        ListingFormat::Csv => {
+            let doc = export_csv::parse(file, text);
+            *skipped = doc.skipped;
+            doc.objects
+        }
+        ListingFormat::EventText => {
+            let (objects, stray) = events::parse_wevtutil(file, text);
+            for e in stray {
+                skipped.push(file, e.line, &e.text);
+            }
+            objects
+        }
     }
 }
 

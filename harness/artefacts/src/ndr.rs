@@ -13,12 +13,22 @@
 //! `Remote-MTA: dns;...` when the remote server refused it) and the original headers as
 //! `text/rfc822-headers`.
 //!
+//! For an expiry NDR and a delay DSN the cause is in the human part only: Exchange writes the
+//! generic `'550 4.4.7 QUEUE.Expired; message expired'` (or `'400 4.4.7 Message delayed'`) and
+//! under it the last error, `<time> - Server at <host> (<ip>) returned '<LastError>'`
+//! (shape: <https://support.everycloud.com/support/solutions/articles/4000041760-spooling-period-email-retry-rate-deferred-email>,
+//! <https://www.stellarinfo.com/blog/fix-server-returned-400-4-4-7-message-delayed-error-in-exchange-server/>;
+//! the domain reference, section 11.6). The delay DSN ([`DsnAction::Delayed`]) says how long the
+//! server keeps trying and carries `Action: delayed` and `Will-Retry-Until`.
+//!
 //! The reader ([`read_dsn`]) is line based so that every field keeps its line for evidence; it
 //! unfolds continuation lines, reads the DSN fields after the header block, and takes the date,
-//! subject and the original message's id (`In-Reply-To`) from the top-level headers. Human text,
-//! HTML parts and anything else are neither errors nor skipped lines: the file as a whole is a
-//! known kind. [`is_dsn`] recognises one from its content.
+//! subject and the original message's id (`In-Reply-To`) from the top-level headers. From the
+//! human part it takes the last-error line of each recipient ([`NdrRecipient::last_error`]), so a
+//! real NDR alone names its cause. HTML parts and anything else are neither errors nor skipped
+//! lines: the file as a whole is a known kind. [`is_dsn`] recognises one from its content.
 
+use hybridlab_model::led::LastError;
 use hybridlab_model::reply::Reply;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +59,35 @@ pub struct NdrReport {
     pub reply: Reply,
     /// The remote server that refused it (`Remote-MTA`); `None` for a local verdict.
     pub remote_mta: Option<String>,
+    /// A failure report (NDR) or a delay notification (delay DSN).
+    pub action: DsnAction,
+    /// The message's last error when the reason is the transport's own (expiry, delay): the
+    /// human part shows it under the generic reply.
+    pub last_error: Option<LastError>,
+    /// Until when the server keeps trying (a delay DSN's `Will-Retry-Until` and its "for the next
+    /// ..." sentence).
+    pub retry_until: Option<OffsetDateTime>,
+}
+
+/// What a delivery status notification reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DsnAction {
+    /// The message was given up (an NDR, `Action: failed`).
+    #[default]
+    Failed,
+    /// The message is still being tried (a delay DSN, `Action: delayed`).
+    Delayed,
+}
+
+impl NdrReport {
+    /// The file name the lab gives it (`NDR-12884901890.eml`, `DSN-Delay-12884901890.eml`).
+    pub fn file_name(&self) -> String {
+        match self.action {
+            DsnAction::Failed => file_name(self.internal_id),
+            DsnAction::Delayed => format!("DSN-Delay-{}.eml", self.internal_id),
+        }
+    }
 }
 
 /// The file name the lab gives an NDR (`NDR-12884901890.eml`).
@@ -62,7 +101,7 @@ fn user_text(reply: &Reply) -> &'static str {
     if t.starts_with("5.3.4") || t.starts_with("5.2.3") {
         "Your message is too big to send. Try sending it again with fewer or smaller attachments."
     } else if t.starts_with("4.4.7") {
-        "Your message couldn't be delivered in time. Exchange gave up trying to deliver it."
+        "The server has tried to deliver this message, without success, and has stopped trying. Please try sending this message again. If the problem continues, contact your helpdesk."
     } else if t.starts_with("5.7.") {
         "Your message wasn't delivered because the recipient's email provider rejected it."
     } else if t.starts_with("5.1.") || t.starts_with("5.4.1") {
@@ -80,6 +119,93 @@ fn rfc2822(t: OffsetDateTime) -> String {
 /// `bob@contoso.com` -> `contoso.com`.
 fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// `1 days, 19 hours and 57 minutes` (Exchange's wording, plural kept).
+fn remaining(from: OffsetDateTime, until: OffsetDateTime) -> String {
+    let mins = (until - from).whole_minutes().max(0);
+    format!(
+        "{} days, {} hours and {} minutes",
+        mins / 1440,
+        mins % 1440 / 60,
+        mins % 60
+    )
+}
+
+/// The text/plain part: what the user reads, then "Diagnostic information for administrators"
+/// with the reply and, for the transport's own verdicts, the last error under it.
+fn human_part(r: &NdrReport, diag: &str, out: &mut Vec<String>) {
+    match r.action {
+        DsnAction::Failed => {
+            out.push("Delivery has failed to these recipients or groups:".into());
+            out.push(String::new());
+            for rcpt in &r.recipients {
+                out.push(rcpt.clone());
+                out.push(user_text(&r.reply).into());
+                out.push(String::new());
+            }
+        }
+        DsnAction::Delayed => {
+            out.push("Delivery is delayed to these recipients or groups:".into());
+            out.push(String::new());
+            out.extend(r.recipients.iter().cloned());
+            out.push(String::new());
+            out.push(format!("Subject: {}", r.subject));
+            out.push(String::new());
+            out.push(
+                "This message hasn't been delivered yet. Delivery will continue to be attempted."
+                    .into(),
+            );
+            out.push(String::new());
+            if let Some(until) = r.retry_until {
+                out.push(format!(
+                    "The server will keep trying to deliver this message for the next {}. You'll be notified if the message can't be delivered by that time.",
+                    remaining(r.generated, until)
+                ));
+                out.push(String::new());
+            }
+        }
+    }
+    out.push(String::new());
+    out.push("Diagnostic information for administrators:".into());
+    out.push(String::new());
+    out.push(format!("Generating server: {}", r.server_fqdn));
+    out.push(String::new());
+    let server = r
+        .last_error
+        .as_ref()
+        .filter(|le| !le.fqdn.is_empty())
+        .map(|le| {
+            if le.ip.is_empty() {
+                format!("Server at {}", le.fqdn)
+            } else {
+                format!("Server at {} ({})", le.fqdn, le.ip)
+            }
+        });
+    for rcpt in &r.recipients {
+        out.push(rcpt.clone());
+        match (&server, &r.remote_mta) {
+            (Some(s), _) => out.push(format!("{s} returned '{diag}'")),
+            (None, Some(m)) => {
+                out.push(m.clone());
+                out.push(format!("Remote Server returned '{diag}'"));
+            }
+            (None, None) => {
+                out.push(r.server_fqdn.clone());
+                out.push(format!("Remote Server returned '{diag}'"));
+            }
+        }
+        if let Some(le) = &r.last_error {
+            let at = if le.lrt.is_empty() {
+                hybridlab_model::led::en_us_datetime(r.generated)
+            } else {
+                le.lrt.clone()
+            };
+            let who = server.clone().unwrap_or_else(|| "Remote Server".into());
+            out.push(format!("{at} - {who} returned '{}'", le.led));
+        }
+        out.push(String::new());
+    }
 }
 
 /// The NDR as Exchange writes it (CRLF line ends).
@@ -102,7 +228,13 @@ pub fn write_dsn(r: &NdrReport) -> String {
     );
     h("To", format!("<{}>", r.sender));
     h("Date", rfc2822(r.generated));
-    h("Subject", format!("Undeliverable: {}", r.subject));
+    h(
+        "Subject",
+        match r.action {
+            DsnAction::Failed => format!("Undeliverable: {}", r.subject),
+            DsnAction::Delayed => format!("Delivery delayed: {}", r.subject),
+        },
+    );
     h(
         "Content-Type",
         format!("multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\""),
@@ -124,27 +256,7 @@ pub fn write_dsn(r: &NdrReport) -> String {
     out.push("Content-Type: text/plain; charset=\"us-ascii\"".into());
     out.push("Content-Transfer-Encoding: 7bit".into());
     out.push(String::new());
-    out.push("Delivery has failed to these recipients or groups:".into());
-    out.push(String::new());
-    for rcpt in &r.recipients {
-        out.push(rcpt.clone());
-        out.push(user_text(&r.reply).into());
-        out.push(String::new());
-    }
-    out.push(String::new());
-    out.push("Diagnostic information for administrators:".into());
-    out.push(String::new());
-    out.push(format!("Generating server: {}", r.server_fqdn));
-    out.push(String::new());
-    for rcpt in &r.recipients {
-        out.push(rcpt.clone());
-        match &r.remote_mta {
-            Some(m) => out.push(m.clone()),
-            None => out.push(r.server_fqdn.clone()),
-        }
-        out.push(format!("Remote Server returned '{diag}'"));
-        out.push(String::new());
-    }
+    human_part(r, &diag, &mut out);
     out.push("Original message headers:".into());
     out.push(String::new());
     out.push(format!("From: <{}>", r.sender));
@@ -160,7 +272,10 @@ pub fn write_dsn(r: &NdrReport) -> String {
     out.push(String::new());
     for rcpt in &r.recipients {
         out.push(format!("Final-Recipient: rfc822;{rcpt}"));
-        out.push("Action: failed".into());
+        out.push(match r.action {
+            DsnAction::Failed => "Action: failed".into(),
+            DsnAction::Delayed => "Action: delayed".into(),
+        });
         let status = r
             .reply
             .enhanced()
@@ -169,6 +284,9 @@ pub fn write_dsn(r: &NdrReport) -> String {
         out.push(format!("Diagnostic-Code: smtp;{diag}"));
         if let Some(m) = &r.remote_mta {
             out.push(format!("Remote-MTA: dns;{m}"));
+        }
+        if let (DsnAction::Delayed, Some(until)) = (r.action, r.retry_until) {
+            out.push(format!("Will-Retry-Until: {}", rfc2822(until)));
         }
         out.push(String::new());
     }
@@ -201,6 +319,13 @@ pub struct NdrRecipient {
     pub remote_mta: Option<String>,
     /// The `Diagnostic-Code` line (else the `Status` line, else `Final-Recipient`).
     pub evidence: Evidence,
+    /// The last error the human part shows under the reply (`<time> - Server at <host> (<ip>)
+    /// returned '<LastError>'`): what an expiry NDR or a delay DSN really failed on.
+    #[serde(default)]
+    pub last_error: Option<LastError>,
+    /// The human part's last-error line.
+    #[serde(default)]
+    pub last_error_evidence: Option<Evidence>,
 }
 
 impl NdrRecipient {
@@ -365,6 +490,8 @@ pub fn read_dsn(file: &str, text: &str) -> Option<Ndr> {
                 diagnostic: None,
                 remote_mta: None,
                 evidence: ev(),
+                last_error: None,
+                last_error_evidence: None,
             }),
             "action" | "status" | "diagnostic-code" | "remote-mta" => {
                 let Some(r) = ndr.recipients.last_mut() else {
@@ -388,7 +515,79 @@ pub fn read_dsn(file: &str, text: &str) -> Option<Ndr> {
             _ => {}
         }
     }
+    attach_last_errors(file, text, &mut ndr.recipients);
     Some(ndr)
+}
+
+/// `5/4/2026 6:30:00 AM - Server at host (1.2.3.4) returned '451 4.4.397 ...'` -> a LastError.
+fn last_error_line(line: &str) -> Option<LastError> {
+    let (at, rest) = line.split_once(" - ")?;
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix("Remote ").unwrap_or(rest);
+    let (who, quoted) = rest.split_once(" returned '")?;
+    let led = quoted.trim_end().strip_suffix('\'')?;
+    let who = who.strip_prefix("Server")?.trim();
+    let who = who.strip_prefix("at ").unwrap_or(who);
+    let (fqdn, ip) = match who.split_once(" (") {
+        Some((h, ip)) => (h.trim(), ip.trim_end_matches(')').trim()),
+        None => (who, ""),
+    };
+    Some(LastError {
+        led: led.to_string(),
+        msg: String::new(),
+        fqdn: fqdn.to_string(),
+        ip: ip.to_string(),
+        lrt: at.trim().to_string(),
+    })
+}
+
+/// The text's lines with quoted-printable soft line breaks (a trailing `=`) joined and `=3D`
+/// decoded, each with the number and text of its first physical line.
+fn logical_lines(text: &str) -> Vec<(usize, String, &str)> {
+    let mut out: Vec<(usize, String, &str)> = Vec::new();
+    let mut open = false;
+    for (i, line) in split_lines(text).enumerate() {
+        let (body, soft) = match line.strip_suffix('=') {
+            Some(b) => (b, true),
+            None => (line, false),
+        };
+        let body = body.replace("=3D", "=");
+        match out.last_mut() {
+            Some(last) if open => last.1.push_str(&body),
+            _ => out.push((i + 1, body, line)),
+        }
+        open = soft;
+    }
+    out
+}
+
+/// Gives each recipient the last-error line the human part shows under its address (the last
+/// one, when there are several); a line under an address the DSN fields do not list goes to the
+/// first recipient. Quoted-printable soft line breaks are joined first.
+fn attach_last_errors(file: &str, text: &str, recipients: &mut [NdrRecipient]) {
+    let mut current: Option<String> = None;
+    for (n, joined, first) in logical_lines(text) {
+        let t = joined.trim();
+        if t.contains('@') && !t.contains(' ') && !t.contains(':') {
+            current = Some(t.trim_matches(['<', '>']).to_ascii_lowercase());
+            continue;
+        }
+        let Some(le) = last_error_line(t) else {
+            continue;
+        };
+        let idx = current
+            .as_deref()
+            .and_then(|c| {
+                recipients
+                    .iter()
+                    .position(|r| r.address.eq_ignore_ascii_case(c))
+            })
+            .unwrap_or(0);
+        if let Some(r) = recipients.get_mut(idx) {
+            r.last_error = Some(le);
+            r.last_error_evidence = Some(Evidence::new(file, n, first));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +606,9 @@ mod tests {
             recipients: vec!["bob@contoso.mail.onmicrosoft.com".into()],
             reply: hybridlab_model::exchange::synthetic::over_advertised_size(),
             remote_mta: remote.map(str::to_string),
+            action: DsnAction::Failed,
+            last_error: None,
+            retry_until: None,
         }
     }
 

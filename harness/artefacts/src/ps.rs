@@ -148,6 +148,26 @@ impl PsObject {
             .find(|p| p.name.eq_ignore_ascii_case(name))
     }
 
+    /// The property whose name matches `name` ignoring case, spaces, `_` and `-` (`Recipient
+    /// Address` in a table header, `recipient_address` in the EAC's CSV, `RecipientAddress` in a
+    /// listing).
+    pub fn get_loose(&self, name: &str) -> Option<&PsProperty> {
+        let key = loose_key(name);
+        self.props.iter().find(|p| loose_key(&p.name) == key)
+    }
+
+    /// Non-empty text of the first of `names` present ([`PsObject::get_loose`] matching).
+    pub fn text_loose(&self, names: &[&str]) -> Option<String> {
+        names
+            .iter()
+            .find_map(|n| self.get_loose(n).and_then(|p| p.value.as_text()))
+    }
+
+    /// Whether any of `names` is present ([`PsObject::get_loose`] matching).
+    pub fn has_loose(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.get_loose(n).is_some())
+    }
+
     /// Whether the property is present (even with an empty value).
     pub fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -293,6 +313,80 @@ pub struct Parsed<T> {
     pub row: T,
     /// The lines of the listing it was read from (its first line and every property's).
     pub evidence: RowEvidence,
+    /// The server the object says it belongs to ([`server_of_object`]), else the one its file's
+    /// path names (set by the reader); `None` when neither tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+impl<T> Parsed<T> {
+    /// A row read from `obj`, with the object's evidence and the server it names.
+    pub fn of(row: T, obj: &PsObject) -> Self {
+        Self {
+            row,
+            evidence: RowEvidence::of(obj),
+            server: server_of_object(obj),
+        }
+    }
+}
+
+/// The server an object belongs to, from its own fields: `PSComputerName` (remote sessions and
+/// `Invoke-Command`), `Server`, `MachineName`, `OriginatingServer`, `ComputerName` (a server
+/// running the cmdlet about itself), or the `SERVER\` prefix of an `Identity`/`QueueIdentity`
+/// (`EXCH01\3`, `EXCH01\Default Frontend EXCH01`). The NetBIOS name, upper case (`EXCH01` for
+/// `exch01.contoso.com`). `None` when nothing names one.
+pub fn server_of_object(obj: &PsObject) -> Option<String> {
+    for key in [
+        "PSComputerName",
+        "Server",
+        "MachineName",
+        "OriginatingServer",
+    ] {
+        if let Some(v) = obj.text(key)
+            && let Some(s) = server_name(&v)
+        {
+            return Some(s);
+        }
+    }
+    for key in ["Identity", "QueueIdentity"] {
+        if let Some(v) = obj.text(key)
+            && let Some((s, rest)) = v.split_once('\\')
+            && !rest.is_empty()
+            && let Some(s) = server_name(s)
+        {
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// A server's NetBIOS name from a host name, FQDN or `DOMAIN\SERVER`-free value: the first DNS
+/// label, upper case; `None` for values that cannot be a server name (addresses, blanks, words
+/// with spaces, over 63 characters).
+pub fn server_name(v: &str) -> Option<String> {
+    let t = v.trim().trim_end_matches('$');
+    if t.is_empty()
+        || t.contains([' ', '/', '\\', '@', ':'])
+        || t.parse::<std::net::IpAddr>().is_ok()
+    {
+        return None;
+    }
+    let label = t.split('.').next()?;
+    let ok = !label.is_empty()
+        && label.len() <= 63
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !label.chars().all(|c| c.is_ascii_digit());
+    ok.then(|| label.to_ascii_uppercase())
+}
+
+/// A property name reduced for [`PsObject::get_loose`]: lower case without spaces, `_` and `-`.
+fn loose_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// `True`, `False`, `$true`, `$false`, `1`, `0` (case-insensitive).

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::format_list::{self, FlOptions, FlRecord};
-use super::ps::{Parsed, PsObject, PsValue, RowEvidence};
+use super::ps::{Parsed, PsObject, PsValue};
 use super::ps_json::{self, JsonStyle};
 use super::text::LineEnding;
 use hybridlab_model::exchange::{DeliveryType, QueueStatus};
@@ -164,10 +164,7 @@ pub fn queue_from_object(obj: &PsObject) -> Option<Parsed<QueueRow>> {
         last_retry_time: obj.date("LastRetryTime"),
         next_retry_time: obj.date("NextRetryTime"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 hybridlab_model::token_enum! {
@@ -348,10 +345,7 @@ pub fn message_from_object(obj: &PsObject) -> Option<Parsed<MessageRow>> {
             .collect(),
         internet_message_id: obj.text_or_empty("InternetMessageId"),
     };
-    Some(Parsed {
-        row,
-        evidence: RowEvidence::of(obj),
-    })
+    Some(Parsed::of(row, obj))
 }
 
 #[cfg(test)]

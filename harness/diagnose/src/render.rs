@@ -64,24 +64,7 @@ fn kind_label(k: &ArtefactKind) -> String {
         ArtefactKind::ConnectivityLog => "connectivity log".to_string(),
         ArtefactKind::Ndr => "non-delivery report".to_string(),
         ArtefactKind::MockRecords => "mock EOP session records".to_string(),
-        ArtefactKind::Listing { of, format } => format!(
-            "{} ({})",
-            match of {
-                hybridlab_artefacts::ListingKind::ExchangeCertificate => "Get-ExchangeCertificate",
-                hybridlab_artefacts::ListingKind::CertProvider =>
-                    "Get-ChildItem Cert:\\LocalMachine\\My",
-                hybridlab_artefacts::ListingKind::Queue => "Get-Queue",
-                hybridlab_artefacts::ListingKind::Message => "Get-Message",
-                hybridlab_artefacts::ListingKind::SendConnector => "Get-SendConnector",
-                hybridlab_artefacts::ListingKind::ReceiveConnector => "Get-ReceiveConnector",
-                hybridlab_artefacts::ListingKind::InboundConnector => "Get-InboundConnector",
-                hybridlab_artefacts::ListingKind::OutboundConnector => "Get-OutboundConnector",
-            },
-            match format {
-                hybridlab_artefacts::ListingFormat::FormatList => "Format-List",
-                hybridlab_artefacts::ListingFormat::Json => "JSON",
-            }
-        ),
+        ArtefactKind::Listing { of, format } => format!("{} ({})", of.cmdlet(), format.label()),
         ArtefactKind::Unknown => "not recognised".to_string(),
     }
 }

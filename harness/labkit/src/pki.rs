@@ -5,12 +5,17 @@
 //! specific first) and parsed by [`DnSpec`]; the certificate encodes them in the usual ASN.1 order
 //! (country first), so [`hybridlab_model::x509::dotnet_dn`] renders them back to the same string.
 //!
-//! Keys: ring (the one crypto provider) generates ECDSA P-256/P-384 and Ed25519 keys, not RSA; the lab
-//! uses ECDSA P-256 unless told otherwise. The TLS behaviour the lab reproduces does not depend on the
-//! key algorithm.
+//! Keys: leaves get RSA-2048 unless told otherwise, as EOP's certificate and most public-CA
+//! certificates on Exchange servers have (ECDHE-RSA suites, `PublicKeySize : 2048` in listings).
+//! ring cannot generate RSA keys, so the `rsa` crate generates one key per process, cached and
+//! shared by every RSA leaf (key generation costs tens of milliseconds even optimised); ring signs
+//! with it. Authorities default to ECDSA P-256 (fast, and every authority gets a key of its own, so
+//! two authorities with the same name never validate each other's certificates); an RSA authority
+//! gets a fresh RSA key. ECDSA P-256/P-384 and Ed25519 stay selectable.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -39,6 +44,9 @@ pub enum PkiError {
     /// A distinguished name that does not parse.
     #[error(transparent)]
     Name(#[from] DnError),
+    /// The RSA key could not be generated or encoded.
+    #[error("RSA key generation failed: {0}")]
+    Rsa(String),
     /// rcgen refused the parameters or could not sign.
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
@@ -104,8 +112,11 @@ fn dn_to_rcgen(spec: &DnSpec) -> Result<DistinguishedName, PkiError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyKind {
-    /// ECDSA on P-256 with SHA-256 (the default).
+    /// RSA with a 2048-bit modulus, signing with SHA-256 (the default: EOP's and public CAs'
+    /// usual key). Leaves share one key generated per process (see the module docs).
     #[default]
+    Rsa2048,
+    /// ECDSA on P-256 with SHA-256 (the authorities' default).
     EcdsaP256,
     /// ECDSA on P-384 with SHA-384.
     EcdsaP384,
@@ -114,14 +125,55 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// The key algorithm authorities get unless told otherwise.
+    pub const AUTHORITY_DEFAULT: Self = Self::EcdsaP256;
+
+    /// A key for a leaf: RSA leaves share the process's cached key.
     fn generate(self) -> Result<KeyPair, PkiError> {
         let alg = match self {
+            Self::Rsa2048 => return rsa_key_pair(cached_rsa_pkcs8()?),
             Self::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             Self::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
             Self::Ed25519 => &rcgen::PKCS_ED25519,
         };
         Ok(KeyPair::generate_for(alg)?)
     }
+
+    /// A key of its own, for an authority.
+    fn generate_fresh(self) -> Result<KeyPair, PkiError> {
+        match self {
+            Self::Rsa2048 => rsa_key_pair(&new_rsa_pkcs8()?),
+            other => other.generate(),
+        }
+    }
+}
+
+/// A new RSA-2048 key (exponent 65537) as PKCS#8 DER.
+fn new_rsa_pkcs8() -> Result<Vec<u8>, PkiError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048)
+        .map_err(|e| PkiError::Rsa(e.to_string()))?;
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| PkiError::Rsa(e.to_string()))?;
+    Ok(der.as_bytes().to_vec())
+}
+
+/// The process's RSA-2048 leaf key, generated on first use.
+fn cached_rsa_pkcs8() -> Result<&'static [u8], PkiError> {
+    static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(k) = KEY.get() {
+        return Ok(k);
+    }
+    let fresh = new_rsa_pkcs8()?;
+    Ok(KEY.get_or_init(|| fresh))
+}
+
+fn rsa_key_pair(pkcs8: &[u8]) -> Result<KeyPair, PkiError> {
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(pkcs8),
+        &rcgen::PKCS_RSA_SHA256,
+    )?)
 }
 
 /// Extended key usage a certificate carries.
@@ -179,7 +231,7 @@ impl CertSpec {
             ip_addresses: Vec::new(),
             not_before: now - time::Duration::days(365 * 5),
             not_after: now + time::Duration::days(365 * 5),
-            key: KeyKind::default(),
+            key: KeyKind::AUTHORITY_DEFAULT,
             ekus: Vec::new(),
             serial: None,
         }
@@ -304,7 +356,7 @@ impl fmt::Debug for CertAuthority {
 impl CertAuthority {
     /// A self-signed root.
     pub fn root(spec: &CertSpec) -> Result<Self, PkiError> {
-        let key = spec.key.generate()?;
+        let key = spec.key.generate_fresh()?;
         let params = spec.params(Some(0))?;
         let cert = params.self_signed(&key)?;
         let issued = IssuedCert::from_parts(cert, &key)?;
@@ -316,7 +368,7 @@ impl CertAuthority {
 
     /// An intermediate signed by `self`.
     pub fn intermediate(&self, spec: &CertSpec) -> Result<Self, PkiError> {
-        let key = spec.key.generate()?;
+        let key = spec.key.generate_fresh()?;
         let params = spec.params(Some(0))?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let issued = IssuedCert::from_parts(cert, &key)?;
@@ -439,5 +491,30 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("DC= appears twice"), "{err}");
+    }
+
+    #[test]
+    fn leaves_are_rsa_2048_authorities_ecdsa_with_keys_of_their_own() {
+        let root = CertAuthority::root(&CertSpec::authority(DnSpec::cn("Root"), now())).unwrap();
+        let twin = CertAuthority::root(&CertSpec::authority(DnSpec::cn("Root"), now())).unwrap();
+        assert_eq!(root.cert.facts.key_algorithm, "ECC");
+        assert_ne!(root.cert.key_pkcs8, twin.cert.key_pkcs8);
+        let a = root.issue(&CertSpec::leaf("a.contoso.com", now())).unwrap();
+        let b = IssuedCert::self_signed(&CertSpec::leaf("b.contoso.com", now())).unwrap();
+        assert_eq!(a.facts.key_algorithm, "RSA");
+        assert_eq!(a.facts.public_key_bits, 2048);
+        assert_eq!(b.facts.public_key_bits, 2048);
+        // one RSA key per process, shared by the leaves
+        assert_eq!(a.key_pkcs8, b.key_pkcs8);
+        let mut ec = CertSpec::leaf("c.contoso.com", now());
+        ec.key = KeyKind::EcdsaP256;
+        let c = root.issue(&ec).unwrap();
+        assert_eq!(c.facts.public_key_bits, 256);
+        // an RSA authority gets a key of its own
+        let mut spec = CertSpec::authority(DnSpec::cn("RSA Root"), now());
+        spec.key = KeyKind::Rsa2048;
+        let rsa_root = CertAuthority::root(&spec).unwrap();
+        assert_eq!(rsa_root.cert.facts.public_key_bits, 2048);
+        assert_ne!(rsa_root.cert.key_pkcs8, a.key_pkcs8);
     }
 }

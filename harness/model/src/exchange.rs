@@ -359,6 +359,11 @@ pub mod synthetic {
     pub fn queue_expired() -> Reply {
         Reply::new(550, "4.4.7 QUEUE.Expired; message expired")
     }
+    /// `400 4.4.7 Message delayed`: what a delay DSN reports (its human part adds the last
+    /// error).
+    pub fn message_delayed() -> Reply {
+        Reply::new(400, "4.4.7 Message delayed")
+    }
 }
 
 #[cfg(test)]

@@ -270,11 +270,12 @@ pub mod eop {
     pub fn starttls_required() -> Reply {
         Reply::new(451, "5.7.3 STARTTLS is required to send mail")
     }
-    /// `550 5.7.64 TenantAttribution; Relay Access Denied [<host>]`.
-    pub fn relay_denied(backend: &str) -> Reply {
+    /// `550 5.7.64 TenantAttribution; Relay Access Denied [<tag>]`; the tag is the host alone
+    /// (before 2023) or `<host> <time> <session id>` (current).
+    pub fn relay_denied(tag: &str) -> Reply {
         Reply::new(
             550,
-            format!("5.7.64 TenantAttribution; Relay Access Denied [{backend}]"),
+            format!("5.7.64 TenantAttribution; Relay Access Denied [{tag}]"),
         )
     }
     /// `550 5.7.64 Relay Access Denied ATTR36. ...` (sender domain neither accepted nor covered by a
@@ -287,12 +288,14 @@ pub mod eop {
             ),
         )
     }
-    /// `550 5.7.51 TenantInboundAttribution; There is a partner connector configured ...`.
-    pub fn partner_restriction(backend: &str, stamp: &str) -> Reply {
+    /// `550 5.7.51 TenantInboundAttribution; There is a partner connector configured ... set
+    /// [<tag>]`: the tag is EOP's usual one (`<host> <time> <session id>` in the current form;
+    /// the domain reference, section 4.4, shows `[<host> <timestamp> <id>]`).
+    pub fn partner_restriction(tag: &str) -> Reply {
         Reply::new(
             550,
             format!(
-                "5.7.51 TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set [{backend} {stamp}]"
+                "5.7.51 TenantInboundAttribution; There is a partner connector configured that matched the message's recipient domain. The connector had either the RestrictDomainsToIPAddresses or RestrictDomainsToCertificate set [{tag}]"
             ),
         )
     }
@@ -334,13 +337,21 @@ pub mod eop {
             "4.7.0 Too many errors on this connection, closing transmission channel",
         )
     }
-    /// `500 5.3.3 Unrecognized command`.
+    /// `500 5.3.3 Unrecognized command` (Exchange's form, without the verb).
     pub fn unrecognized_command() -> Reply {
         Reply::new(500, "5.3.3 Unrecognized command")
     }
-    /// `501 5.5.4 Invalid arguments`.
+    /// `500 5.3.3 Unrecognized command '<verb>'`: EOP's form, naming the verb as sent.
+    pub fn unrecognized_verb(verb: &str) -> Reply {
+        Reply::new(500, format!("5.3.3 Unrecognized command '{verb}'"))
+    }
+    /// `501 5.5.4 Invalid arguments` (Exchange's form).
     pub fn invalid_arguments() -> Reply {
         Reply::new(501, "5.5.4 Invalid arguments")
+    }
+    /// `501 5.5.4 Unrecognized parameter [<tag>]`: EOP's answer to arguments it cannot parse.
+    pub fn unrecognized_parameter(tag: &str) -> Reply {
+        Reply::new(501, format!("5.5.4 Unrecognized parameter [{tag}]"))
     }
     /// `503 5.5.1 Bad sequence of commands`.
     pub fn bad_sequence() -> Reply {

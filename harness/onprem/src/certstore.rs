@@ -126,6 +126,10 @@ pub fn relative_offset(s: &str) -> Option<Duration> {
     Some(d * sign)
 }
 
+fn authority_key() -> KeyKind {
+    KeyKind::AUTHORITY_DEFAULT
+}
+
 fn default_true() -> bool {
     true
 }
@@ -168,8 +172,9 @@ pub struct AuthorityDescription {
     /// End of validity (default 5 years after).
     #[serde(default)]
     pub not_after: Option<TimeSpec>,
-    /// The authority's key algorithm (default ECDSA P-256).
-    #[serde(default)]
+    /// The authority's key algorithm (default ECDSA P-256: every authority gets a key of its
+    /// own; an RSA authority's key is generated fresh, which is slower).
+    #[serde(default = "authority_key")]
     pub key: KeyKind,
 }
 
@@ -193,7 +198,8 @@ pub struct CertDescription {
     /// End of validity (default 365 days after).
     #[serde(default)]
     pub not_after: Option<TimeSpec>,
-    /// The certificate's key algorithm (default ECDSA P-256).
+    /// The certificate's key algorithm (default RSA-2048, as public CAs issue them; the
+    /// listings show `PublicKeySize` 2048).
     #[serde(default)]
     pub key: KeyKind,
     /// Extended key usages (default ServerAuth + ClientAuth; empty leaves the extension out).
@@ -785,7 +791,7 @@ pub mod fixtures {
                 public: true,
                 not_before: None,
                 not_after: None,
-                key: KeyKind::default(),
+                key: KeyKind::AUTHORITY_DEFAULT,
             },
             AuthorityDescription {
                 name: "issuing".into(),
@@ -796,7 +802,7 @@ pub mod fixtures {
                 public: true,
                 not_before: None,
                 not_after: None,
-                key: KeyKind::default(),
+                key: KeyKind::AUTHORITY_DEFAULT,
             },
         ]
     }
@@ -954,7 +960,7 @@ mod tests {
             public: false,
             not_before: None,
             not_after: None,
-            key: KeyKind::default(),
+            key: KeyKind::AUTHORITY_DEFAULT,
         });
         let mut untrusted =
             CertDescription::new("untrusted", "CN=mail.contoso.com", Some("rogue")).unwrap();

@@ -738,7 +738,7 @@ mod tests {
                 public: true,
                 not_before: None,
                 not_after: None,
-                key: Default::default(),
+                key: hybridlab_labkit::pki::KeyKind::AUTHORITY_DEFAULT,
             });
         desc.certificates.clear();
         let mut renewed = fixtures::contoso("renewed");

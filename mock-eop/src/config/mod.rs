@@ -11,7 +11,7 @@
 //!
 //! ```toml
 //! [eop.endpoint]
-//! hostname = "AM5EUR02FT017.mail.protection.outlook.com"
+//! hostname = "AMS0EPF0000019A.mail.protection.outlook.com"
 //! region = "EUR"
 //!
 //! [eop.limits]
@@ -65,7 +65,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use attribution::{AttributionSettings, WildcardMatching};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, ReplyTagEra};
 pub use error::{ConfigError, Invalid};
 pub use file::MockFile;
 pub use hybridlab_model::exo::{

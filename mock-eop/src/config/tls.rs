@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use hybridlab_labkit::pki::{DnAttr, DnSpec};
+use hybridlab_labkit::pki::{DnAttr, DnSpec, KeyKind};
 use hybridlab_model::timespan::TimeSpan;
 
 /// TLS on the endpoint.
@@ -19,10 +19,14 @@ pub struct TlsSettings {
     /// Whether a client may negotiate TLS 1.2 (EOP's minimum).
     pub tls12: bool,
     /// Whether a client may negotiate TLS 1.3. EOP's TLS 1.3 support on the MX is uncertain
-    /// \[U\]; on by default.
+    /// \[U\]: Microsoft's encryption reference
+    /// (<https://learn.microsoft.com/en-us/purview/technical-reference-details-about-encryption>)
+    /// long said "TLS 1.3 is currently not supported", later announcements added it on some
+    /// endpoints. Off by default, as that reference says.
     pub tls13: bool,
     /// Restrict the cipher suites (rustls names such as `TLS13_AES_256_GCM_SHA384`,
-    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`); empty = ring's defaults. For mismatch scenarios.
+    /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`); empty = EOP's documented list for the
+    /// certificate's key type ([`crate::tls::eop_cipher_suites`]).
     pub cipher_suites: Vec<CipherSuiteName>,
     /// Restrict the key-exchange groups (`X25519`, `secp256r1`, `secp384r1`); empty = defaults.
     pub key_exchange_groups: Vec<KxGroupName>,
@@ -42,7 +46,7 @@ impl Default for TlsSettings {
         Self {
             starttls: true,
             tls12: true,
-            tls13: true,
+            tls13: false,
             cipher_suites: Vec::new(),
             key_exchange_groups: Vec::new(),
             request_client_certificate: true,
@@ -98,6 +102,9 @@ pub struct ServerCertificate {
     pub subject: DnSpec,
     /// The DNS names of the subjectAltName extension (what a client matches the host against).
     pub dns_names: Vec<String>,
+    /// The leaf's key: `rsa2048` (the default, as EOP's certificate: ECDHE-RSA suites) or
+    /// `ecdsa-p256`/`ecdsa-p384` (cheaper handshakes for load tests; ECDHE-ECDSA suites).
+    pub key: KeyKind,
     /// NotBefore, in days relative to the lab clock's start (negative = in the past).
     pub not_before_days: i64,
     /// NotAfter, in days relative to the lab clock's start (negative = already expired).
@@ -135,6 +142,7 @@ impl Default for ServerCertificate {
             ]
             .map(String::from)
             .to_vec(),
+            key: KeyKind::Rsa2048,
             not_before_days: -30,
             not_after_days: 335,
             issuer: CertIssuer::Public,

@@ -42,6 +42,7 @@ impl Session {
                 .tls
                 .as_ref()
                 .and_then(|t| t.client_certificate.as_ref()),
+            reply_tag: self.reply_tag(),
         }
     }
 

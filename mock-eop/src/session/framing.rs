@@ -2,7 +2,7 @@
 //! does not depend on how the input was chunked), smtp-proto's `Request::parse`, and the count of
 //! protocol errors that ends a session after `max_protocol_errors`.
 
-use smtp_proto::{Error as ProtoError, Request};
+use smtp_proto::Request;
 
 use super::Session;
 use hybridlab_model::record::{CloseReason, TranscriptEntry};
@@ -77,7 +77,7 @@ impl Session {
         });
         match Request::parse(&mut line.iter()).map(Request::into_owned) {
             Ok(req) => self.request(req),
-            Err(e) => self.protocol_error(parse_error_reply(e)),
+            Err(e) => self.parse_error(line, e),
         }
     }
 
@@ -98,21 +98,5 @@ impl Session {
             return false;
         }
         true
-    }
-}
-
-/// EOP's answer to a line smtp-proto cannot parse.
-fn parse_error_reply(e: ProtoError) -> Reply {
-    match e {
-        ProtoError::UnknownCommand | ProtoError::InvalidResponse { .. } => {
-            eop::unrecognized_command()
-        }
-        ProtoError::InvalidSenderAddress => Reply::new(501, "5.1.7 Invalid address"),
-        ProtoError::InvalidRecipientAddress => Reply::new(501, "5.1.3 Invalid address"),
-        ProtoError::ResponseTooLong => eop::line_too_long(),
-        ProtoError::SyntaxError { .. }
-        | ProtoError::InvalidParameter { .. }
-        | ProtoError::UnsupportedParameter { .. }
-        | ProtoError::NeedsMoreData { .. } => eop::invalid_arguments(),
     }
 }

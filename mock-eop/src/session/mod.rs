@@ -22,6 +22,9 @@
 //!   `Request::parse` and the protocol-error count;
 //! - `faults`: the scripted fault that fires at a stage and what it does to a command;
 //! - `hello`: the banner and EHLO/HELO with EOP's extension list;
+//! - `lenient`: what EOP accepts although smtp-proto refuses it (bare HELO, `MAIL FROM: addr`)
+//!   and its texts for what it refuses (`500 5.3.3 Unrecognized command '<verb>'`, `501 5.5.4
+//!   Unrecognized parameter [<tag>]`), and the bracketed tag of reject texts;
 //! - `starttls`: STARTTLS, its handshake faults, the handshake's outcome, bytes pipelined after it;
 //! - `envelope`: MAIL and RCPT with tenant attribution;
 //! - `data`: DATA and BDAT through smtp-proto's receivers, the size limit, the queued reply and
@@ -32,6 +35,7 @@ mod envelope;
 mod faults;
 mod framing;
 mod hello;
+mod lenient;
 mod starttls;
 
 #[cfg(test)]
@@ -306,14 +310,17 @@ impl Session {
                 self.reply(eop::closing());
                 self.close(CloseReason::Quit);
             }
-            Request::Lhlo { .. }
+            other @ (Request::Lhlo { .. }
             | Request::Auth { .. }
             | Request::Vrfy { .. }
             | Request::Expn { .. }
             | Request::Help { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
-            | Request::Burl { .. } => self.protocol_error(eop::unrecognized_command()),
+            | Request::Burl { .. }) => {
+                let verb = lenient::unoffered_verb(&other);
+                self.protocol_error(eop::unrecognized_verb(verb));
+            }
         }
     }
 

@@ -220,6 +220,17 @@ impl<'a, 'b, 't> Rebuild<'a, 'b, 't> {
             let mut consumed = 1;
             let mut validity = false;
             let data = src.data(l);
+            // Exchange 2013-2016 builds log a multi-line reply one line per keyword
+            // (`250-host Hello [ip]`, `250-STARTTLS`, ..., `250 CHUNKING`): one event again.
+            if matches!(l.event, b'<' | b'>')
+                && let Some((event, n)) = self.split_reply(&lines[i..])
+            {
+                consumed = n;
+                events.push(TimedEvent { at: l.at, event });
+                sources.push(self.source_of(&lines[i..i + n], l.seq, false));
+                i += consumed;
+                continue;
+            }
             let event = match l.event {
                 b'+' => Some(SessionEvent::Connected),
                 b'-' => {
@@ -248,18 +259,7 @@ impl<'a, 'b, 't> Rebuild<'a, 'b, 't> {
             match event {
                 Some(event) => {
                     events.push(TimedEvent { at: l.at, event });
-                    sources.push(EventSource {
-                        lines: lines[i..i + consumed]
-                            .iter()
-                            .map(|x| Evidence {
-                                file: self.label(x.file),
-                                line: x.line_no,
-                                text: src.line(x).to_string(),
-                            })
-                            .collect(),
-                        sequence: l.seq,
-                        cert_validity_logged: validity,
-                    });
+                    sources.push(self.source_of(&lines[i..i + consumed], l.seq, validity));
                 }
                 None => self.skipped.push(idx[i]),
             }
@@ -276,6 +276,68 @@ impl<'a, 'b, 't> Rebuild<'a, 'b, 't> {
             },
             sources,
         }
+    }
+
+    /// Where an event made of `lines` came from.
+    fn source_of(&mut self, lines: &[&RawLine], sequence: u32, validity: bool) -> EventSource {
+        let src = self.src;
+        EventSource {
+            lines: lines
+                .iter()
+                .map(|x| Evidence {
+                    file: self.label(x.file),
+                    line: x.line_no,
+                    text: src.line(x).to_string(),
+                })
+                .collect(),
+            sequence,
+            cert_validity_logged: validity,
+        }
+    }
+
+    /// A reply logged one line per reply line (`250-...` lines then `250 ...`, all with the same
+    /// event character and code): the event it makes and how many lines it took. A send log's
+    /// `<` lines become one [`SessionEvent::Received`] multi-line reply; a receive log's `>` lines
+    /// become one [`SessionEvent::Sent`] line in the collapsed layout newer builds write
+    /// (`250  host Hello [ip] SIZE ... STARTTLS ...`), so both layouts read the same. `None`
+    /// unless the first line is a `ddd-` continuation line.
+    fn split_reply(&self, lines: &[&RawLine]) -> Option<(SessionEvent, usize)> {
+        let src = self.src;
+        let first = lines[0];
+        let data = src.data(first);
+        let b = data.as_bytes();
+        if b.len() < 4 || !b[..3].iter().all(u8::is_ascii_digit) || b[3] != b'-' {
+            return None;
+        }
+        let code = &data[..3];
+        let mut texts: Vec<&str> = vec![&data[4..]];
+        let mut n = 1;
+        while let Some(next) = lines.get(n) {
+            let d = src.data(next);
+            if next.event != first.event || !d.starts_with(code) {
+                break;
+            }
+            let sep = d.as_bytes().get(3).copied();
+            if !matches!(sep, Some(b'-' | b' ') | None) {
+                break;
+            }
+            texts.push(d.get(4..).unwrap_or(""));
+            n += 1;
+            if sep != Some(b'-') {
+                break;
+            }
+        }
+        let event = if first.event == b'<' {
+            let reply = Reply::parse_line(code)?;
+            SessionEvent::Received {
+                reply: Reply::multi(reply.code, texts.iter().map(|t| t.to_string()).collect()),
+            }
+        } else {
+            SessionEvent::Sent {
+                line: format!("{code}  {}", texts.join(" ")),
+            }
+        };
+        Some((event, n))
     }
 
     /// The event of the `*` line `lines[0]` (with the lines after it for a classic certificate

@@ -361,3 +361,74 @@ fn generated_certificates_survive_the_log_structurally() {
         assert_eq!(cert.subject, SUBJECT);
     }
 }
+
+/// Exchange 2013-2016 builds log a multi-line reply one line per keyword; the reader joins them
+/// back into one reply (send log) or one collapsed line (receive log), so STARTTLS is seen.
+#[test]
+fn old_ehlo_layout_one_line_per_keyword() {
+    let send = "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n#Log-type: SMTP Send Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n\
+2016-03-01T10:00:00.000Z,Outbound to Office 365,08D3419A00000001,0,,104.47.10.36:25,*,,attempting to connect\r\n\
+2016-03-01T10:00:00.050Z,Outbound to Office 365,08D3419A00000001,1,10.0.0.5:24001,104.47.10.36:25,+,,\r\n\
+2016-03-01T10:00:00.100Z,Outbound to Office 365,08D3419A00000001,2,10.0.0.5:24001,104.47.10.36:25,<,220 AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready,\r\n\
+2016-03-01T10:00:00.110Z,Outbound to Office 365,08D3419A00000001,3,10.0.0.5:24001,104.47.10.36:25,>,EHLO mail.contoso.com,\r\n\
+2016-03-01T10:00:00.150Z,Outbound to Office 365,08D3419A00000001,4,10.0.0.5:24001,104.47.10.36:25,<,250-AM5EUR02FT017.mail.protection.outlook.com Hello [198.51.100.10],\r\n\
+2016-03-01T10:00:00.150Z,Outbound to Office 365,08D3419A00000001,5,10.0.0.5:24001,104.47.10.36:25,<,250-SIZE 157286400,\r\n\
+2016-03-01T10:00:00.150Z,Outbound to Office 365,08D3419A00000001,6,10.0.0.5:24001,104.47.10.36:25,<,250-PIPELINING,\r\n\
+2016-03-01T10:00:00.150Z,Outbound to Office 365,08D3419A00000001,7,10.0.0.5:24001,104.47.10.36:25,<,250-STARTTLS,\r\n\
+2016-03-01T10:00:00.150Z,Outbound to Office 365,08D3419A00000001,8,10.0.0.5:24001,104.47.10.36:25,<,250 CHUNKING,\r\n\
+2016-03-01T10:00:00.160Z,Outbound to Office 365,08D3419A00000001,9,10.0.0.5:24001,104.47.10.36:25,>,STARTTLS,\r\n";
+    let logs = read_log("SEND20160301-1.LOG", send);
+    assert_eq!(logs.files[0].skipped.count, 0);
+    let s = &logs.sessions[0];
+    let ehlo = s
+        .session
+        .events
+        .iter()
+        .position(|e| matches!(&e.event, SessionEvent::Received { reply } if reply.code == 250))
+        .unwrap();
+    let SessionEvent::Received { reply } = &s.session.events[ehlo].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        reply.lines,
+        [
+            "AM5EUR02FT017.mail.protection.outlook.com Hello [198.51.100.10]",
+            "SIZE 157286400",
+            "PIPELINING",
+            "STARTTLS",
+            "CHUNKING"
+        ]
+    );
+    assert_eq!(s.sources[ehlo].lines.len(), 5);
+    assert_eq!(s.sources[ehlo].lines[3].line, 12);
+    // The next event is the STARTTLS command, not a stray reply line.
+    assert!(
+        matches!(&s.session.events[ehlo + 1].event, SessionEvent::Sent { line } if line == "STARTTLS")
+    );
+
+    let recv = "#Software: Microsoft Exchange Server\r\n#Version: 15.0.0.0\r\n#Log-type: SMTP Receive Protocol Log\r\n#Fields: date-time,connector-id,session-id,sequence-number,local-endpoint,remote-endpoint,event,data,context\r\n\
+2016-03-01T10:00:00.000Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,0,10.0.0.5:25,40.107.22.55:41000,+,,\r\n\
+2016-03-01T10:00:00.010Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,1,10.0.0.5:25,40.107.22.55:41000,>,220 mail.contoso.com Microsoft ESMTP MAIL Service ready,\r\n\
+2016-03-01T10:00:00.020Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,2,10.0.0.5:25,40.107.22.55:41000,<,EHLO EUR01-HE1-obe.outbound.protection.outlook.com,\r\n\
+2016-03-01T10:00:00.030Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,3,10.0.0.5:25,40.107.22.55:41000,>,250-mail.contoso.com Hello [40.107.22.55],\r\n\
+2016-03-01T10:00:00.030Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,4,10.0.0.5:25,40.107.22.55:41000,>,250-SIZE 37748736,\r\n\
+2016-03-01T10:00:00.030Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,5,10.0.0.5:25,40.107.22.55:41000,>,250-STARTTLS,\r\n\
+2016-03-01T10:00:00.030Z,EXCH01\\Default Frontend EXCH01,08D3419A00000002,6,10.0.0.5:25,40.107.22.55:41000,>,250 XRDST,\r\n";
+    let logs = read_log("RECV20160301-1.LOG", recv);
+    let s = &logs.sessions[0];
+    assert_eq!(s.kind, Some(LogKind::Receive));
+    let lines: Vec<&str> = s
+        .session
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SessionEvent::Sent { line } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines[1],
+        "250  mail.contoso.com Hello [40.107.22.55] SIZE 37748736 STARTTLS XRDST"
+    );
+    assert_eq!(s.session.events.len(), 4);
+}

@@ -418,6 +418,7 @@ pub fn hcw_send_connector() -> SendConnectorRow {
     SendConnectorRow {
         name: "Outbound to Office 365 4ed6f1b1-7a3c-4d2e-9b51-1c0e8f2a6d34".into(),
         identity: None,
+        guid: Some("4ed6f1b1-7a3c-4d2e-9b51-1c0e8f2a6d34".into()),
         address_spaces: vec!["smtp:contoso.mail.onmicrosoft.com;1".into()],
         cloud_services_mail_enabled: Some(true),
         comment: None,

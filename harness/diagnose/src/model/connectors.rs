@@ -53,6 +53,18 @@ impl ConnectorView<'_> {
         self.row.map_or(&[], |r| r.row.smart_hosts.as_slice())
     }
 
+    /// Whether `id` (a queue's NextHopConnector) names this connector: its `Guid`, or its name
+    /// (as older lab bundles wrote it).
+    pub(crate) fn is_next_hop_connector(&self, id: &str) -> bool {
+        let id = id.trim();
+        !id.is_empty()
+            && (self.name.eq_ignore_ascii_case(id)
+                || self
+                    .row
+                    .and_then(|r| r.row.guid.as_deref())
+                    .is_some_and(|g| g.trim().eq_ignore_ascii_case(id)))
+    }
+
     pub(crate) fn frontend_proxy(&self) -> bool {
         self.row
             .and_then(|r| r.row.frontend_proxy_enabled)
@@ -155,13 +167,19 @@ pub(super) fn domain_connector(domain: &str, connectors: &[ConnectorView<'_>]) -
     best.map(|(i, _)| i)
 }
 
-/// Which connector a queue belongs to: its next hop in the connector's address spaces or smart
-/// hosts, else the connector whose sessions went to the LastError's IP.
+/// Which connector a queue belongs to: the one its NextHopConnector names (GUID, or name), else
+/// its next hop in the connector's address spaces or smart hosts, else the connector whose
+/// sessions went to the LastError's IP.
 pub(super) fn queue_connector(
     q: &QueueView<'_>,
     connectors: &[ConnectorView<'_>],
     sessions: &[SessionView<'_>],
 ) -> Option<usize> {
+    if let Some(id) = q.next_hop_connector
+        && let Some(i) = connectors.iter().position(|c| c.is_next_hop_connector(id))
+    {
+        return Some(i);
+    }
     let hop = q.next_hop.trim();
     if !hop.is_empty() {
         // Most specific address space wins; `*` last.

@@ -14,10 +14,15 @@
 //! - `session`: one send session with the indices of its telling events ([`SessionView`]).
 //! - `queues`: queues and messages with a `LastError`, failed NDR recipients.
 //! - `eop`: the mock EOP's session records joined with the send sessions ([`EopView`]).
+//! - `servers`: which server each artefact belongs to and the per-server views
+//!   ([`ServerView`]: store, sessions, queues, connectors, events), with the merged view kept
+//!   for single-server collections. The rules ask through [`Model::servers`],
+//!   [`Model::store_of`], [`Model::session_server`], [`Model::on_server`] and friends.
 
 mod connectors;
 mod eop;
 mod queues;
+mod servers;
 mod session;
 mod store;
 
@@ -32,6 +37,7 @@ use time::{Duration, OffsetDateTime};
 pub(crate) use self::connectors::{ConnectorView, is_eop_host, is_eop_ip};
 pub(crate) use self::eop::EopView;
 pub(crate) use self::queues::{NdrView, QueueView};
+pub(crate) use self::servers::ServerView;
 pub(crate) use self::session::{ChainProblem, SessionView};
 pub(crate) use self::store::{Store, StoreCert};
 
@@ -112,8 +118,13 @@ pub(crate) struct Model<'a> {
     pub ndrs: Vec<NdrView<'a>>,
     /// The mock EOP's session records (the Exchange Online side), joined with the send sessions.
     pub eop: Vec<EopView<'a>>,
-    /// The server name, when a listing or the logs tell it.
+    /// The server name, when a listing or the logs tell it (the only server, else the first
+    /// named).
     pub server: Option<String>,
+    /// Every server the artefacts name, with what belongs to each (empty when none is named).
+    pub servers: Vec<ServerView>,
+    /// For each of `sessions`, the server it was logged on, when known.
+    pub session_servers: Vec<Option<String>>,
 }
 
 /// The newest time in the protocol and connectivity logs.
@@ -128,21 +139,25 @@ pub(crate) fn newest_log_time(a: &Artefacts) -> Option<OffsetDateTime> {
     p.max(c)
 }
 
-/// The reference time: `--now`, else the newest log time, else the newest queue retry or message
-/// arrival time.
+/// The reference time: `--now`, else the newest log time, else the newest queue retry, message
+/// arrival or NDR date.
 fn reference_time(a: &Artefacts, now: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
     now.or_else(|| newest_log_time(a)).or_else(|| {
         a.queues
             .iter()
             .filter_map(|q| q.row.last_retry_time)
             .chain(a.messages.iter().filter_map(|m| m.row.date_received))
+            .chain(a.ndrs.iter().filter_map(|n| n.date))
             .max()
     })
 }
 
-/// The server name: the `SERVER\` prefix of a queue identity, else a send connector's first
-/// source transport server.
-fn server_of(a: &Artefacts) -> Option<String> {
+/// The server name: the only server the artefacts name, else the `SERVER\` prefix of a queue
+/// identity, else a send connector's first source transport server.
+fn server_of(a: &Artefacts, names: &[String]) -> Option<String> {
+    if let [only] = names {
+        return Some(only.clone());
+    }
     a.queues
         .iter()
         .filter_map(|q| q.row.identity.split_once('\\').map(|(s, _)| s.to_string()))
@@ -170,6 +185,13 @@ impl<'a> Model<'a> {
         let queues = queues::queue_views(a, &connectors, &sessions);
         let ndrs = queues::ndr_views(a, &connectors);
         let eop = eop::eop_views(a, &sessions);
+        let session_servers: Vec<Option<String>> = sessions
+            .iter()
+            .map(|s| servers::session_server(a, s.ps))
+            .collect();
+        let queue_servers: Vec<Option<&str>> = queues.iter().map(|q| q.server).collect();
+        let servers = servers::build(a, &session_servers, &queue_servers);
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
         Self {
             a,
             as_of: reference_time(a, now),
@@ -179,7 +201,9 @@ impl<'a> Model<'a> {
             queues,
             ndrs,
             eop,
-            server: server_of(a),
+            server: server_of(a, &names),
+            servers,
+            session_servers,
         }
     }
 
@@ -214,6 +238,37 @@ impl<'a> Model<'a> {
         ci: usize,
     ) -> impl Iterator<Item = &'m QueueView<'a>> + 'm {
         self.queues.iter().filter(move |q| q.connector == Some(ci))
+    }
+
+    /// The `Get-Queue` row of connector `ci`: the one whose NextHopConnector is its GUID (or
+    /// name), else one whose NextHopDomain is the next hop of a queue attributed to it, one of
+    /// its address-space domains or one of its smart hosts.
+    pub(crate) fn connector_queue(
+        &self,
+        ci: usize,
+    ) -> Option<&'a Parsed<hybridlab_artefacts::queue::QueueRow>> {
+        let c = self.connectors.get(ci)?;
+        let hops: Vec<&str> = self.queues_of(ci).map(|q| q.next_hop).collect();
+        self.a
+            .queues
+            .iter()
+            .find(|q| {
+                q.row
+                    .next_hop_connector
+                    .as_deref()
+                    .is_some_and(|id| c.is_next_hop_connector(id))
+            })
+            .or_else(|| {
+                self.a.queues.iter().find(|q| {
+                    let hop = q.row.next_hop_domain.trim();
+                    !hop.is_empty()
+                        && (hops.iter().any(|h| hop.eq_ignore_ascii_case(h))
+                            || c.address_domains()
+                                .iter()
+                                .any(|d| hop.eq_ignore_ascii_case(d))
+                            || c.smart_hosts().iter().any(|h| hop.eq_ignore_ascii_case(h)))
+                })
+            })
     }
 
     /// The queue LastError lines of a connector whose LED contains any of `needles`.

@@ -15,9 +15,13 @@ use super::{ConnectorView, Ev, prop_ev};
 #[derive(Debug, Clone)]
 pub(crate) struct QueueView<'a> {
     pub next_hop: &'a str,
+    /// `NextHopConnector`: the connector's GUID (an older lab wrote its name).
+    pub next_hop_connector: Option<&'a str>,
     pub last_error: &'a LastError,
     pub ev: Option<Ev>,
     pub connector: Option<usize>,
+    /// The server the queue is on (`SERVER\\N` identity, `PSComputerName`, the folder).
+    pub server: Option<&'a str>,
 }
 
 impl QueueView<'_> {
@@ -62,25 +66,43 @@ pub(super) fn queue_views<'a>(
         if let Some(le) = &q.row.last_error {
             queues.push(QueueView {
                 next_hop: &q.row.next_hop_domain,
+                next_hop_connector: q.row.next_hop_connector.as_deref(),
                 last_error: le,
                 ev: prop_ev(&q.evidence, "LastError"),
                 connector: None,
+                server: q.server.as_deref(),
             });
         }
     }
     for m in &a.messages {
         if let Some(le) = &m.row.last_error {
-            let next_hop = a
+            let queue = a
                 .queues
                 .iter()
-                .find(|q| q.row.identity.eq_ignore_ascii_case(&m.row.queue))
-                .map_or("", |q| q.row.next_hop_domain.as_str());
+                .find(|q| q.row.identity.eq_ignore_ascii_case(&m.row.queue));
             queues.push(QueueView {
-                next_hop,
+                next_hop: queue.map_or("", |q| q.row.next_hop_domain.as_str()),
+                next_hop_connector: queue.and_then(|q| q.row.next_hop_connector.as_deref()),
                 last_error: le,
                 ev: prop_ev(&m.evidence, "LastError"),
                 connector: None,
+                server: m.server.as_deref(),
             });
+        }
+    }
+    // The last error an NDR's or delay DSN's human part names (an expiry NDR's Diagnostic-Code
+    // is only `4.4.7`): read like a queue's, next hop the recipient's domain.
+    for n in &a.ndrs {
+        for r in &n.recipients {
+            if let (Some(le), Some(ev)) = (&r.last_error, &r.last_error_evidence) {
+                queues.push(QueueView {
+                    next_hop: r.address.rsplit_once('@').map_or("", |(_, d)| d),
+                    next_hop_connector: None,
+                    last_error: le,
+                    ev: Some(Ev::of(ev, n.date)),
+                    connector: None,
+                });
+            }
         }
     }
     for q in &mut queues {

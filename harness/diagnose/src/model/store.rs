@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use hybridlab_artefacts::Artefacts;
 use hybridlab_artefacts::certs::{CertListingSource, CertificateStatus, ExchangeService};
+use hybridlab_artefacts::{Artefacts, CertificateEntry};
 use hybridlab_model::x509::dn_eq;
 use time::OffsetDateTime;
 
@@ -85,10 +85,15 @@ pub(crate) struct Store {
 
 impl Store {
     pub(super) fn build(a: &Artefacts) -> Self {
+        Self::from_entries(a.certificates.iter())
+    }
+
+    /// The store of the listings `entries` (one server's, or all of them merged).
+    pub(super) fn from_entries<'e>(entries: impl Iterator<Item = &'e CertificateEntry>) -> Self {
         let mut store = Self::default();
         let mut index: HashMap<String, usize> = HashMap::new();
         // EMS rows first so their lines lead.
-        let mut entries: Vec<_> = a.certificates.iter().collect();
+        let mut entries: Vec<_> = entries.collect();
         entries.sort_by_key(|e| e.source != CertListingSource::ExchangeCertificate);
         for e in entries {
             let row = &e.parsed.row;

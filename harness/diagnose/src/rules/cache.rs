@@ -211,21 +211,7 @@ fn cached_after_change(m: &Model<'_>, ci: usize) -> Option<Draft> {
 
 /// `SERVER\3` of the connector's queue, else a `Get-Queue` filter that finds it.
 fn queue_identity(m: &Model<'_>, ci: usize) -> String {
-    let hops: Vec<&str> = m.queues_of(ci).map(|q| q.next_hop).collect();
-    m.a.queues
-        .iter()
-        .find(|q| {
-            hops.iter()
-                .any(|h| !h.is_empty() && q.row.next_hop_domain.eq_ignore_ascii_case(h))
-        })
-        .or_else(|| {
-            m.a.queues.iter().find(|q| {
-                q.row
-                    .next_hop_connector
-                    .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(&m.connectors[ci].name))
-            })
-        })
+    m.connector_queue(ci)
         .map(|q| q.row.identity.clone())
         .filter(|i| !i.is_empty())
         .unwrap_or_else(|| "<SERVER>\\<QUEUE>".to_string())
@@ -331,24 +317,21 @@ fn failure_recovered(m: &Model<'_>, ci: usize) -> Vec<Draft> {
         }
     }
     let cname = c.name.clone();
-    let queue_now =
-        m.a.queues
-            .iter()
-            .find(|q| q.row.next_hop_connector.as_deref() == Some(cname.as_str()))
-            .or(m.a.queues.first())
-            .map(|q| {
-                format!(
-                    " Get-Queue now shows {} with {} message(s) and {}.",
-                    q.row.identity,
-                    q.row.message_count,
-                    if q.row.last_error.is_some() {
-                        "a LastError from before the fix"
-                    } else {
-                        "no LastError"
-                    }
-                )
-            })
-            .unwrap_or_default();
+    let queue_now = m
+        .connector_queue(ci)
+        .map(|q| {
+            format!(
+                " Get-Queue now shows {} with {} message(s) and {}.",
+                q.row.identity,
+                q.row.message_count,
+                if q.row.last_error.is_some() {
+                    "a LastError from before the fix"
+                } else {
+                    "no LastError"
+                }
+            )
+        })
+        .unwrap_or_default();
     groups
         .into_iter()
         .map(|(t, kind, fails)| {

@@ -36,7 +36,7 @@ fn connectivity_connectors(m: &Model<'_>) -> BTreeMap<String, String> {
 fn connector_index(m: &Model<'_>, name: &str) -> Option<usize> {
     m.connectors
         .iter()
-        .position(|c| c.name.eq_ignore_ascii_case(name.trim()))
+        .position(|c| c.is_next_hop_connector(name))
 }
 
 /// Per next hop: connector, queue lines, connectivity lines, the failure text.

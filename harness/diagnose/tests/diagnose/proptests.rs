@@ -17,37 +17,28 @@ fn bundle_files() -> Vec<Vec<(String, Vec<u8>)>> {
     dirs.sort();
     dirs.iter()
         .map(|d| {
-            // Per-server bundles keep their files one folder down (EX01/RECV...LOG).
-            let mut paths: Vec<PathBuf> = Vec::new();
-            for e in std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()) {
-                let p = e.path();
-                if p.is_dir() {
-                    paths.extend(
-                        std::fs::read_dir(&p)
-                            .unwrap()
-                            .filter_map(|e| e.ok().map(|e| e.path())),
-                    );
-                } else {
-                    paths.push(p);
-                }
-            }
-            let mut files: Vec<(String, Vec<u8>)> = paths
-                .into_iter()
-                .filter(|p| p.is_file())
-                .filter(|p| p.file_name().is_some_and(|n| n != "expected.toml"))
-                .map(|p| {
-                    (
-                        p.file_name().unwrap().to_string_lossy().to_string(),
-                        std::fs::read(&p).unwrap(),
-                    )
-                })
-                .collect();
+            let mut files = Vec::new();
+            collect_files(d, "", &mut files);
             files.sort();
             files
         })
         // The empty-folder bundle has nothing to damage.
         .filter(|files: &Vec<(String, Vec<u8>)>| !files.is_empty())
         .collect()
+}
+
+/// Every file under `dir` but `expected.toml`, named by its path below the bundle (bundles may
+/// hold per-server sub-folders).
+fn collect_files(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+        let p = e.path();
+        let name = format!("{prefix}{}", p.file_name().unwrap().to_string_lossy());
+        if p.is_dir() {
+            collect_files(&p, &format!("{name}/"), out);
+        } else if name != "expected.toml" {
+            out.push((name, std::fs::read(&p).unwrap()));
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

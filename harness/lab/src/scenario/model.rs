@@ -388,7 +388,8 @@ pub struct RunSettings {
     /// The lab clock's start (RFC 3339; default 2026-05-02T06:30:00Z).
     #[serde(with = "time::serde::rfc3339")]
     pub start: OffsetDateTime,
-    /// The address the send log shows for the mock in memory runs (EOP's range 104.47.0.0/17).
+    /// The address the send log shows for the mock in memory runs (in 52.101.0.0/16, where
+    /// current EOP MX addresses are: the domain reference, section 11.6).
     pub eop_address: IpAddr,
     /// The scenario needs virtual time inside a session (long stalls, timeouts): over TCP it is
     /// skipped rather than waited out in real time.
@@ -403,7 +404,7 @@ impl Default for RunSettings {
             duration: TimeSpan::from_secs(30 * 60),
             transport: TransportKind::Memory,
             start: DEFAULT_START,
-            eop_address: IpAddr::V4(Ipv4Addr::new(104, 47, 10, 36)),
+            eop_address: IpAddr::V4(Ipv4Addr::new(52, 101, 68, 13)),
             memory_only: false,
             max_steps: 2_000,
         }

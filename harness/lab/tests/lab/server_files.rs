@@ -228,6 +228,7 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
     );
 
     let sc = &a.send_connectors[0].row;
+    // the connectivity log's `+` line names the connector by its Guid, as Get-Queue does
     assert_eq!(sc.name, "Outbound to Office 365");
     assert_eq!(sc.tls_certificate_name, pinned().tls_certificate_name);
     assert_eq!(sc.tls_auth_level, Some(TlsAuthLevel::DomainValidation));
@@ -244,7 +245,7 @@ async fn classic_case_artefacts_read_back_with_the_real_shapes() {
         notes,
         [
             ConnectivityNote::QueueStart {
-                connector: "Outbound to Office 365".into()
+                connector: sc.guid.clone().expect("Get-SendConnector shows the Guid")
             },
             ConnectivityNote::DnsResolved {
                 addresses: "127.0.0.1".into()
@@ -344,7 +345,10 @@ async fn dns_and_connect_failures_reach_the_connectivity_log() {
         notes,
         [
             ConnectivityNote::QueueStart {
-                connector: "Outbound to Office 365".into()
+                connector: b.send_connectors[0]
+                    .guid
+                    .clone()
+                    .expect("the connector's Guid")
             },
             ConnectivityNote::DnsFailed { text: dns.into() },
             ConnectivityNote::Summary {

@@ -16,6 +16,7 @@ impl SendConnector {
         SendConnectorRow {
             name: self.name.clone(),
             identity: Some(self.name.clone()),
+            guid: Some(self.guid()),
             address_spaces: self
                 .address_spaces
                 .iter()

@@ -201,6 +201,26 @@ pub struct SendConnector {
 }
 
 impl SendConnector {
+    /// The connector's object `Guid` (what `Get-Queue` shows as NextHopConnector): derived from
+    /// its name, so a scenario's connector keeps its GUID from run to run.
+    pub fn guid(&self) -> String {
+        let fnv = |seed: u64| {
+            self.name.bytes().fold(seed, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3)
+            })
+        };
+        let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142));
+        // A version-4 layout (`xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx`).
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0x0fff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
     /// The connector the Hybrid Configuration Wizard creates: `smtp:<tenant>.mail.onmicrosoft.com;1`,
     /// RequireTLS, DomainValidation against `mail.protection.outlook.com`, CloudServicesMailEnabled,
     /// smart host `<tenant>.mail.protection.outlook.com`, Verbose logging.

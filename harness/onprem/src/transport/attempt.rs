@@ -46,7 +46,8 @@ impl Transport {
         let sid = hybridlab_model::x509::hex_upper(&id.to_be_bytes());
         let dest = self.next_hop_domain();
         let n = self.messages.len() as u32;
-        let name = self.cfg.connector.name.clone();
+        let guid = self.cfg.connector.guid();
+        let delivery = self.delivery_type().to_string();
         // the text without the status codes: `DNS query failed. The error was: ...`
         let text = reply
             .text()
@@ -55,7 +56,7 @@ impl Transport {
             .map_or(reply.text(), |(_, t)| t)
             .to_string();
         self.connectivity.extend([
-            ConnectivityEvent::queue_start(now, &sid, &dest, &name, n),
+            ConnectivityEvent::queue_open(now, &sid, &dest, &delivery, &guid, n),
             ConnectivityEvent::dns_failed(now, &sid, &dest, &text),
             ConnectivityEvent::summary(now, &sid, &dest, 0, 0, Some(&text)),
         ]);

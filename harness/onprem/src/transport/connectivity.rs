@@ -48,9 +48,10 @@ impl Transport {
             (None, None) => None,
         };
         let n = self.messages.len() as u32;
-        let name = &self.cfg.connector.name;
+        let guid = self.cfg.connector.guid();
+        let delivery = self.delivery_type().to_string();
         let mut lines = vec![
-            ConnectivityEvent::queue_start(start, &sid, &dest, name, n),
+            ConnectivityEvent::queue_open(start, &sid, &dest, &delivery, &guid, n),
             ConnectivityEvent::dns_resolved(
                 start,
                 &sid,

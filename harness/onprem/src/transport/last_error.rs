@@ -44,9 +44,10 @@ pub fn wrap_led(
                 r.one_line()
             )
         }
-        ErrorSource::Communication { ack, .. } if version.uses_arrow_wrappers() => {
+        ErrorSource::Communication { ack, winsock } if version.uses_arrow_wrappers() => {
+            let suffix = winsock.and_then(socket_error_suffix).unwrap_or_default();
             format!(
-                "451 4.4.397 Error communicating with target host. -> {}",
+                "451 4.4.397 Error communicating with target host. -> {}{suffix}",
                 ack.one_line()
             )
         }
@@ -66,6 +67,19 @@ pub fn wrap_led(
             )
         }
     }
+}
+
+/// The `-> SocketTimedout: Socket error code 10060` tail real connect-failure LastErrors carry
+/// (the domain reference, sections 4.4 and 11.6).
+fn socket_error_suffix(winsock: u32) -> Option<String> {
+    let name = match winsock {
+        10060 => "SocketTimedout",
+        10061 => "SocketConnectionRefused",
+        10065 => "SocketHostUnreachable",
+        10051 => "SocketNetworkUnreachable",
+        _ => return None,
+    };
+    Some(format!(" -> {name}: Socket error code {winsock}"))
 }
 
 pub(super) fn failure_source(f: &SessionFailure) -> ErrorSource<'_> {
@@ -159,7 +173,18 @@ mod tests {
                 },
                 ep
             ),
-            "451 4.4.397 Error communicating with target host. -> 421 4.2.1 Unable to connect"
+            "451 4.4.397 Error communicating with target host. -> 421 4.2.1 Unable to connect -> SocketTimedout: Socket error code 10060"
+        );
+        assert_eq!(
+            wrap_led(
+                ExchangeVersion::Exchange2019,
+                &ErrorSource::Communication {
+                    ack: &unable,
+                    winsock: Some(10061)
+                },
+                ep
+            ),
+            "451 4.4.397 Error communicating with target host. -> 421 4.2.1 Unable to connect -> SocketConnectionRefused: Socket error code 10061"
         );
         let dns = DnsFailure::NonExistentDomain { name: "x".into() }.reply();
         assert_eq!(

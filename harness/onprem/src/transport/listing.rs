@@ -2,7 +2,7 @@
 //! server gives (send protocol log, connectivity log, listings).
 
 use hybridlab_artefacts::bundle::{ArtefactBundle, ExportedCertificate};
-use hybridlab_artefacts::ndr::NdrReport;
+use hybridlab_artefacts::ndr::{DsnAction, NdrReport};
 use hybridlab_artefacts::queue::{self, QueueRow};
 use hybridlab_model::exchange::DeliveryType;
 use hybridlab_model::reply::Reply;
@@ -18,7 +18,7 @@ impl Transport {
         format!("{}\\{}", self.cfg.server.name, self.cfg.queue_number)
     }
 
-    fn delivery_type(&self) -> DeliveryType {
+    pub(super) fn delivery_type(&self) -> DeliveryType {
         if self.cfg.connector.dns_routing_enabled {
             DeliveryType::DnsConnectorDelivery
         } else {
@@ -46,7 +46,7 @@ impl Transport {
             message_count: self.messages.len() as u32,
             next_hop_domain: self.next_hop_domain(),
             tls_domain: self.cfg.connector.tls_domain.clone(),
-            next_hop_connector: Some(self.cfg.connector.name.clone()),
+            next_hop_connector: Some(self.cfg.connector.guid()),
             last_error: self.last_error.clone(),
             retry_count: self.retry_count,
             first_retry_time: self.first_retry_time,
@@ -134,8 +134,20 @@ impl Transport {
             .collect()
     }
 
-    /// The NDR the transport sends back for `m`.
+    /// The NDR the transport sends back for `m` (a remote refusal: the reply says it all).
     pub(super) fn ndr_report(
+        &self,
+        m: &OutboundMessage,
+        reply: &Reply,
+        remote_mta: Option<String>,
+        now: OffsetDateTime,
+    ) -> NdrReport {
+        self.dsn_report(m, reply, remote_mta, now)
+    }
+
+    /// A report about `m` with `reply` as its Diagnostic-Code; the caller sets the action, the
+    /// last error and the retry horizon of expiry NDRs and delay DSNs.
+    pub(super) fn dsn_report(
         &self,
         m: &OutboundMessage,
         reply: &Reply,
@@ -153,6 +165,9 @@ impl Transport {
             recipients: m.to.clone(),
             reply: reply.clone(),
             remote_mta,
+            action: DsnAction::Failed,
+            last_error: None,
+            retry_until: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! which messages are due, the connection retry schedule (glitch, transient, long), and the delay
 //! DSNs and expiry NDRs that fall due on the way.
 
+use hybridlab_artefacts::ndr::DsnAction;
 use hybridlab_artefacts::queue::LastError;
 use hybridlab_artefacts::queue::MessageStatus;
 use hybridlab_model::exchange::{QueueStatus, synthetic};
@@ -55,8 +56,9 @@ impl Transport {
                 let id = m.message.internal_id;
                 let gone = self.messages.remove(i);
                 let reply = synthetic::queue_expired();
-                self.ndrs
-                    .push(self.ndr_report(&gone.message, &reply, None, now));
+                let mut ndr = self.dsn_report(&gone.message, &reply, None, now);
+                ndr.last_error = gone.last_error.clone().or_else(|| self.last_error.clone());
+                self.ndrs.push(ndr);
                 let rec = TransportRecord::Ndr {
                     internal_id: id,
                     reply,
@@ -70,6 +72,11 @@ impl Transport {
                 && now >= m.message.arrival + s.delay_notification_timeout.to_time()
             {
                 let id = m.message.internal_id;
+                let mut dsn = self.dsn_report(&m.message, &synthetic::message_delayed(), None, now);
+                dsn.action = DsnAction::Delayed;
+                dsn.last_error = m.last_error.clone().or_else(|| self.last_error.clone());
+                dsn.retry_until = Some(m.message.arrival + s.message_expiration_timeout.to_time());
+                self.ndrs.push(dsn);
                 self.messages[i].delay_dsn_sent = true;
                 self.record(now, TransportRecord::DelayDsn { internal_id: id });
             }

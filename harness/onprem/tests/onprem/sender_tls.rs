@@ -299,8 +299,8 @@ async fn no_common_cipher_is_algorithm_mismatch() {
     let st = store(false, &eop, true);
     let (addr, _) = tls_server::start(opts(&eop, &st)).await;
     let mut cfg = session(pinned(), st, addr);
-    // the lab's certificates are ECDSA: leave only RSA suites
-    cfg.schannel.cipher_suites = Some(vec!["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".into()]);
+    // the lab's leaf certificates are RSA, as EOP's: leave only ECDSA suites
+    cfg.schannel.cipher_suites = Some(vec!["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".into()]);
     let r = send(cfg, LabClock::starting_at(t0())).await;
     assert_eq!(
         failure(&r).kind,

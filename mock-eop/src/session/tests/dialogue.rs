@@ -8,7 +8,7 @@ fn hybrid_dialogue_with_starttls_and_certificate() {
     let banner = p.banner();
     assert!(
         banner.starts_with(
-            "220 AM5EUR02FT017.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at Sat, 2 May 2026 06:30:00 +0000 ["
+            "220 AMS0EPF0000019A.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at Sat, 2 May 2026 06:30:00 +0000 ["
         ),
         "{banner}"
     );

@@ -5,6 +5,7 @@ mod data;
 mod dialogue;
 mod envelope;
 mod faults;
+mod fidelity;
 mod framing;
 mod hello;
 mod starttls;
@@ -143,5 +144,5 @@ fn client_cert(cn: &str, verdict: ChainVerdict) -> ClientCertificate {
     }
 }
 
-const EHLO_PRE: &str = "250-AM5EUR02FT017.mail.protection.outlook.com Hello [127.0.0.5]\r\n250-SIZE 2000\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n";
-const EHLO_POST: &str = "250-AM5EUR02FT017.mail.protection.outlook.com Hello [127.0.0.5]\r\n250-SIZE 2000\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n";
+const EHLO_PRE: &str = "250-AMS0EPF0000019A.mail.protection.outlook.com Hello [127.0.0.5]\r\n250-SIZE 2000\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n";
+const EHLO_POST: &str = "250-AMS0EPF0000019A.mail.protection.outlook.com Hello [127.0.0.5]\r\n250-SIZE 2000\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n";
