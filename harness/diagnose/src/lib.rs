@@ -127,6 +127,19 @@ pub struct Report {
     /// The reference time the rules used (not serialised: the JSON schema is fixed).
     #[serde(skip)]
     pub as_of: Option<OffsetDateTime>,
+    /// Entries the folder walk did not read at all (a symbolic link to a folder, a FIFO, a file
+    /// over the size cap, an unreadable file), with the reason; serialised only when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<UnreadFile>,
+}
+
+/// A file or folder entry that was not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadFile {
+    /// The path as walked.
+    pub file: String,
+    /// Why it was not read (`not a regular file (fifo)`).
+    pub reason: String,
 }
 
 impl Report {
@@ -173,6 +186,10 @@ impl Report {
 
     /// Every input that was not read, with the reason.
     pub fn not_read(&self) -> Vec<(String, String)> {
+        let walked = self
+            .unread
+            .iter()
+            .map(|u| (u.file.clone(), u.reason.clone()));
         self.inputs
             .iter()
             .filter(|i| i.kind == ArtefactKind::Unknown)
@@ -194,6 +211,7 @@ impl Report {
                 };
                 (i.file.clone(), why)
             })
+            .chain(walked)
             .collect()
     }
 }
@@ -252,6 +270,14 @@ pub fn diagnose(a: &Artefacts, opts: &Options) -> Report {
             })
             .collect(),
         as_of: m.as_of,
+        unread: a
+            .skipped_files
+            .iter()
+            .map(|f| UnreadFile {
+                file: f.path.clone(),
+                reason: f.reason.to_string(),
+            })
+            .collect(),
     }
 }
 

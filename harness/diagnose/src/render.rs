@@ -116,6 +116,9 @@ pub fn human(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
         }
     }
+    for u in &r.unread {
+        let _ = writeln!(out, "  {}: not read ({})", u.file, u.reason);
+    }
     if r.nothing_read() {
         out.push('\n');
         out.push_str(&nothing_read_text(r));
@@ -197,7 +200,7 @@ fn counts(r: &Report) -> (usize, usize, usize) {
 /// what to send instead (exit code 2).
 pub fn nothing_read_text(r: &Report) -> String {
     let mut out = String::new();
-    if r.inputs.is_empty() {
+    if r.inputs.is_empty() && r.unread.is_empty() {
         let _ = writeln!(
             out,
             "Nothing to diagnose: no file was found in the given paths (an empty folder?)."
@@ -206,8 +209,12 @@ pub fn nothing_read_text(r: &Report) -> String {
         let _ = writeln!(
             out,
             "Nothing recognised: none of the {} file{} is an Exchange artefact this diagnosis reads.",
-            r.inputs.len(),
-            if r.inputs.len() == 1 { "" } else { "s" }
+            r.inputs.len() + r.unread.len(),
+            if r.inputs.len() + r.unread.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
         for (file, why) in r.not_read() {
             let _ = writeln!(out, "  {file}: {why}");
@@ -324,6 +331,7 @@ mod tests {
                 .collect(),
             skipped: Vec::new(),
             as_of: None,
+            unread: Vec::new(),
         }
     }
 

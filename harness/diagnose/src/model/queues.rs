@@ -101,6 +101,7 @@ pub(super) fn queue_views<'a>(
                     last_error: le,
                     ev: Some(Ev::of(ev, n.date)),
                     connector: None,
+                    server: None,
                 });
             }
         }

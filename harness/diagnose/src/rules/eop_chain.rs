@@ -38,13 +38,22 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
         }
     }
     let queue_hit = |led: &str| led.contains("Failed to establish appropriate TLS channel");
+    // Event 2004 repeats EOP's verdict on the server (KB2888788).
+    let events: Vec<crate::model::Ev> = crate::rules::event_evs(m, &[2004], "UntrustedRoot")
+        .into_iter()
+        .chain(crate::rules::event_evs(
+            m,
+            &[2004],
+            "appropriate TLS channel",
+        ))
+        .collect();
     let queues: Vec<_> = m.queues.iter().filter(|q| queue_hit(q.led())).collect();
     let ndrs: Vec<_> = m
         .ndrs
         .iter()
         .filter(|n| is_chain_refusal(&n.reply))
         .collect();
-    if by_conn.is_empty() && (!queues.is_empty() || !ndrs.is_empty()) {
+    if by_conn.is_empty() && (!queues.is_empty() || !ndrs.is_empty() || !events.is_empty()) {
         by_conn.insert(
             queues
                 .first()
@@ -87,6 +96,7 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
         );
         d.evidence
             .extend(ndrs.iter().take(MAX_OCCURRENCES).map(|n| n.ev.clone()));
+        d.evidence.extend(events.iter().cloned());
         let s0 = v.first().map(|(s, _)| *s);
         let cert = s0.and_then(|s| s.sending_cert.and_then(|i| s.cert(i)));
         let text = s0
@@ -115,7 +125,12 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
                 s.start.map(when).unwrap_or_default()
             ),
             (None, false, _) => format!("The queue's LastError is \"{text}\"."),
-            (None, true, _) => format!("The non-delivery report says \"{text}\"."),
+            (None, true, false) => format!("The non-delivery report says \"{text}\"."),
+            (None, true, true) => {
+                "Event 2004 on the server reports EOP's refusal of the TLS channel \
+                 (UntrustedRoot)."
+                    .to_string()
+            }
         };
         let cause = match (&issuer, enterprise) {
             (Some(i), true) => format!(

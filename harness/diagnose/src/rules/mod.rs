@@ -204,6 +204,27 @@ pub(crate) fn count(n: usize, what: &str) -> String {
     }
 }
 
+/// The Windows events with one of these ids whose message contains `needle` (any, when empty),
+/// newest first: quoted as supporting evidence (12014, 15004/15006, 2004).
+pub(crate) fn event_evs(m: &Model<'_>, ids: &[u32], needle: &str) -> Vec<Ev> {
+    let needle = needle.to_ascii_lowercase();
+    let mut v: Vec<Ev> =
+        m.a.events
+            .iter()
+            .filter(|e| ids.contains(&e.row.id))
+            .filter(|e| needle.is_empty() || e.row.message.to_ascii_lowercase().contains(&needle))
+            .filter_map(|e| {
+                crate::model::row_ev(&e.evidence).map(|mut ev| {
+                    ev.at = Some(e.row.time);
+                    ev
+                })
+            })
+            .collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.at));
+    v.truncate(2);
+    v
+}
+
 /// Runs every rule.
 pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     let mut out = Vec::new();

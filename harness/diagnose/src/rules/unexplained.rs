@@ -47,9 +47,50 @@ fn unexplained(m: &Model<'_>, drafts: &[Draft]) -> Vec<(Ev, String)> {
             ));
         }
     }
-    for v in exo_verdicts(m) {
+    let verdicts = exo_verdicts(m);
+    for v in &verdicts {
         if !explained(&v.ev, None, drafts) && !out.iter().any(|(e, _)| *e == v.ev) {
             out.push((v.ev.clone(), v.led.to_string()));
+        }
+    }
+    // The message trace: Defer/Fail events without a LED any rule read, and Pending/Failed
+    // messages with no detail at all. Any receive-side error explains the trace.
+    let receive_error = drafts.iter().any(|d| {
+        d.severity() == Severity::Error && d.key.starts_with("recv:") && !d.evidence.is_empty()
+    });
+    if !receive_error {
+        for t in &m.a.trace_details {
+            use hybridlab_model::trace::TraceEventKind as K;
+            if !matches!(t.row.event, K::Defer | K::Fail) {
+                continue;
+            }
+            let ev = crate::model::prop_ev(&t.evidence, "Detail")
+                .or_else(|| crate::model::row_ev(&t.evidence));
+            if let Some(mut e) = ev
+                && !verdicts
+                    .iter()
+                    .any(|v| v.ev.file == e.file && v.ev.line == e.line)
+            {
+                e.at = t.row.date.or(e.at);
+                out.push((e, format!("{}: {}", t.row.event, t.row.detail)));
+            }
+        }
+        if m.a.trace_details.is_empty() {
+            for t in &m.a.traces {
+                use hybridlab_model::trace::TraceStatus as S;
+                if !matches!(t.row.status, S::Pending | S::Failed) {
+                    continue;
+                }
+                let ev = crate::model::prop_ev(&t.evidence, "Status")
+                    .or_else(|| crate::model::row_ev(&t.evidence));
+                if let Some(mut e) = ev {
+                    e.at = t.row.received.or(e.at);
+                    out.push((
+                        e,
+                        format!("{} to {}", t.row.status, t.row.recipient_address),
+                    ));
+                }
+            }
         }
     }
     out.sort_by_key(|(e, _)| std::cmp::Reverse(e.at));
@@ -65,13 +106,20 @@ fn collect_next(m: &Model<'_>, text: &str) -> Vec<String> {
         .find(|c| c.hybrid)
         .map_or_else(|| "<CONNECTOR>".to_string(), |c| c.name.clone());
     let mut out = Vec::new();
-    let inbound = l.contains("lastattempted") || l.contains("[message=");
+    let inbound = l.contains("lastattempted")
+        || l.contains("[message=")
+        || l.starts_with("pending to")
+        || l.starts_with("failed to")
+        || l.starts_with("defer:")
+        || l.starts_with("fail:");
     if inbound {
         out.push(
             "# Exchange Online -> on-premises: what EXO saw and what the receiving server logged"
                 .into(),
         );
-        out.push("Get-MessageTrace -RecipientAddress <RECIPIENT> -StartDate (Get-Date).AddDays(-2) -EndDate (Get-Date) | Get-MessageTraceDetail | Format-List".into());
+        if m.a.trace_details.is_empty() {
+            out.push("Get-MessageTrace -RecipientAddress <RECIPIENT> -StartDate (Get-Date).AddDays(-2) -EndDate (Get-Date) | Get-MessageTraceDetail | Format-List".into());
+        }
         out.push("Get-ReceiveConnector | Format-List Identity,Bindings,Fqdn,TlsCertificateName,TlsDomainCapabilities,AuthMechanism,RequireTLS".into());
         out.push("Get-ChildItem Cert:\\LocalMachine\\My | Format-List *".into());
         out.push("# and the RECV*.LOG files of each server (TransportRoles\\Logs\\FrontEnd\\ProtocolLog\\SmtpReceive, ProtocolLoggingLevel Verbose)".into());

@@ -87,6 +87,8 @@ fn back_pressure(m: &Model<'_>, recv: &[RecvView<'_>], verdicts: &[ExoVerdict]) 
     for (k, v) in vs.iter().take(MAX_OCCURRENCES).enumerate() {
         d.occurrence(k, v.ev.clone());
     }
+    d.evidence
+        .extend(crate::rules::event_evs(m, &[15004, 15006, 15007], ""));
     let server = hits
         .first()
         .map(|(s, _)| s.server.clone())

@@ -247,6 +247,11 @@ fn draft(
         |s| s.identity().to_string(),
     );
     let conn_row = recv_connector(m, &identity);
+    if id == FindingId::ReceiveTlsCertNameNotFound {
+        let name = identity.rsplit('\\').next().unwrap_or(&identity);
+        d.evidence
+            .extend(crate::rules::event_evs(m, &[12014], name));
+    }
     if let Some(c) = conn_row {
         d.evidence
             .push_opt(crate::model::prop_ev(&c.evidence, "TlsCertificateName"));

@@ -288,7 +288,8 @@ pub(crate) fn classify(led: &Led) -> Option<InboundFamily> {
 }
 
 /// Exchange Online's verdicts on deliveries to on-premises: the Diagnostic-Code of the NDRs it
-/// sent (`550 4.4.7 QUEUE.Expired; message expired [Message=...]`), newest first.
+/// sent (`550 4.4.7 QUEUE.Expired; message expired [Message=...]`) and the message trace's Defer
+/// and Fail events, newest first.
 pub(crate) fn exo_verdicts(m: &Model<'_>) -> Vec<ExoVerdict> {
     let mut out: Vec<ExoVerdict> = m
         .ndrs
@@ -304,6 +305,29 @@ pub(crate) fn exo_verdicts(m: &Model<'_>) -> Vec<ExoVerdict> {
             })
         })
         .collect();
+    // Exchange Online's message trace: the Defer and Fail events of Get-MessageTraceDetail (or the
+    // EAC's report), whose detail carries the same LED in a `Reason: [{LED=...};...]` frame.
+    for t in &m.a.trace_details {
+        let Some(led) = trace_led(&t.row.detail) else {
+            continue;
+        };
+        let Some(family) = classify(&led) else {
+            continue;
+        };
+        let ev = crate::model::prop_ev(&t.evidence, "Detail")
+            .or_else(|| crate::model::row_ev(&t.evidence));
+        if let Some(mut ev) = ev {
+            ev.at = t.row.date.or(ev.at);
+            out.push(ExoVerdict { led, family, ev });
+        }
+    }
     out.sort_by_key(|v| std::cmp::Reverse(v.ev.at));
     out
+}
+
+/// The LED of a trace event's detail: inside the `[{LED=...}]` frame, else the detail itself.
+fn trace_led(detail: &str) -> Option<Led> {
+    hybridlab_model::led::TraceReason::parse(detail)
+        .and_then(|r| Led::parse(&r.last_error.led))
+        .or_else(|| Led::parse(detail))
 }
