@@ -294,6 +294,7 @@ fn draft(
         .as_ref()
         .map(|(d, _)| d.clone())
         .or_else(|| v0.and_then(|v| expected_subject(&v.detail())))
+        .or_else(|| v0.and_then(|v| v.led.last_attempted_server_name().map(str::to_string)))
         .unwrap_or_else(|| "<TLS_DOMAIN>".to_string());
     let connector = identity.clone();
     let (good, store_note) = good_certificate(
@@ -423,13 +424,23 @@ fn draft(
         FindingId::ReceiveCertSubjectMismatch => (
             format!(
                 "Exchange Online's outbound connector validates the on-premises certificate by name \
-                 (TlsSettings DomainValidation, TlsDomain {domain_name}), and the certificate {server} presents \
-                 ({}, thumbprint {thumb}) does not carry that name{}. Exchange Online refuses it and defers \
+                 (TlsSettings DomainValidation, TlsDomain {domain_name}), and the certificate {} presents \
+                 ({}) does not carry that name{}. Exchange Online refuses it and defers \
                  the mail. With several servers behind one name, only the sessions that land on the server \
                  with the wrong certificate fail.{elsewhere_note}{exo}{collect_recv}",
+                if server.starts_with('<') {
+                    target.clone()
+                } else {
+                    server.clone()
+                },
                 cert.map_or_else(
-                    || "subject as in the LED".to_string(),
-                    |c| c.subject.clone()
+                    || {
+                        v0.and_then(|v| v.led.thumbprint()).map_or_else(
+                            || "the LED does not say which".to_string(),
+                            |t| format!("thumbprint {t}"),
+                        )
+                    },
+                    |c| format!("{}, thumbprint {}", c.subject, c.thumbprint),
                 ),
                 if cert.is_some_and(|c| c.is_self_signed) {
                     " (it is the server's self-signed certificate: the receive connector has no \

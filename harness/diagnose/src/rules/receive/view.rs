@@ -235,9 +235,12 @@ impl ExoVerdict {
 
     /// `mail.contoso.com (203.0.113.25:25)`, or what is known of it.
     pub(crate) fn target(&self) -> String {
+        fn nonempty(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
         match (
-            self.led.last_attempted_server_name(),
-            self.led.last_attempted_ip(),
+            nonempty(self.led.last_attempted_server_name()),
+            nonempty(self.led.last_attempted_ip()),
         ) {
             (Some(h), Some(ip)) => format!("{h} ({ip})"),
             (Some(h), None) => h.to_string(),
