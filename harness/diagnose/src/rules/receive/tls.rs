@@ -429,9 +429,9 @@ fn draft(
                  the mail. With several servers behind one name, only the sessions that land on the server \
                  with the wrong certificate fail.{elsewhere_note}{exo}{collect_recv}",
                 if server.starts_with('<') {
-                    target.clone()
+                    target.as_str()
                 } else {
-                    server.clone()
+                    server.as_str()
                 },
                 cert.map_or_else(
                     || {
