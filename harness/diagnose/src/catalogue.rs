@@ -1,7 +1,7 @@
 //! The finding catalogue (docs/findings.md): every id with its severity, rank and title.
 //!
 //! Ids are a contract: their spelling never changes once released. The rank is the
-//! "root cause first" order of docs/findings.md (errors 1..=24, then the warnings in their listed
+//! "root cause first" order of docs/findings.md (errors 1..=36, then the warnings in their listed
 //! order, then the info ids); findings are sorted by severity, then rank, then the time of their newest evidence.
 
 use std::fmt;
@@ -95,57 +95,93 @@ findings! {
     /// FM-15/16: no common protocol or cipher.
     TlsVersionMismatch => "tls-version-mismatch", Error, 7,
         "No TLS version or cipher in common with EOP";
+    /// FM-18: a device resets the handshake, no evidence of a version problem.
+    TlsHandshakeReset => "tls-handshake-reset", Error, 8,
+        "The TLS handshake is reset on the way to EOP (a firewall, IPS or TLS-inspecting device)";
     /// FM-11: EOP's chain is not trusted.
-    RemoteCertUntrusted => "remote-cert-untrusted", Error, 8,
+    RemoteCertUntrusted => "remote-cert-untrusted", Error, 9,
         "The server does not trust the chain of EOP's certificate";
     /// FM-35/14: DomainValidation name check fails.
-    RemoteCertNameMismatch => "remote-cert-name-mismatch", Error, 9,
+    RemoteCertNameMismatch => "remote-cert-name-mismatch", Error, 10,
         "DomainValidation fails: EOP's certificate does not match TlsDomain";
     /// FM-17: STARTTLS removed on the path.
-    StarttlsStripped => "starttls-stripped", Error, 10,
+    StarttlsStripped => "starttls-stripped", Error, 11,
         "A firewall removes STARTTLS from EOP's EHLO reply";
     /// FM-21: EOP refuses a cleartext session.
-    TlsRequiredCleartext => "tls-required-cleartext", Error, 11,
+    TlsRequiredCleartext => "tls-required-cleartext", Error, 12,
         "EOP requires TLS but the session is in clear text";
     /// FM-07: certificate names vs TlsSenderCertificateName.
-    InboundConnectorCertMismatch => "inbound-connector-cert-mismatch", Error, 12,
+    InboundConnectorCertMismatch => "inbound-connector-cert-mismatch", Error, 13,
         "The certificate's names do not match the Exchange Online connector's TlsSenderCertificateName";
     /// FM-08: no or a self-signed client certificate.
-    NoClientCertificate => "no-client-certificate", Error, 13,
+    NoClientCertificate => "no-client-certificate", Error, 14,
         "No certificate, or a self-signed one, is presented to EOP";
     /// FM-10/13: EOP cannot build the client certificate's chain.
-    ClientCertUntrusted => "client-cert-untrusted", Error, 14,
+    ClientCertUntrusted => "client-cert-untrusted", Error, 15,
         "EOP cannot validate the certificate the server presents (incomplete chain or private CA)";
     /// FM-09: the certificate's domain belongs to another tenant.
-    CertDomainNotAccepted => "cert-domain-not-accepted", Error, 15,
+    CertDomainNotAccepted => "cert-domain-not-accepted", Error, 16,
         "The certificate's domain is not an accepted domain of your tenant: another tenant's connector takes the mail";
     /// FM-30: 550 5.7.51.
-    PartnerConnectorRestriction => "partner-connector-restriction", Error, 16,
+    PartnerConnectorRestriction => "partner-connector-restriction", Error, 17,
         "A Partner connector's restriction catches the on-premises mail (5.7.51)";
     /// FM-23/24: 550 5.7.64.
-    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 17,
+    RelayDeniedUnattributed => "relay-denied-unattributed", Error, 18,
         "EOP does not recognise the server and refuses to relay (5.7.64)";
     /// FM-22: 451 4.4.62 ATTR35.
-    WrongRegionEndpoint => "wrong-region-endpoint", Error, 18,
+    WrongRegionEndpoint => "wrong-region-endpoint", Error, 19,
         "Mail is sent to an EOP endpoint in the wrong region (ATTR35)";
     /// FM-29: EOP reputation verdicts.
-    EopThrottled => "eop-throttled", Error, 19,
+    EopThrottled => "eop-throttled", Error, 20,
         "EOP throttles or blocks the sending IP";
     /// FM-26: Exchange Online refuses a recipient.
-    RecipientRejected => "recipient-rejected", Error, 20,
+    RecipientRejected => "recipient-rejected", Error, 21,
         "Exchange Online rejects the recipient (Directory-Based Edge Blocking, unknown address)";
     /// FM-25: DNS failure.
-    DnsResolutionFailed => "dns-resolution-failed", Error, 21,
+    DnsResolutionFailed => "dns-resolution-failed", Error, 22,
         "The next hop cannot be resolved in DNS";
     /// FM-19: no TCP connection.
-    ConnectFailed => "connect-failed", Error, 22,
+    ConnectFailed => "connect-failed", Error, 23,
         "The server cannot open a TCP connection to EOP";
     /// FM-27: a size limit.
-    MessageTooLarge => "message-too-large", Error, 23,
+    MessageTooLarge => "message-too-large", Error, 24,
         "A message exceeds a size limit on the path";
     /// FM-20: a real timeout.
-    ConnectionTimeout => "connection-timeout", Error, 24,
+    ConnectionTimeout => "connection-timeout", Error, 25,
         "A real timeout: the session went silent, no TLS failure";
+    /// The other direction: the certificate the receive connector presents to EXO has expired.
+    ReceiveCertExpired => "receive-cert-expired", Error, 26,
+        "The certificate the receive connector presents to Exchange Online has expired";
+    /// FM-05: the receive connector's TlsCertificateName matches nothing, STARTTLS is not offered.
+    ReceiveTlsCertNameNotFound => "receive-tls-cert-name-not-found", Error, 27,
+        "The receive connector's TlsCertificateName matches no usable certificate: STARTTLS is not offered to Exchange Online";
+    /// SMTP inspection masks STARTTLS on the way in.
+    InboundStarttlsStripped => "inbound-starttls-stripped", Error, 28,
+        "A device in front of Exchange hides STARTTLS from Exchange Online";
+    /// FM-40: the receive side cannot negotiate TLS 1.2.
+    InboundTlsVersionMismatch => "inbound-tls-version-mismatch", Error, 29,
+        "Exchange Online and the receiving server have no TLS version or cipher in common";
+    /// FM-38: a device in front of Exchange terminates TLS with its own certificate.
+    InboundMiddleboxCert => "inbound-middlebox-cert", Error, 30,
+        "Exchange Online sees a certificate that is on no Exchange server: a device in front terminates TLS";
+    /// FM-14: the presented certificate lacks the outbound connector's TlsDomain.
+    ReceiveCertSubjectMismatch => "receive-cert-subject-mismatch", Error, 31,
+        "The certificate presented to Exchange Online does not carry the outbound connector's TlsDomain";
+    /// FM-10/13 inbound: EXO does not trust the on-premises chain.
+    ReceiveCertUntrusted => "receive-cert-untrusted", Error, 32,
+        "Exchange Online does not trust the chain of the certificate the receiving server presents";
+    /// FM-39: back pressure on the receiving server.
+    OnpremBackPressure => "onprem-back-pressure", Error, 33,
+        "The receiving server refuses mail from Exchange Online under back pressure (452 4.3.1)";
+    /// FM-37: EXO cannot open TCP 25 to on-premises.
+    InboundConnectionRefused => "inbound-connection-refused", Error, 34,
+        "Exchange Online cannot open a TCP connection to the on-premises server (refused or timed out)";
+    /// FM-41: mail from EXO is accepted but anonymous.
+    TlsDomainCapabilitiesMissing => "tls-domain-capabilities-missing", Error, 35,
+        "The receive connector does not grant Exchange Online AcceptCloudServicesMail: hybrid mail arrives anonymous";
+    /// Failing mail that no rule explains: what was seen and what to collect next.
+    UnexplainedFailure => "unexplained-failure", Error, 36,
+        "Mail is failing, but these artefacts do not show why: collect the files named below";
     /// FM-01/02 rule R2: the presented certificate is invisible to Get-ExchangeCertificate.
     CertInvisibleToEms => "cert-invisible-to-ems", Warning, 1,
         "The certificate the transport presents is not listed by Get-ExchangeCertificate";
@@ -208,6 +244,7 @@ impl FindingId {
         matches!(
             self,
             Self::CertExpired
+                | Self::TlsHandshakeReset
                 | Self::TlsCertNameNotFound
                 | Self::CertKeylessDuplicate
                 | Self::CertMissingPrivateKey
@@ -245,6 +282,6 @@ mod tests {
             assert_eq!(same, 1, "{id}");
         }
         assert!("nope".parse::<FindingId>().is_err());
-        assert_eq!(FindingId::ALL.len(), 33);
+        assert_eq!(FindingId::ALL.len(), 45);
     }
 }

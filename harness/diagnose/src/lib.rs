@@ -127,6 +127,19 @@ pub struct Report {
     /// The reference time the rules used (not serialised: the JSON schema is fixed).
     #[serde(skip)]
     pub as_of: Option<OffsetDateTime>,
+    /// Entries the folder walk did not read at all (a symbolic link to a folder, a FIFO, a file
+    /// over the size cap, an unreadable file), with the reason; serialised only when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<UnreadFile>,
+}
+
+/// A file or folder entry that was not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadFile {
+    /// The path as walked.
+    pub file: String,
+    /// Why it was not read (`not a regular file (fifo)`).
+    pub reason: String,
 }
 
 impl Report {
@@ -158,6 +171,57 @@ impl Report {
     /// Skipped lines over all inputs.
     pub fn skipped_total(&self) -> usize {
         self.skipped.iter().map(|s| s.count).sum()
+    }
+
+    /// Whether any finding is at least as severe as `level` (`--fail-on`).
+    pub fn fails_at(&self, level: Severity) -> bool {
+        self.findings.iter().any(|f| f.severity <= level)
+    }
+
+    /// Nothing was recognised: no input file, or none of a known kind (exit code 2). The
+    /// diagnosis must then say so, file by file ([`Report::not_read`]), never "no findings".
+    pub fn nothing_read(&self) -> bool {
+        self.inputs.iter().all(|i| i.kind == ArtefactKind::Unknown)
+    }
+
+    /// Every input that was not read, with the reason.
+    pub fn not_read(&self) -> Vec<(String, String)> {
+        let walked = self
+            .unread
+            .iter()
+            .map(|u| (u.file.clone(), u.reason.clone()));
+        self.inputs
+            .iter()
+            .filter(|i| i.kind == ArtefactKind::Unknown)
+            .map(|i| {
+                let skipped = self.skipped.iter().find(|s| s.file == i.file);
+                let why = match skipped.and_then(|s| s.samples.first()) {
+                    Some(e) => format!(
+                        "no known artefact kind ({} line{} not understood; line {}: \"{}\")",
+                        skipped.map_or(0, |s| s.count),
+                        if skipped.is_some_and(|s| s.count == 1) {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        e.line,
+                        short(&e.text),
+                    ),
+                    None => "empty, or no text line in it".to_string(),
+                };
+                (i.file.clone(), why)
+            })
+            .chain(walked)
+            .collect()
+    }
+}
+
+/// At most 80 characters of a line, for a quote.
+fn short(t: &str) -> String {
+    let t = t.trim();
+    match t.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &t[..i]),
+        None => t.to_string(),
     }
 }
 
@@ -206,6 +270,14 @@ pub fn diagnose(a: &Artefacts, opts: &Options) -> Report {
             })
             .collect(),
         as_of: m.as_of,
+        unread: a
+            .skipped_files
+            .iter()
+            .map(|f| UnreadFile {
+                file: f.path.clone(),
+                reason: f.reason.to_string(),
+            })
+            .collect(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Rendering a [`Report`]: text for an admin (ranked findings, evidence quoted as `file:line`,
-//! explanation, fix) and the JSON of the architecture page.
+//! explanation, fix), Markdown for a ticket (evidence quoted, fixes as code blocks), the
+//! never-silent "nothing recognised" listing, and the JSON of the architecture page.
 
 use std::fmt::Write as _;
 
@@ -115,17 +116,15 @@ pub fn human(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
         }
     }
-    let errors = r
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = r
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning)
-        .count();
-    let infos = r.findings.len() - errors - warnings;
+    for u in &r.unread {
+        let _ = writeln!(out, "  {}: not read ({})", u.file, u.reason);
+    }
+    if r.nothing_read() {
+        out.push('\n');
+        out.push_str(&nothing_read_text(r));
+        return out;
+    }
+    let (errors, warnings, infos) = counts(r);
     out.push('\n');
     if r.findings.is_empty() {
         let _ = writeln!(
@@ -191,6 +190,109 @@ pub fn human(r: &Report, color: bool) -> String {
     out
 }
 
+/// Errors, warnings and info findings.
+fn counts(r: &Report) -> (usize, usize, usize) {
+    let n = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    (n(Severity::Error), n(Severity::Warning), n(Severity::Info))
+}
+
+/// What the diagnosis says when it recognised nothing: every file and why it was not read, and
+/// what to send instead (exit code 2).
+pub fn nothing_read_text(r: &Report) -> String {
+    let mut out = String::new();
+    if r.inputs.is_empty() && r.unread.is_empty() {
+        let _ = writeln!(
+            out,
+            "Nothing to diagnose: no file was found in the given paths (an empty folder?)."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Nothing recognised: none of the {} file{} is an Exchange artefact this diagnosis reads.",
+            r.inputs.len() + r.unread.len(),
+            if r.inputs.len() + r.unread.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        for (file, why) in r.not_read() {
+            let _ = writeln!(out, "  {file}: {why}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nNo conclusion is possible. Send, from each Exchange server involved: the SEND*/RECV*.LOG \
+         protocol logs (Verbose), Get-Queue | Format-List, Get-SendConnector | Format-List, \
+         Get-ReceiveConnector | Format-List, Get-ExchangeCertificate | Format-List and Get-ChildItem \
+         Cert:\\LocalMachine\\My | Format-List *; from Exchange Online: the NDR (.eml) or Get-MessageTrace \
+         | Get-MessageTraceDetail | Format-List."
+    );
+    out
+}
+
+/// The report as Markdown for a ticket: a summary, then per finding its evidence quoted, the
+/// explanation and the fix as a PowerShell code block.
+pub fn markdown(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# hybridlab diagnose\n");
+    if r.nothing_read() {
+        let _ = writeln!(out, "```text\n{}```", nothing_read_text(r));
+        return out;
+    }
+    let (errors, warnings, infos) = counts(r);
+    let _ = writeln!(
+        out,
+        "{} input file{}, {} line{} skipped{}. **{errors} error{}, {warnings} warning{}, {infos} info.**\n",
+        r.inputs.len(),
+        if r.inputs.len() == 1 { "" } else { "s" },
+        r.skipped_total(),
+        if r.skipped_total() == 1 { "" } else { "s" },
+        r.as_of
+            .map(|t| format!("; reference time {}", super::rules::when(t)))
+            .unwrap_or_default(),
+        if errors == 1 { "" } else { "s" },
+        if warnings == 1 { "" } else { "s" },
+    );
+    if r.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "No findings: nothing in these artefacts points at a hybrid mail-flow failure.\n"
+        );
+    }
+    for (k, f) in r.findings.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "## {}. {} `{}`\n\n{}\n",
+            k + 1,
+            f.severity.as_str().to_ascii_uppercase(),
+            f.id,
+            f.title
+        );
+        let _ = writeln!(out, "**Evidence**\n\n```text");
+        for e in &f.evidence {
+            // A fence inside a quoted line would end the block early.
+            let text = e.text.replace("```", "'''");
+            let _ = writeln!(out, "{}:{}  {text}", e.file, e.line);
+        }
+        let _ = writeln!(
+            out,
+            "```\n\n**Why.** {}\n\n**Fix**\n\n```powershell",
+            f.explanation
+        );
+        for l in &f.fix {
+            let _ = writeln!(out, "{l}");
+        }
+        let _ = writeln!(out, "```\n");
+    }
+    let _ = writeln!(out, "<details><summary>Inputs</summary>\n");
+    for i in &r.inputs {
+        let _ = writeln!(out, "- `{}`: {}", i.file, kind_label(&i.kind));
+    }
+    let _ = writeln!(out, "\n</details>");
+    out
+}
+
 /// The report as the architecture page's JSON (pretty-printed).
 pub fn json(r: &Report) -> String {
     // A Report holds only strings, numbers and lists: serialisation cannot fail.
@@ -229,6 +331,7 @@ mod tests {
                 .collect(),
             skipped: Vec::new(),
             as_of: None,
+            unread: Vec::new(),
         }
     }
 
@@ -245,6 +348,27 @@ mod tests {
         );
         let coloured = human(&report(2), true);
         assert!(coloured.contains("\x1b[1;31mERROR\x1b[0m"));
+    }
+
+    #[test]
+    fn markdown_quotes_evidence_and_fences_the_fix() {
+        let md = markdown(&report(2));
+        assert!(md.contains("## 1. ERROR `cert-keyless-duplicate`"), "{md}");
+        assert!(md.contains("```powershell\nRestart-Service MSExchangeTransport\n```"));
+        assert!(md.contains("SEND20190502-1.LOG:10  line"));
+    }
+
+    #[test]
+    fn nothing_read_lists_every_file() {
+        let mut r = report(1);
+        r.findings.clear();
+        assert!(r.nothing_read());
+        let text = human(&r, false);
+        assert!(text.contains("Nothing recognised"), "{text}");
+        assert!(text.contains("f0.LOG: empty"), "{text}");
+        r.inputs.clear();
+        assert!(human(&r, false).contains("no file was found"));
+        assert!(markdown(&r).contains("no file was found"));
     }
 
     #[test]

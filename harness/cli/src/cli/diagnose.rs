@@ -1,14 +1,15 @@
 //! `hybridlab diagnose PATH ...`: read artefacts (folders or files, kinds by content) and print the
 //! findings, root cause first.
 //!
-//! Exit codes: 0 no finding of severity error, 1 at least one, 2 an input that cannot be read.
+//! Exit codes: 0 no finding at the `--fail-on` level (default: error), 1 at least one, 2 an input
+//! that cannot be read, or nothing recognised at all (every file is then listed with the reason).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hybridlab_diagnose::{Options, diagnose_paths, render};
+use hybridlab_diagnose::{Options, Severity, diagnose_paths, render};
 
 /// How `hybridlab diagnose` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,6 +18,17 @@ pub(crate) enum Format {
     Human,
     /// `{"findings":[...],"inputs":[...],"skipped":[...]}`.
     Json,
+    /// Markdown for a ticket: findings, evidence quoted, fixes as code blocks.
+    Markdown,
+}
+
+/// The severity from which `hybridlab diagnose` exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FailOn {
+    /// Exit 1 when a finding of severity error is reported.
+    Error,
+    /// Exit 1 when an error or a warning is reported.
+    Warning,
 }
 
 /// Arguments of `hybridlab diagnose`.
@@ -32,6 +44,9 @@ pub(crate) struct Args {
     /// time in the logs.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     now: Option<time::OffsetDateTime>,
+    /// Exit 1 from this severity on (for CI): `error` (default) or `warning`.
+    #[arg(long, value_enum, default_value = "error")]
+    fail_on: FailOn,
 }
 
 fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -55,6 +70,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             render::human(&report, color)
         }
+        Format::Markdown => render::markdown(&report),
         Format::Json => {
             let mut s = render::json(&report);
             s.push('\n');
@@ -64,7 +80,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
-    Ok(if report.has_error() {
+    let level = match args.fail_on {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+    };
+    Ok(if report.nothing_read() {
+        ExitCode::from(2)
+    } else if report.fails_at(level) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! `hybridlab diagnose` as a user runs it (the built binary): the classic case's text output,
-//! the JSON schema of the architecture page, `--now`, and the exit codes 0/1/2.
+//! the JSON schema of the architecture page, `--now`, `--format markdown`, `--fail-on`, and the
+//! exit codes 0/1/2 (2 also when nothing is recognised).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -164,6 +165,47 @@ fn a_missing_path_exits_2_and_names_it() {
 }
 
 #[test]
+fn an_empty_folder_or_unrelated_files_exit_2_listing_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hybridlab(&["diagnose", path(dir.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("no file was found"), "{text}");
+    std::fs::write(
+        dir.path().join("notes.txt"),
+        "Hi, mail to the cloud is stuck since Monday.\r\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.log"), "").unwrap();
+    let out = hybridlab(&["diagnose", path(dir.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Nothing recognised"), "{text}");
+    assert!(text.contains("notes.txt: no known artefact kind"), "{text}");
+    assert!(text.contains("empty.log: empty"), "{text}");
+    assert!(!text.contains("No findings"), "{text}");
+}
+
+#[test]
+fn markdown_and_fail_on_warning() {
+    let lint = samples().join("lint-config-warnings");
+    let out = hybridlab(&["diagnose", "--format", "markdown", path(&lint)]);
+    assert_eq!(out.status.code(), Some(0));
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.contains("## 1. WARNING `cert-expiring-soon`"), "{md}");
+    assert!(md.contains("```powershell"), "{md}");
+    let out = hybridlab(&["diagnose", "--fail-on", "warning", path(&lint)]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = hybridlab(&[
+        "diagnose",
+        "--fail-on",
+        "warning",
+        path(&samples().join("healthy")),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn no_path_is_a_usage_error() {
     assert_eq!(hybridlab(&["diagnose"]).status.code(), Some(2));
     assert_eq!(
@@ -175,7 +217,7 @@ fn no_path_is_a_usage_error() {
 }
 
 #[test]
-fn a_garbage_file_is_not_an_error() {
+fn only_garbage_exits_2_and_still_prints_the_json() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = Vec::new();
     let mut x: u32 = 0x1234_5678;
@@ -188,7 +230,11 @@ fn a_garbage_file_is_not_an_error() {
     let f = dir.path().join("collected.dat");
     std::fs::write(&f, &bytes).unwrap();
     let out = hybridlab(&["diagnose", "--format", "json", path(&f)]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "nothing recognised is never silent"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["findings"].as_array().unwrap().len(), 0);
     assert_eq!(v["inputs"][0]["kind"], "unknown");

@@ -126,7 +126,7 @@ pub(crate) fn is_eop_host(h: &str) -> bool {
 }
 
 /// EOP's published front-door ranges.
-pub(super) fn is_eop_ip(ip: IpAddr) -> bool {
+pub(crate) fn is_eop_ip(ip: IpAddr) -> bool {
     static NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
         [
             "40.92.0.0/15",

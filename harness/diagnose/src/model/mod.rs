@@ -38,7 +38,7 @@ use hybridlab_artefacts::ps::{Parsed, RowEvidence};
 use hybridlab_artefacts::text::Evidence;
 use time::{Duration, OffsetDateTime};
 
-pub(crate) use self::connectors::{ConnectorView, is_eop_host};
+pub(crate) use self::connectors::{ConnectorView, is_eop_host, is_eop_ip};
 pub(crate) use self::eop::EopView;
 pub(crate) use self::queues::{NdrView, QueueView};
 pub(crate) use self::receive::ReceiveSessionView;

@@ -163,7 +163,7 @@ fn client_cert_untrusted(m: &Model<'_>) -> Vec<Draft> {
 }
 
 /// The CN of a DN, or the DN.
-fn cn_or(dn: &str) -> String {
+pub(super) fn cn_or(dn: &str) -> String {
     hybridlab_artefacts::protocol_log::common_names_of(dn)
         .into_iter()
         .next()
@@ -264,14 +264,14 @@ fn cert_domain_not_accepted(m: &Model<'_>) -> Vec<Draft> {
     out
 }
 
-const FIX_INTERMEDIATE: &str =
+pub(super) const FIX_INTERMEDIATE: &str =
     "# install the issuing CA's certificate (from the CA's bundle or the certificate's AIA URL)
 Import-Certificate -FilePath \"C:\\Temp\\<ISSUING_CA>.cer\" -CertStoreLocation Cert:\\LocalMachine\\CA
 # on every server in the connector's SourceTransportServers, then
 Restart-Service MSExchangeTransport
 Get-Queue | Where Status -eq Retry | Retry-Queue";
 
-const FIX_PRIVATE_CA: &str = "# request a certificate for <NAME> from a public CA, complete it on this server, then
+pub(super) const FIX_PRIVATE_CA: &str = "# request a certificate for <NAME> from a public CA, complete it on this server, then
 Import-ExchangeCertificate -Server <SERVER> -FileData ([System.IO.File]::ReadAllBytes('\\\\<SERVER>\\c$\\Temp\\public.pfx')) -Password (Read-Host 'PFX password' -AsSecureString)
 Enable-ExchangeCertificate -Thumbprint <NEW_THUMBPRINT> -Services SMTP
 $c = Get-ExchangeCertificate -Thumbprint <NEW_THUMBPRINT>

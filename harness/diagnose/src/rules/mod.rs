@@ -16,14 +16,22 @@
 //!   untrusted client certificate chain, attribution to another tenant.
 //! - [`network`]: DNS, TCP connect and real timeouts.
 //! - [`lint`]: configuration warnings that need no failure.
+//! - [`eop_chain`]: EOP's `454 4.7.0 ... UntrustedRoot` verdict on this server's chain, from the
+//!   send log, queues, messages and NDRs.
+//! - [`unexplained`]: failing mail no other rule explains, with what to collect next.
+//! - [`receive`]: the other direction, Exchange Online -> on-premises (RECV logs, receive
+//!   connectors, Exchange Online's verdicts).
 
 pub(crate) mod cache;
 pub(crate) mod certs;
 pub(crate) mod eop;
+pub(crate) mod eop_chain;
 pub(crate) mod eop_record;
 pub(crate) mod lint;
 pub(crate) mod network;
+pub(crate) mod receive;
 pub(crate) mod tls;
+pub(crate) mod unexplained;
 
 use time::OffsetDateTime;
 
@@ -49,6 +57,9 @@ pub(crate) struct Draft {
     /// Set when the failure is history: the connector delivered in a later session and no queue
     /// holds a LastError for it. The finding is then reported as a warning.
     pub recovered: bool,
+    /// Set when the failure is not on the hybrid path (a third party's server on the Internet
+    /// connector): the finding is reported as a warning at most.
+    pub off_hybrid: bool,
 }
 
 impl Draft {
@@ -62,13 +73,14 @@ impl Draft {
             explanation: String::new(),
             fix: Vec::new(),
             recovered: false,
+            off_hybrid: false,
         }
     }
 
     /// The severity reported: the id's, or a warning for a failure that is history.
     pub(crate) fn severity(&self) -> Severity {
         match self.id.severity() {
-            Severity::Error if self.recovered => Severity::Warning,
+            Severity::Error if self.recovered || self.off_hybrid => Severity::Warning,
             s => s,
         }
     }
@@ -192,6 +204,27 @@ pub(crate) fn count(n: usize, what: &str) -> String {
     }
 }
 
+/// The Windows events with one of these ids whose message contains `needle` (any, when empty),
+/// newest first: quoted as supporting evidence (12014, 15004/15006, 2004).
+pub(crate) fn event_evs(m: &Model<'_>, ids: &[u32], needle: &str) -> Vec<Ev> {
+    let needle = needle.to_ascii_lowercase();
+    let mut v: Vec<Ev> =
+        m.a.events
+            .iter()
+            .filter(|e| ids.contains(&e.row.id))
+            .filter(|e| needle.is_empty() || e.row.message.to_ascii_lowercase().contains(&needle))
+            .filter_map(|e| {
+                crate::model::row_ev(&e.evidence).map(|mut ev| {
+                    ev.at = Some(e.row.time);
+                    ev
+                })
+            })
+            .collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.at));
+    v.truncate(2);
+    v
+}
+
 /// Runs every rule.
 pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     let mut out = Vec::new();
@@ -200,9 +233,14 @@ pub(crate) fn run_all(m: &Model<'_>, opts: &super::Options) -> Vec<Draft> {
     out.extend(tls::rules(m));
     out.extend(eop::rules(m));
     out.extend(eop_record::rules(m));
+    out.extend(eop_chain::rules(m));
     out.extend(network::rules(m));
     out.extend(lint::rules(m));
+    out.extend(receive::rules(m));
     mark_recovered(m, &mut out);
+    if let Some(d) = unexplained::rules(m, &out) {
+        out.push(d);
+    }
     out
 }
 

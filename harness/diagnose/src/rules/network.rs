@@ -283,14 +283,48 @@ fn connect_failed(m: &Model<'_>) -> Vec<Draft> {
                 )
             },
         );
+        // Errors only on the hybrid path: the hybrid connector, EOP's addresses or host names.
+        let toward_exo = ci.is_some_and(|i| m.connectors[i].hybrid)
+            || attempts.iter().any(|s| s.to_eop)
+            || ips
+                .iter()
+                .any(|ip| ip.parse().is_ok_and(crate::model::is_eop_ip))
+            || m.queues.iter().any(|q| {
+                is_connect_text(q.led())
+                    && (q.connector == ci || q.connector.is_none())
+                    && is_exo_hop(q.next_hop, &q.last_error.fqdn)
+            });
+        if !toward_exo {
+            d.off_hybrid = true;
+            d.explanation.push_str(&format!(
+                " These attempts are not toward Exchange Online (the connector \"{name}\" is not the hybrid \
+                 connector and {ip_list} is not an EOP address), so hybrid mail flow is not affected by them: a \
+                 warning, not the cause of a hybrid failure."
+            ));
+        }
         let first_ip = ips
             .first()
             .cloned()
             .unwrap_or_else(|| "<REMOTE_IP>".to_string());
-        d.fix = fill(FIX_CONNECT, &[("REMOTE_IP", &first_ip)]);
+        d.fix = fill(
+            if d.off_hybrid {
+                FIX_CONNECT_OTHER
+            } else {
+                FIX_CONNECT
+            },
+            &[("REMOTE_IP", &first_ip)],
+        );
         out.push(d);
     }
     out
+}
+
+/// A next hop of Exchange Online: the tenant's coexistence domain or an EOP host.
+fn is_exo_hop(next_hop: &str, fqdn: &str) -> bool {
+    let h = next_hop.trim().to_ascii_lowercase();
+    h.ends_with(".mail.onmicrosoft.com")
+        || crate::model::is_eop_host(&h)
+        || crate::model::is_eop_host(fqdn)
 }
 
 fn timeout(m: &Model<'_>) -> Vec<Draft> {
@@ -380,6 +414,10 @@ Get-Queue | Where Status -eq Retry | Retry-Queue";
 const FIX_CONNECT: &str = "Test-NetConnection <REMOTE_IP> -Port 25
 # allow TCP 25 from the sending address to 40.92.0.0/15, 40.107.0.0/16, 52.100.0.0/14, 104.47.0.0/17
 Get-Queue | Where Status -eq Retry | Retry-Queue";
+
+const FIX_CONNECT_OTHER: &str = "Test-NetConnection <REMOTE_IP> -Port 25
+# not a hybrid problem: ask the destination's administrator whether <REMOTE_IP> accepts SMTP, or allow TCP 25 to it on the firewall
+Get-Queue | Where Status -eq Retry | Format-List Identity,NextHopDomain,LastError";
 
 const FIX_TIMEOUT: &str = "Test-NetConnection <REMOTE_HOST> -Port 25
 Set-SendConnector \"<CONNECTOR>\" -ConnectionInactivityTimeOut 00:20:00

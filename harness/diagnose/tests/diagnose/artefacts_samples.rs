@@ -27,6 +27,11 @@ fn bundles() -> Vec<PathBuf> {
 #[test]
 fn every_bundle_reads_cleanly() {
     for b in bundles() {
+        // Bundles of unrelated files (or none) exist to prove the diagnosis says so.
+        let expected = std::fs::read_to_string(b.join("expected.toml")).unwrap_or_default();
+        if expected.lines().any(|l| l.trim() == "nothing_read = true") {
+            continue;
+        }
         let a = read_dir(&b).unwrap_or_else(|e| panic!("{e}"));
         let known: Vec<_> = a
             .files

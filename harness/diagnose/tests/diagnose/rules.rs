@@ -727,3 +727,41 @@ fn findings_page_documents_every_id_at_its_rank() {
         }
     }
 }
+
+/// The ids of a Markdown table's first column written as `` `id` `` after `heading`.
+fn table_ids(page: &str, heading: &str) -> std::collections::BTreeSet<String> {
+    let start = page.find(heading).expect("heading present");
+    let rest = &page[start + heading.len()..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// docs/architecture.md's findings list, docs/findings.md's sections and the catalogue hold the
+/// same ids: none missing, none extra.
+#[test]
+fn architecture_list_findings_page_and_catalogue_agree() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let arch = std::fs::read_to_string(docs.join("architecture.md")).unwrap();
+    let page = std::fs::read_to_string(docs.join("findings.md")).unwrap();
+    let catalogue: std::collections::BTreeSet<String> = FindingId::ALL
+        .iter()
+        .map(|id| id.as_str().to_string())
+        .collect();
+    assert_eq!(
+        table_ids(&arch, "\n## Findings\n"),
+        catalogue,
+        "docs/architecture.md"
+    );
+    let sections: std::collections::BTreeSet<String> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(sections, catalogue, "docs/findings.md sections");
+}

@@ -346,20 +346,21 @@ fn missing_private_key(
         .or_else(|| f.store_t.and_then(|t| t.serial.clone()))
         .unwrap_or_else(|| "<SERIAL>".to_string());
     let t = f.thumb_or_placeholder();
-    let no_store = if m.store.provider_listed {
-        String::new()
+    let partial = !m.store.provider_listed;
+    let only = if partial {
+        "No listing here shows another certificate with the same issuer and subject, but only \
+         Get-ChildItem Cert:\\LocalMachine\\My lists key-less certificates, and it was not collected: a \
+         key-less twin of a keyed certificate (cert-keyless-duplicate, where the fix is removing this one) \
+         cannot be ruled out. Collect that listing before repairing anything."
     } else {
-        " Without a Get-ChildItem Cert:\\LocalMachine\\My listing a key-less twin cannot be ruled out: \
-         if that listing shows a keyed certificate with the same issuer and subject, remove this one instead."
-            .to_string()
+        "No other time-valid certificate with the same issuer and subject has a key, so removing it \
+         would not help: it is the only one. Re-attach the key or import the PFX with the key."
     };
     d.explanation = format!(
         "The send connector \"{cname}\" presents certificate {t} ({subject}), and SChannel fails with \
          NoCredentials ({sessions}, the last at {last}): the certificate is installed without its private \
          key ({proof}), typically a .cer imported on this server while the request was completed on \
-         another one, or the key was deleted. No other time-valid certificate with the same issuer and \
-         subject has a key, so removing it would not help: it is the only one. Re-attach the key or \
-         import the PFX with the key. The queue shows {queue_phrase}, a misleading timeout.{no_store}",
+         another one, or the key was deleted. {only} The queue shows {queue_phrase}, a misleading timeout.",
         cname = f.cname,
         subject = said.subject,
         proof = said.proof,
@@ -372,6 +373,21 @@ fn missing_private_key(
         FIX_MISSING_KEY,
         &[("SERIAL", &serial), ("THUMBPRINT", &t), ("SERVER", &server)],
     );
+    if partial {
+        let subject = f.ident.as_ref().map_or("<SUBJECT>", |i| i.subject.as_str());
+        let mut first = vec![
+            "# first: list every certificate with that subject (key-less ones included)"
+                .to_string(),
+            format!(
+                "Get-ChildItem Cert:\\LocalMachine\\My | Where-Object {{ $_.Subject -eq '{subject}' }} | Format-List Thumbprint,Issuer,HasPrivateKey,NotBefore,NotAfter"
+            ),
+            format!(
+                "# if another one has HasPrivateKey True: remove {t} instead (Get-ChildItem Cert:\\LocalMachine\\My\\{t} | Remove-Item; Restart-Service MSExchangeTransport); otherwise:"
+            ),
+        ];
+        first.append(&mut d.fix);
+        d.fix = first;
+    }
     d
 }
 

@@ -1,5 +1,7 @@
-//! The handshake itself: `tls-version-mismatch` (AlgorithmMismatch, a reset right after STARTTLS,
-//! tokens that mean the handshake bytes were altered).
+//! The handshake itself: `tls-version-mismatch` (AlgorithmMismatch, or a reset while other
+//! sessions show TLS 1.2 is really off) and `tls-handshake-reset` (a reset right after STARTTLS,
+//! or tokens that mean the handshake bytes were altered, with no sign of a version problem: a
+//! firewall, IPS or TLS-inspecting device on the path, FM-18).
 
 use hybridlab_artefacts::protocol_log::SessionEvent;
 use hybridlab_model::exchange::{DisconnectReason, SecurityStatus};
@@ -128,24 +130,29 @@ fn version_mismatch_draft(
         })
         .unwrap_or_default();
     let dropped = tok0 == SecurityStatus::SocketError && old_note.is_empty();
+    if dropped || (middlebox && old_note.is_empty()) {
+        d.id = FindingId::TlsHandshakeReset;
+    }
     let sessions = count(v.len(), "session");
     let remote = s0.remote_name();
     let last = s0.start.map(when).unwrap_or_default();
-    d.explanation = if dropped {
+    d.explanation = if dropped || d.id == FindingId::TlsHandshakeReset {
         format!(
-            "In {sessions} of \"{cname}\" to {remote} the connection drops during the TLS handshake right after STARTTLS \
-             (SocketError, the last at {last}; the remote side closed it), before any certificate matters. Either \
-             EOP refused what this server offers (EOP accepts only TLS 1.2 and later, with modern ciphers) or a \
-             device on the path (an intrusion-prevention system or a TLS-inspecting proxy) resets the \
-             handshake. Make sure TLS 1.2 is enabled for SChannel and .NET, and that nothing between Exchange \
-             and EOP inspects or resets SMTP and TLS.{cert_note}{queue_note}",
+            "In {sessions} of \"{cname}\" to {remote} the TLS handshake is cut off right after STARTTLS \
+             ({tokens}, the last at {last}; the remote side closed the connection), before any certificate \
+             matters. Nothing in these artefacts shows a TLS version problem (no session of this server \
+             negotiates TLS 1.0/1.1, no AlgorithmMismatch), so the usual cause is a device on the path: an \
+             intrusion-prevention system, a firewall with SMTP or TLS inspection, or a proxy that resets the \
+             handshake. Check that device before touching SChannel: its logs for resets of TCP 25 toward \
+             EOP's ranges, and whether SMTP/TLS inspection is on for them. EOP itself accepts TLS 1.2 with \
+             modern ciphers.{cert_note}{queue_note}",
         )
     } else if middlebox {
         format!(
             "In {sessions} of \"{cname}\" to {remote} the TLS handshake fails with {tokens} right after STARTTLS. These tokens mean \
              the handshake bytes were altered or replaced: a TLS-inspecting device on the path, or a protocol \
-             or cipher EOP refuses. EOP accepts only TLS 1.2 (and later) with modern ciphers; make sure TLS 1.2 \
-             is enabled for SChannel and .NET and that nothing between Exchange and EOP inspects SMTP.{cert_note}",
+             or cipher EOP refuses.{old_note}{cert_note} Enable TLS 1.2 for SChannel and .NET and make sure \
+             nothing between Exchange and EOP inspects SMTP.",
         )
     } else {
         format!(
@@ -155,16 +162,20 @@ fn version_mismatch_draft(
              .NET and restart the server.{queue_note}",
         )
     };
-    d.fix = FIX_TLS12.lines().map(str::to_string).collect();
-    if dropped {
-        d.fix.push(
-            "# if TLS 1.2 is already enabled: exempt EOP's ranges (40.92.0.0/15, 40.107.0.0/16, 52.100.0.0/14, \
-             104.47.0.0/17) from SMTP/TLS inspection on the firewall or IPS"
-                .to_string(),
-        );
-    }
+    d.fix = if d.id == FindingId::TlsHandshakeReset {
+        crate::rules::fill(FIX_RESET, &[("EOP_HOST", &remote)])
+    } else {
+        FIX_TLS12.lines().map(str::to_string).collect()
+    };
     d
 }
+
+const FIX_RESET: &str = "# on the firewall/IPS between Exchange and EOP: look for resets of TCP 25 toward 40.92.0.0/15, 40.107.0.0/16, 52.100.0.0/14, 104.47.0.0/17
+# and exempt those ranges from SMTP/TLS inspection (on a Cisco ASA: no inspect esmtp)
+Test-NetConnection <EOP_HOST> -Port 25
+# confirm SChannel still offers TLS 1.2 (expected: no value, or Enabled 1 / DisabledByDefault 0):
+Get-ItemProperty 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client' -ErrorAction SilentlyContinue
+Get-Queue | Where Status -eq Retry | Retry-Queue";
 
 const FIX_TLS12: &str = "New-Item 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client' -Force
 New-ItemProperty 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client' -Name Enabled -Value 1 -PropertyType DWord -Force
