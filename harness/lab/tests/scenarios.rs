@@ -180,7 +180,8 @@ fn mask_hex(s: &str) -> String {
 }
 
 fn fingerprint(r: &ScenarioResult) -> String {
-    let mut s = format!("{:?} {} ", r.outcome, r.admin_sees);
+    // Exchange Online's LEDs name the thumbprint of the certificate it was shown
+    let mut s = format!("{:?} {} ", r.outcome, mask_hex(&r.admin_sees));
     if let Some(rep) = &r.replay {
         for sess in &rep.sessions {
             s.push_str(&mask_hex(&sess.transcript()));
@@ -207,7 +208,24 @@ fn deterministic(files: &[PathBuf]) -> Result<(), Failed> {
         let a = fingerprint(&run_file(f, None));
         let b = fingerprint(&run_file(f, None));
         if a != b {
-            return Err(format!("{}: two runs with the same seed differ", f.display()).into());
+            let at = a
+                .chars()
+                .zip(b.chars())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            let around = |s: &str| {
+                s.chars()
+                    .skip(at.saturating_sub(60))
+                    .take(140)
+                    .collect::<String>()
+            };
+            return Err(format!(
+                "{}: two runs with the same seed differ at {at}:\n  {}\n  {}",
+                f.display(),
+                around(&a),
+                around(&b)
+            )
+            .into());
         }
     }
     Ok(())

@@ -280,7 +280,7 @@ fn admin_section(o: &mut String, r: &ExoReplay, st: &Style) {
     for (at, cmd) in &r.admin {
         let _ = writeln!(o, "  {} admin: {}", st.dim(&day_hms(r.start, *at)), cmd);
     }
-    for d in &r.records {
+    for (i, d) in r.records.iter().enumerate() {
         let defers = d
             .trace
             .events
@@ -289,10 +289,12 @@ fn admin_section(o: &mut String, r: &ExoReplay, st: &Style) {
             .count();
         let _ = writeln!(
             o,
-            "  Get-MessageTrace: Status {} ({defers} Defer events)",
-            d.trace.status
+            "  Get-MessageTrace {}: Status {} ({defers} Defer events)",
+            d.trace.recipient_address, d.trace.status
         );
-        if let Some(reason) = d.trace.last_reason() {
+        if i == 0
+            && let Some(reason) = d.trace.last_reason()
+        {
             let _ = writeln!(o, "  Get-MessageTraceDetail, last reason:");
             for l in wrap_words(&reason.to_string(), 96) {
                 let _ = writeln!(o, "    {l}");
