@@ -19,7 +19,7 @@ pub mod runner;
 use hybridlab_model::exo::Tenant;
 use hybridlab_receive::connector::ReceiveConnector;
 
-pub use runner::{ExoReplay, ServerView};
+pub use runner::{ExoReplay, ServedSide, ServerView, receive_side};
 
 use super::model::Scenario;
 use model::ReceiveSpec;

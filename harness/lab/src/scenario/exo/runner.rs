@@ -163,7 +163,7 @@ impl Side {
             authorities: crate::scenario::load::authorities_in_order(&spec.authorities),
             certificates: spec.certificates.clone(),
         };
-        let master = CertStore::build(&desc, s.run.start)?;
+        let master = CertStore::build(&desc, clock.now())?;
         let mut stores = Vec::new();
         for sv in &spec.servers {
             let mut store = master.clone();
@@ -315,6 +315,50 @@ impl Side {
             })
             .collect()
     }
+}
+
+/// A scenario's receive side, started for a real listener (`hybridlab receive --scenario`).
+#[derive(Debug)]
+pub struct ServedSide {
+    /// The started site (serve it with [`ReceiveSite::serve_listener`]).
+    pub site: ReceiveSite,
+    /// The servers as started (stores, connectors, settings).
+    pub servers: Vec<ReceiveServer>,
+    /// The roots of the scenario's PKI (`[receive.authorities]` without an issuer), for a
+    /// client's trust file.
+    pub roots: Vec<CertificateDer<'static>>,
+}
+
+/// Starts the receive side of an `exo-to-onprem` scenario on `clock`. Every server trusts the
+/// scenario's Exchange Online client root and `client_roots` (e.g. `mock-eop deliver`'s).
+///
+/// # Errors
+/// The scenario has no `[receive]`, or its PKI or a server does not start.
+pub fn receive_side(
+    s: &Scenario,
+    clock: &LabClock,
+    client_roots: &[CertificateDer<'static>],
+) -> Result<ServedSide, RunError> {
+    let identity = ExoIdentity::generate(clock.epoch()).map_err(unsupported)?;
+    let mut side = Side::build(s, clock, &identity.trust_anchor)?;
+    for store in &mut side.stores {
+        for (i, r) in client_roots.iter().enumerate() {
+            store.add_trusted_root(&format!("client root {i}"), r.clone())?;
+        }
+    }
+    let roots = side
+        .spec
+        .authorities
+        .values()
+        .filter(|a| a.issuer.is_none())
+        .filter_map(|a| side.master.authority(&a.name).map(|ca| ca.cert.der.clone()))
+        .collect();
+    let site = side.start_site()?;
+    Ok(ServedSide {
+        site,
+        servers: side.servers(),
+        roots,
+    })
 }
 
 fn identifier_of(store: &CertStore, name: &str) -> Result<X509Identifier, RunError> {
