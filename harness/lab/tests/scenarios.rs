@@ -566,6 +566,48 @@ fn main() {
             )
         },
     ));
+    trials.push(Trial::test(
+        "errors::exo_unknown_receive_certificate",
+        || {
+            expect_error(
+                "exo-unknown-receive-cert.toml",
+                "exo-unknown-receive-cert.toml",
+                5,
+                None,
+                &["no certificate named \"hybird\"", "\"hybrid\""],
+            )
+        },
+    ));
+    trials.push(Trial::test(
+        "errors::exo_change_names_unknown_server",
+        || {
+            expect_error(
+                "exo-unknown-server.toml",
+                "exo-unknown-server.toml",
+                5,
+                None,
+                &["no server named \"EXCH09\"", "\"EXCH01\""],
+            )
+        },
+    ));
+    trials.push(Trial::test("errors::exo_typo_in_the_perimeter", || {
+        expect_error(
+            "exo-typo-key.toml",
+            "exo-typo-key.toml",
+            4,
+            Some(1),
+            &["unknown field `smtp_inspecton`", "smtp_inspection"],
+        )
+    }));
+    trials.push(Trial::test("errors::exo_unknown_finding", || {
+        expect_error(
+            "exo-unknown-finding.toml",
+            "exo-unknown-finding.toml",
+            5,
+            None,
+            &["receive-cert-wrong", "receive-cert-untrusted"],
+        )
+    }));
     trials.push(Trial::test("errors::toml_syntax", || {
         expect_error("syntax.toml", "syntax.toml", 2, None, &[])
     }));
