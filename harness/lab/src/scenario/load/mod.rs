@@ -64,7 +64,13 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     };
     match scenario.scenario.direction {
         Direction::OnpremToExo => v.validate(&mut scenario, &pre)?,
-        Direction::ExoToOnprem => v.validate_exo(&mut scenario, &pre)?,
+        Direction::ExoToOnprem => {
+            v.validate_exo(&mut scenario, &pre)?;
+            let tag = Direction::ExoToOnprem.as_str();
+            if !scenario.scenario.tags.iter().any(|t| t == tag) {
+                scenario.scenario.tags.push(tag.to_string());
+            }
+        }
     }
     Ok(scenario)
 }
