@@ -261,3 +261,48 @@ fn role_word(c: &ReceiveConnector) -> String {
         hybridlab_receive::connector::ConnectorRole::Edge => "edge".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(text: &str) -> ReceiveConnectorChange {
+        toml::from_str::<toml::Table>(text)
+            .map(|keys| ReceiveConnectorChange {
+                keys,
+                certificate: None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn set_receive_connector_keeps_what_it_does_not_name() {
+        let mut c = ReceiveConnector::default_edge("EDGE01");
+        c.fqdn = Some("mail.contoso.com".into());
+        let after = change("server = \"EDGE01\"\nrequire_tls = true\nmax_message_size = 1024")
+            .apply(&c)
+            .unwrap();
+        assert!(after.require_tls);
+        assert_eq!(after.max_message_size, 1024);
+        assert_eq!(after.fqdn.as_deref(), Some("mail.contoso.com"));
+        assert_eq!(after.role, c.role);
+        assert_eq!(after.name, c.name);
+        assert_eq!(after.connection_timeout, c.connection_timeout);
+        let err = change("server = \"EDGE01\"\nrequire_tsl = true")
+            .apply(&c)
+            .unwrap_err();
+        assert!(err.contains("require_tsl"), "{err}");
+    }
+
+    #[test]
+    fn directions_read_as_written() {
+        #[derive(Deserialize)]
+        struct D {
+            d: Direction,
+        }
+        let d: D = toml::from_str("d = \"exo-to-onprem\"").unwrap();
+        assert_eq!(d.d, Direction::ExoToOnprem);
+        assert_eq!(d.d.as_str(), "exo-to-onprem");
+        assert!(toml::from_str::<D>("d = \"sideways\"").is_err());
+    }
+}
