@@ -71,6 +71,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = find(&args)?;
     let scenario = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let result = run_scenario(scenario, args.transport);
+    if let (Some(s), Some(r)) = (&result.scenario, &result.exo_replay) {
+        let text = harness::report::exo::narrate(s, r, &result.checks, &Style::for_stdout());
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        writeln!(out, "\nverdict: {}", result.outcome.as_str())?;
+        out.flush()?;
+        if let Some(svg) = &args.svg {
+            std::fs::write(svg, harness::report::exo::sequence_svg(s, r))
+                .with_context(|| format!("writing {}", svg.display()))?;
+        }
+        return Ok(match result.outcome {
+            ScenarioOutcome::Reproduced | ScenarioOutcome::Skipped => ExitCode::SUCCESS,
+            ScenarioOutcome::NotReproduced => ExitCode::from(1),
+            ScenarioOutcome::Error => ExitCode::from(2),
+        });
+    }
     let (Some(s), Some(r)) = (&result.scenario, &result.replay) else {
         let why = result.error.as_deref().unwrap_or("no replay");
         if result.outcome == ScenarioOutcome::Skipped {

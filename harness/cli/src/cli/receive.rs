@@ -9,8 +9,13 @@
 //! written to `--ca-out` (mode 0644) so a client can verify `mail.contoso.com`; the same CA issues
 //! an Exchange Online client certificate (`CN=mail.protection.outlook.com`) written with
 //! `--client-cert-out DIR` (key mode 0600), which the receive side trusts; `--trust-client-ca`
-//! adds roots (e.g. the mock EOP's CA). `--scenario` is accepted but not wired yet: the scenario
-//! schema for this direction comes later.
+//! adds roots (e.g. the mock EOP's CA).
+//!
+//! With `--scenario ID|FILE` (an `exo-to-onprem` scenario, by file or by id under `scenarios/`) it
+//! serves that scenario's receive side instead: its servers, receive connectors, certificates and
+//! perimeter (the perimeter judges the real client address: an allow-list without loopback
+//! refuses a local client, as the firewall would). `--ca-out` then gets the scenario's root(s);
+//! `--ehlo-layout` and `--cert-block` are the scenario's own.
 //!
 //! It prints `hybridlab receive listening on <addr>` and `lab CA: <path>` on stdout, serves until
 //! Ctrl-C (SIGINT), then stops accepting, ends the sessions in flight (`421 4.3.2`), and writes to
@@ -40,8 +45,7 @@ use rustls_pki_types::pem::PemObject;
 /// Arguments of `hybridlab receive`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A scenario id or file whose receive side to serve (not wired yet: the scenario schema for
-    /// this direction comes later).
+    /// An `exo-to-onprem` scenario (file, or id under scenarios/) whose receive side to serve.
     #[arg(long, value_name = "ID|FILE")]
     scenario: Option<String>,
     /// Address to listen on (`127.0.0.1:0` picks a free port; the bound address is printed).
@@ -72,13 +76,6 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(s) = &args.scenario {
-        bail!(
-            "--scenario {s}: serving a scenario's receive side is not wired yet (the scenario \
-             schema for the Exchange Online -> on-premises direction comes later); run without \
-             --scenario for the healthy contoso receive side"
-        );
-    }
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         bail!(
             "--listen {} is not a loopback address: the lab receive side accepts mail from anyone \
@@ -90,7 +87,113 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(serve(args))
+    match &args.scenario {
+        Some(sc) => {
+            let scenario = load_scenario(sc)?;
+            rt.block_on(serve_scenario(args, scenario))
+        }
+        None => rt.block_on(serve(args)),
+    }
+}
+
+/// The scenario named by `--scenario`: a file, or an id under `scenarios/`.
+fn load_scenario(arg: &str) -> anyhow::Result<harness::scenario::Scenario> {
+    use harness::scenario::{discover, load};
+    let p = Path::new(arg);
+    let path = if p.is_file() {
+        p.to_path_buf()
+    } else {
+        let want = arg.trim_end_matches(".toml");
+        let files = discover(Path::new("scenarios")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        files
+            .into_iter()
+            .find(|f| {
+                f.file_stem().is_some_and(|s| s == want)
+                    || load(f).is_ok_and(|s| s.scenario.id == want)
+            })
+            .with_context(|| {
+                format!(
+                    "--scenario {arg}: not a file, and no scenario with that id under scenarios/"
+                )
+            })?
+    };
+    let s = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !harness::scenario::exo::is_exo_to_onprem(&s) {
+        bail!(
+            "--scenario {arg}: {} is an onprem-to-exo scenario; only direction = \"exo-to-onprem\" scenarios have a receive side",
+            path.display()
+        );
+    }
+    Ok(s)
+}
+
+/// Serves a scenario's receive side until Ctrl-C.
+async fn serve_scenario(
+    args: Args,
+    scenario: harness::scenario::Scenario,
+) -> anyhow::Result<ExitCode> {
+    let clock = LabClock::system();
+    let mut client_roots = Vec::new();
+    for path in &args.trust_client_ca {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for c in CertificateDer::pem_slice_iter(&pem) {
+            client_roots.push(c.with_context(|| format!("{}: invalid PEM", path.display()))?);
+        }
+    }
+    let served = harness::scenario::exo::receive_side(&scenario, &clock, &client_roots)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.scenario.id))?;
+    let site = Arc::new(served.site);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let ca_path = args.ca_out.clone().unwrap_or_else(|| {
+        std::env::temp_dir()
+            .join(format!("hybridlab-receive-{}", addr.port()))
+            .join("lab-ca.pem")
+    });
+    let pem: String = served
+        .roots
+        .iter()
+        .map(|r| hybridlab_labkit::pki::pem_encode("CERTIFICATE", r))
+        .collect();
+    write_file(&ca_path, pem.as_bytes(), 0o644)?;
+    let mut lines = vec![
+        format!(
+            "hybridlab receive listening on {addr} (scenario {})",
+            scenario.scenario.id
+        ),
+        format!("lab CA: {}", ca_path.display()),
+    ];
+    for s in site.servers() {
+        for c in &s.connectors {
+            lines.push(match &c.certificate {
+                Some(f) => format!(
+                    "{}\\{}: STARTTLS with {} (thumbprint {})",
+                    s.context.name, c.connector.name, f.subject, f.thumbprint
+                ),
+                None => format!(
+                    "{}\\{}: no certificate, STARTTLS not offered",
+                    s.context.name, c.connector.name
+                ),
+            });
+        }
+    }
+    for e in &site.records().events {
+        lines.push(format!("event {} {} on {}", e.1.id, e.1.symbolic_name, e.0));
+    }
+    announce(&lines);
+    let serving = tokio::spawn(Arc::clone(&site).serve_listener(listener));
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    site.shutdown();
+    let _ = serving.await;
+    if let Some(out) = &args.out {
+        write_out(out, &site, &served.servers, &clock)?;
+        eprintln!("hybridlab receive: wrote {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The contoso store: the lab CA, `mail.contoso.com`, Exchange's self-signed certificate and the
@@ -206,22 +309,32 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     site.shutdown();
     let _ = serving.await;
     if let Some(out) = &args.out {
-        write_out(out, &site, &server, &clock)?;
+        write_out(out, &site, std::slice::from_ref(&server), &clock)?;
         eprintln!("hybridlab receive: wrote {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the RECV logs (in a folder per server when there are several), the listings, the
+/// messages and the events.
 fn write_out(
     out: &Path,
     site: &ReceiveSite,
-    server: &ReceiveServer,
+    servers: &[ReceiveServer],
     clock: &LabClock,
 ) -> anyhow::Result<()> {
+    let several = servers.len() > 1;
+    let folder = |server: &str| {
+        if several {
+            out.join(server)
+        } else {
+            out.to_path_buf()
+        }
+    };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for (_, files) in site.protocol_log_files() {
+    for (server, files) in site.protocol_log_files() {
         for f in files {
-            write_file(&out.join(&f.name), f.content.as_bytes(), 0o644)?;
+            write_file(&folder(&server).join(&f.name), f.content.as_bytes(), 0o644)?;
         }
     }
     let opts = FlOptions::default();
@@ -230,11 +343,14 @@ fn write_out(
         site.receive_connector_listing().as_bytes(),
         0o644,
     )?;
-    write_file(
-        &out.join("Get-ExchangeCertificate.txt"),
-        write_exchange_certificate_list(&server.store.listing_rows(clock.now()), &opts).as_bytes(),
-        0o644,
-    )?;
+    for server in servers {
+        write_file(
+            &folder(&server.name).join("Get-ExchangeCertificate.txt"),
+            write_exchange_certificate_list(&server.store.listing_rows(clock.now()), &opts)
+                .as_bytes(),
+            0o644,
+        )?;
+    }
     let records = site.records();
     write_file(
         &out.join("messages.json"),

@@ -114,6 +114,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 report::write_scenario_dir(&dir.join(&r.id), s, rep, &svg)
                     .with_context(|| format!("writing the artefacts of {}", r.id))?;
             }
+            if let (Some(s), Some(rep)) = (&r.scenario, &r.exo_replay) {
+                let svg = report::exo::sequence_svg(s, rep);
+                report::exo::write_scenario_dir(&dir.join(&r.id), s, rep, &svg)
+                    .with_context(|| format!("writing the artefacts of {}", r.id))?;
+            }
         }
     }
 

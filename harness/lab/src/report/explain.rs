@@ -81,7 +81,7 @@ fn hms(t: time::OffsetDateTime) -> String {
     )
 }
 
-fn day_hms(start: time::OffsetDateTime, t: time::OffsetDateTime) -> String {
+pub(crate) fn day_hms(start: time::OffsetDateTime, t: time::OffsetDateTime) -> String {
     let days = (t.date() - start.date()).whole_days();
     if days > 0 {
         format!("+{days}d {}", hms(t))
@@ -225,7 +225,7 @@ fn explain_verdict(v: &AttributionVerdict) -> &'static str {
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces.
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap_words(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut cur = String::new();
     for w in text.split_whitespace() {
@@ -307,7 +307,7 @@ pub fn narrate_with_checks(s: &Scenario, r: &Replay, checks: &[Check], st: &Styl
 }
 
 /// The scenario's id and title, its tags and its description.
-fn title(o: &mut String, s: &Scenario, st: &Style) {
+pub(crate) fn title(o: &mut String, s: &Scenario, st: &Style) {
     let meta = &s.scenario;
     let _ = writeln!(o, "{}", st.bold(&format!("{}: {}", meta.id, meta.title)));
     if !meta.tags.is_empty() {
@@ -794,7 +794,7 @@ fn top_finding(o: &mut String, r: &Replay, f: &hybridlab_diagnose::Finding, st: 
 
 /// Section 7 (only when checks are given): every expectation with its mark, what was expected,
 /// what came out when it did not pass, and the evidence.
-fn expectations_section(o: &mut String, checks: &[Check], st: &Style) {
+pub(crate) fn expectations_section(o: &mut String, checks: &[Check], st: &Style) {
     if checks.is_empty() {
         return;
     }

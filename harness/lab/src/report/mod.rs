@@ -1,6 +1,8 @@
 //! Reports on scenario runs: the verdict table for people ([`table`]), JSON ([`json`]), JUnit XML
-//! for CI ([`junit`]), the narrated replay ([`explain`]) and the SVG sequence diagram ([`svg`]).
+//! for CI ([`junit`]), the narrated replay ([`explain`]) and the SVG sequence diagram ([`svg`]);
+//! [`exo`] does the last three for the Exchange Online -> on-premises direction.
 
+pub mod exo;
 pub mod explain;
 pub mod json;
 pub mod junit;

@@ -30,7 +30,7 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
-fn clip(s: &str, n: usize) -> String {
+pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -39,23 +39,23 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-const W: i32 = 1000;
-const ROW: i32 = 24;
-const RED: &str = "#c62828";
-const GREEN: &str = "#2e7d32";
-const INK: &str = "#263238";
-const GREY: &str = "#78909c";
+pub(crate) const W: i32 = 1000;
+pub(crate) const ROW: i32 = 24;
+pub(crate) const RED: &str = "#c62828";
+pub(crate) const GREEN: &str = "#2e7d32";
+pub(crate) const INK: &str = "#263238";
+pub(crate) const GREY: &str = "#78909c";
 
-struct Canvas {
-    body: String,
-    y: i32,
-    left: i32,
-    mid: Option<i32>,
-    right: i32,
+pub(crate) struct Canvas {
+    pub(crate) body: String,
+    pub(crate) y: i32,
+    pub(crate) left: i32,
+    pub(crate) mid: Option<i32>,
+    pub(crate) right: i32,
 }
 
 impl Canvas {
-    fn text(&mut self, x: i32, y: i32, anchor: &str, color: &str, size: i32, s: &str) {
+    pub(crate) fn text(&mut self, x: i32, y: i32, anchor: &str, color: &str, size: i32, s: &str) {
         let _ = writeln!(
             self.body,
             r#"<text x="{x}" y="{y}" text-anchor="{anchor}" fill="{color}" font-size="{size}">{}</text>"#,
@@ -63,7 +63,7 @@ impl Canvas {
         );
     }
 
-    fn arrow(&mut self, from: i32, to: i32, label: &str, color: &str) {
+    pub(crate) fn arrow(&mut self, from: i32, to: i32, label: &str, color: &str) {
         let y = self.y;
         let _ = writeln!(
             self.body,
@@ -76,7 +76,7 @@ impl Canvas {
         self.y += ROW;
     }
 
-    fn note(&mut self, x: i32, w: i32, label: &str, stroke: &str, fill: &str) {
+    pub(crate) fn note(&mut self, x: i32, w: i32, label: &str, stroke: &str, fill: &str) {
         let y = self.y - 14;
         let _ = writeln!(
             self.body,
@@ -94,7 +94,7 @@ impl Canvas {
         self.y += ROW;
     }
 
-    fn band(&mut self, label: &str) {
+    pub(crate) fn band(&mut self, label: &str) {
         let y = self.y - 10;
         let _ = writeln!(
             self.body,

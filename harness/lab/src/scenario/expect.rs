@@ -39,7 +39,12 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(key: &str, ok: bool, expected: impl Into<String>, actual: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        key: &str,
+        ok: bool,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
         Self {
             key: key.to_string(),
             status: if ok {
@@ -53,7 +58,7 @@ impl Check {
         }
     }
 
-    fn with_evidence(mut self, e: Option<String>) -> Self {
+    pub(crate) fn with_evidence(mut self, e: Option<String>) -> Self {
         self.evidence = e;
         self
     }
@@ -460,7 +465,7 @@ fn cross_premises_honoured(c: &Ctx<'_>, key: &'static str) -> Vec<Check> {
 }
 
 /// The ids of the diagnosis' findings of severity error, ranked.
-fn error_findings(d: &hybridlab_diagnose::Report) -> Vec<&str> {
+pub(crate) fn error_findings(d: &hybridlab_diagnose::Report) -> Vec<&str> {
     d.findings
         .iter()
         .filter(|f| f.severity == hybridlab_diagnose::Severity::Error)
@@ -469,7 +474,7 @@ fn error_findings(d: &hybridlab_diagnose::Report) -> Vec<&str> {
 }
 
 /// The first evidence line of the diagnosis' top finding (`file:line: text`).
-fn top_evidence(d: &hybridlab_diagnose::Report) -> Option<String> {
+pub(crate) fn top_evidence(d: &hybridlab_diagnose::Report) -> Option<String> {
     d.top()
         .and_then(|f| f.evidence.first())
         .map(|ev| format!("{}:{}: {}", ev.file, ev.line, ev.text))

@@ -7,10 +7,13 @@
 //! - [`runner`]: the replay on a paused (memory) or real (tcp) clock; [`runner::run_parallel`].
 //! - [`expect`]: expectation checks with expected/actual/evidence.
 //! - [`artefacts`]: the files `hybridlab run --out` writes per scenario.
+//! - [`exo`]: the Exchange Online -> on-premises direction (`direction = "exo-to-onprem"`): its
+//!   tables, runner, artefacts and checks.
 //!
 //! [`run_file`] does all of it for one file and gives a [`ScenarioResult`].
 
 pub mod artefacts;
+pub mod exo;
 pub mod expect;
 pub mod load;
 pub mod model;
@@ -90,6 +93,9 @@ pub struct ScenarioResult {
     /// The replay (not serialised).
     #[serde(skip)]
     pub replay: Option<Box<Replay>>,
+    /// The replay of an `exo-to-onprem` scenario (not serialised).
+    #[serde(skip)]
+    pub exo_replay: Option<Box<exo::ExoReplay>>,
 }
 
 impl ScenarioResult {
@@ -113,6 +119,7 @@ impl ScenarioResult {
             virtual_secs: 0,
             scenario: None,
             replay: None,
+            exo_replay: None,
         }
     }
 
@@ -228,6 +235,9 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     base.title = scenario.scenario.title.clone();
     base.tags = scenario.scenario.tags.clone();
     base.finding = "-".into();
+    if exo::is_exo_to_onprem(&scenario) {
+        return run_exo(scenario, kind, base);
+    }
     let r = match replay(&scenario, kind) {
         Ok(r) => r,
         Err(RunError::Unsupported(m)) => {
@@ -262,5 +272,77 @@ pub fn run_scenario(scenario: Scenario, transport: Option<TransportKind>) -> Sce
     base.virtual_secs = (r.end - r.start).whole_seconds();
     base.scenario = Some(Box::new(scenario));
     base.replay = Some(Box::new(r));
+    base
+}
+
+/// What the admin sees after an `exo-to-onprem` run: the trace status and the last LED, or how
+/// the mail arrived.
+pub fn exo_admin_sees(r: &exo::ExoReplay) -> String {
+    let total = r.records.len();
+    let delivered = r.delivered();
+    let last = r
+        .records
+        .iter()
+        .rev()
+        .find_map(|d| d.trace.last_reason())
+        .map(|x| x.last_error.led);
+    if delivered == total && total > 0 {
+        let how = match r.site.messages.first().map(|m| m.cross_premises) {
+            Some(hybridlab_receive::session::CrossPremises::Honoured) => {
+                ", cross-premises headers honoured (internal)"
+            }
+            Some(_) => ", but anonymous: cross-premises headers dropped",
+            None => "",
+        };
+        let retried = last
+            .map(|l| format!(" after deferrals (last {l})"))
+            .unwrap_or_default();
+        return format!("delivered on-premises{how}{retried}");
+    }
+    let statuses: Vec<&str> = r.records.iter().map(|d| d.trace.status.as_str()).collect();
+    let status = statuses.first().copied().unwrap_or("none");
+    match last {
+        Some(l) => format!("message trace {status} ({delivered}/{total} delivered): {l}"),
+        None => format!("message trace {status} ({delivered}/{total} delivered)"),
+    }
+}
+
+fn run_exo(scenario: Scenario, kind: TransportKind, mut base: ScenarioResult) -> ScenarioResult {
+    let r = match exo::runner::replay(&scenario, kind) {
+        Ok(r) => r,
+        Err(RunError::Unsupported(m)) if m.starts_with("memory-only") => {
+            base.outcome = ScenarioOutcome::Skipped;
+            base.error = Some(m);
+            base.scenario = Some(Box::new(scenario));
+            return base;
+        }
+        Err(e) => {
+            base.error = Some(e.to_string());
+            base.scenario = Some(Box::new(scenario));
+            return base;
+        }
+    };
+    let checks = exo::expect::check(&scenario, &r);
+    base.outcome = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        ScenarioOutcome::NotReproduced
+    } else {
+        ScenarioOutcome::Reproduced
+    };
+    base.error = None;
+    base.checks = checks;
+    base.admin_sees = exo_admin_sees(&r);
+    let top = r.diagnosis.top_id().unwrap_or("-");
+    base.finding = match scenario.expect.top_finding.as_deref() {
+        Some(want) if want != top && want.parse::<hybridlab_diagnose::FindingId>().is_err() => {
+            format!("{top} (expected {want}: diagnosis pending)")
+        }
+        Some(want) if want != top => format!("{top} (expected {want})"),
+        _ => top.to_string(),
+    };
+    base.diagnosis = Some(DiagnosisSummary::of(&r.diagnosis));
+    base.wall_ms = r.wall.as_millis();
+    base.virtual_secs = (r.end - r.start).whole_seconds();
+    base.scenario = Some(Box::new(scenario));
+    base.exo_replay = Some(Box::new(r));
     base
 }

@@ -51,8 +51,13 @@ pub struct Scenario {
     pub scenario: Meta,
     /// `[onprem]`: the sending Exchange server.
     pub onprem: OnPrem,
-    /// `[eop]`: the mock Exchange Online Protection endpoint and tenants.
+    /// `[eop]`: the mock Exchange Online Protection endpoint and tenants (in the
+    /// `exo-to-onprem` direction: the tenant's outbound connector and `[eop.delivery]`).
     pub eop: EopConfig,
+    /// `[receive]`: the on-premises receive side (`exo-to-onprem` scenarios only).
+    pub receive: Option<super::exo::model::ReceiveSpec>,
+    /// `[exo]`: where Exchange Online's sessions come from (`exo-to-onprem` scenarios only).
+    pub exo: super::exo::model::ExoSpec,
     /// `[[faults]]`: scripted faults of the mock.
     pub faults: Vec<Fault>,
     /// `[[messages]]`: what to send.
@@ -90,6 +95,8 @@ pub struct Meta {
     pub title: String,
     /// Topic and failure-mode tags (`certificates`, `FM-01`).
     pub tags: Vec<String>,
+    /// Which way the mail flows: `onprem-to-exo` (default) or `exo-to-onprem`.
+    pub direction: super::exo::model::Direction,
     /// What the admin sees and why.
     pub description: String,
     /// Seed for every random choice (probabilistic faults, ids).
@@ -104,6 +111,7 @@ impl Default for Meta {
             id: String::new(),
             title: String::new(),
             tags: Vec::new(),
+            direction: super::exo::model::Direction::OnpremToExo,
             description: String::new(),
             seed: 1,
             exchange_version: ExchangeVersion::Exchange2019,
@@ -256,6 +264,14 @@ pub struct ChangeSpec {
     /// `Retry-Queue` (`true`).
     #[serde(default)]
     pub retry_queue: Option<bool>,
+    /// `Set-ReceiveConnector` on a receive server (`exo-to-onprem`): `server`, optionally
+    /// `name`, and any receive connector key.
+    #[serde(default)]
+    pub set_receive_connector: Option<super::exo::model::ReceiveConnectorChange>,
+    /// The receive server a certificate change or restart applies to (`exo-to-onprem`; default:
+    /// every server).
+    #[serde(default)]
+    pub server: Option<String>,
 }
 
 /// What a `[[changes]]` entry does, by name.
@@ -273,6 +289,8 @@ pub enum ChangeAction<'a> {
     RestartTransport,
     /// `retry_queue = true`: the queue retries now instead of at its next retry time.
     RetryQueue,
+    /// `set_receive_connector = { server = .., ... }`: a receive connector changes.
+    SetReceiveConnector(&'a super::exo::model::ReceiveConnectorChange),
 }
 
 impl ChangeSpec {
@@ -284,6 +302,10 @@ impl ChangeSpec {
             ("set_send_connector", self.set_send_connector.is_some()),
             ("restart_transport", self.restart_transport.is_some()),
             ("retry_queue", self.retry_queue.is_some()),
+            (
+                "set_receive_connector",
+                self.set_receive_connector.is_some(),
+            ),
         ]
         .into_iter()
         .filter(|(_, set)| *set)
@@ -304,7 +326,9 @@ impl ChangeSpec {
         } else if self.retry_queue == Some(true) {
             Some(ChangeAction::RetryQueue)
         } else {
-            None
+            self.set_receive_connector
+                .as_ref()
+                .map(ChangeAction::SetReceiveConnector)
         }
     }
 }
@@ -478,6 +502,22 @@ pub struct Expectations {
     pub no_other_error_finding: bool,
     /// No finding of severity error at all (healthy runs).
     pub no_error_finding: bool,
+    /// `exo-to-onprem`: `Get-MessageTrace` Status of every message at the end (`Pending`,
+    /// `Delivered`, `Failed`).
+    pub trace_status: Option<String>,
+    /// `exo-to-onprem`: text each of which must appear in some `Defer`/`Fail` event of
+    /// `Get-MessageTraceDetail` (the LED).
+    pub trace_detail: OneOrMany,
+    /// `exo-to-onprem`: RECV-log lines (`event,data,context`, substring match) that must appear.
+    pub recv_log: OneOrMany,
+    /// `exo-to-onprem`: RECV-log text that must not appear anywhere.
+    pub recv_log_absent: OneOrMany,
+    /// `exo-to-onprem`: connections the perimeter or a server turned away.
+    pub refused_connections: Option<u32>,
+    /// `exo-to-onprem`: what the receiving session decided for EOP's client certificate
+    /// (`AcceptCloudServicesMail`, `None` or `NoRemoteCertificate`, as the RECV log's
+    /// `TlsDomainCapabilities='..'` or `Status='..'`), in every session that got that far.
+    pub tls_domain_capabilities: Option<String>,
 }
 
 impl Expectations {
@@ -503,6 +543,12 @@ impl Expectations {
             top_finding,
             no_other_error_finding,
             no_error_finding,
+            trace_status,
+            trace_detail,
+            recv_log,
+            recv_log_absent,
+            refused_connections,
+            tls_domain_capabilities,
         } = self;
         delivered.is_none()
             && rejected.is_none()
@@ -521,5 +567,11 @@ impl Expectations {
             && top_finding.is_none()
             && !no_other_error_finding
             && !no_error_finding
+            && trace_status.is_none()
+            && trace_detail.items().is_empty()
+            && recv_log.items().is_empty()
+            && recv_log_absent.items().is_empty()
+            && refused_connections.is_none()
+            && tls_domain_capabilities.is_none()
     }
 }

@@ -702,7 +702,7 @@ impl AdminTimeline {
                 }
                 Some(ChangeAction::RestartTransport) => AdminStep::Restart,
                 Some(ChangeAction::RetryQueue) => AdminStep::Retry,
-                None => continue,
+                Some(ChangeAction::SetReceiveConnector(_)) | None => continue,
             };
             steps.push((at, step));
         }

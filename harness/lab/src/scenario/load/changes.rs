@@ -197,7 +197,12 @@ impl Validator<'_, '_, '_> {
                 Some(ChangeAction::SetSendConnector(_)) => {
                     self.set_send_connector(pre, i, &mut tl)?;
                 }
-                Some(ChangeAction::RestartTransport | ChangeAction::RetryQueue) | None => {}
+                Some(
+                    ChangeAction::RestartTransport
+                    | ChangeAction::RetryQueue
+                    | ChangeAction::SetReceiveConnector(_),
+                )
+                | None => {}
             }
         }
         Ok(tl.results)

@@ -15,6 +15,7 @@
 
 mod chain;
 mod changes;
+mod exo;
 mod locate;
 mod preprocess;
 mod safety;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::exo::model::Direction;
 use super::model::Scenario;
 use hybridlab_onprem::certstore::AuthorityDescription;
 pub use locate::ScenarioError;
@@ -62,7 +64,16 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         sources: &sources,
         tree: tree_for_lookup.get_ref(),
     };
-    v.validate(&mut scenario, &pre)?;
+    match scenario.scenario.direction {
+        Direction::OnpremToExo => v.validate(&mut scenario, &pre)?,
+        Direction::ExoToOnprem => {
+            v.validate_exo(&mut scenario, &pre)?;
+            let tag = Direction::ExoToOnprem.as_str();
+            if !scenario.scenario.tags.iter().any(|t| t == tag) {
+                scenario.scenario.tags.push(tag.to_string());
+            }
+        }
+    }
     Ok(scenario)
 }
 
@@ -85,6 +96,22 @@ fn apply_preprocessed(scenario: &mut Scenario, pre: &Preprocessed) {
         {
             c.certificate = Some(name.clone());
         }
+    }
+    for (i, (name, _)) in &pre.change_receive_cert_refs {
+        if let Some(c) = scenario
+            .changes
+            .get_mut(*i)
+            .and_then(|c| c.set_receive_connector.as_mut())
+        {
+            c.certificate = Some(name.clone());
+        }
+    }
+    if let Some(r) = scenario.receive.as_mut() {
+        r.connector_certificates = pre
+            .receive_cert_refs
+            .iter()
+            .map(|(i, (n, _))| (*i, n.clone()))
+            .collect();
     }
 }
 

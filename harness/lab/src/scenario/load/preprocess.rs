@@ -22,6 +22,10 @@ pub(super) struct Preprocessed {
     pub(super) not_installed: Vec<usize>,
     /// `[[changes]]` index -> `set_send_connector.tls_certificate_name = { cert = "name" }`.
     pub(super) change_cert_refs: BTreeMap<usize, (String, Range<usize>)>,
+    /// `[[receive.connectors]]` index -> `tls_certificate_name = { cert = "name" }`.
+    pub(super) receive_cert_refs: BTreeMap<usize, (String, Range<usize>)>,
+    /// `[[changes]]` index -> `set_receive_connector.tls_certificate_name = { cert = "name" }`.
+    pub(super) change_receive_cert_refs: BTreeMap<usize, (String, Range<usize>)>,
 }
 
 fn table_mut<'a, 'b>(t: &'b mut DeTable<'a>, key: &str) -> Option<&'b mut DeTable<'a>> {
@@ -40,9 +44,24 @@ pub(super) fn preprocess(
     root: &mut DeTable<'_>,
 ) -> Result<Preprocessed, ScenarioError> {
     let mut out = Preprocessed {
-        change_cert_refs: change_cert_refs(sources, root)?,
+        change_cert_refs: change_cert_refs(sources, root, "set_send_connector")?,
+        change_receive_cert_refs: change_cert_refs(sources, root, "set_receive_connector")?,
         ..Preprocessed::default()
     };
+    if let Some(receive) = table_mut(root, "receive") {
+        certificates(sources, receive)?;
+        if let Some(conns) = receive.get_mut("connectors")
+            && let DeValue::Array(a) = conns.get_mut()
+        {
+            for (i, c) in a.iter_mut().enumerate() {
+                if let DeValue::Table(t) = c.get_mut()
+                    && let Some(r) = take_cert_ref(sources, t)?
+                {
+                    out.receive_cert_refs.insert(i, r);
+                }
+            }
+        }
+    }
     let Some(onprem) = table_mut(root, "onprem") else {
         return Ok(out);
     };
@@ -66,6 +85,7 @@ pub(super) fn preprocess(
 fn change_cert_refs(
     sources: &Sources,
     root: &mut DeTable<'_>,
+    key: &str,
 ) -> Result<BTreeMap<usize, (String, Range<usize>)>, ScenarioError> {
     let mut out = BTreeMap::new();
     if let Some(changes) = root.get_mut("changes")
@@ -73,8 +93,7 @@ fn change_cert_refs(
     {
         for (i, c) in a.iter_mut().enumerate() {
             if let DeValue::Table(t) = c.get_mut()
-                && let Some(DeValue::Table(conn)) =
-                    t.get_mut("set_send_connector").map(|v| v.get_mut())
+                && let Some(DeValue::Table(conn)) = t.get_mut(key).map(|v| v.get_mut())
                 && let Some(r) = take_cert_ref(sources, conn)?
             {
                 out.insert(i, r);

@@ -23,7 +23,7 @@ pub(super) struct Validator<'s, 't, 'i> {
 
 impl Validator<'_, '_, '_> {
     /// The span of the deepest existing key along `path` (the key itself when it exists).
-    fn span_of(&self, path: &str) -> Option<Range<usize>> {
+    pub(super) fn span_of(&self, path: &str) -> Option<Range<usize>> {
         let segs = parse_path(path);
         let mut best: Option<Range<usize>> = None;
         let mut table: Option<&DeTable<'_>> = Some(self.tree);
@@ -88,6 +88,23 @@ impl Validator<'_, '_, '_> {
         pre: &Preprocessed,
     ) -> Result<(), ScenarioError> {
         self.identity(s)?;
+        if s.receive.is_some() {
+            return Err(self.err(
+                "receive",
+                "[receive] describes the on-premises receive side of the exo-to-onprem direction; \
+                 add direction = \"exo-to-onprem\" to [scenario]",
+            ));
+        }
+        if let Some(i) = s
+            .changes
+            .iter()
+            .position(|c| c.set_receive_connector.is_some() || c.server.is_some())
+        {
+            return Err(self.err(
+                &format!("changes[{i}]"),
+                "set_receive_connector and server apply to the exo-to-onprem direction only",
+            ));
+        }
         self.authorities(&mut s.onprem)?;
         let names = self.certificates(&s.onprem)?;
         self.certificate_refs(s, pre, &names)?;
@@ -99,7 +116,7 @@ impl Validator<'_, '_, '_> {
     }
 
     /// `[scenario] id`: usable as a folder name.
-    fn identity(&self, s: &Scenario) -> Result<(), ScenarioError> {
+    pub(super) fn identity(&self, s: &Scenario) -> Result<(), ScenarioError> {
         let id = &s.scenario.id;
         super::safety::check_id(id).map_err(|m| self.err("scenario.id", m))?;
         if id
@@ -287,7 +304,7 @@ impl Validator<'_, '_, '_> {
 
     /// At least one message, each with recipients, addresses and a count of 1 to 1000; a run of
     /// more than zero time and at least one step.
-    fn messages_and_run(&self, s: &Scenario) -> Result<(), ScenarioError> {
+    pub(super) fn messages_and_run(&self, s: &Scenario) -> Result<(), ScenarioError> {
         if s.messages.is_empty() {
             return Err(self.err(
                 "messages",
@@ -393,7 +410,7 @@ pub(super) fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// An authority that is its own ancestor, if any.
-fn authority_cycle(auths: &BTreeMap<String, AuthorityDescription>) -> Option<String> {
+pub(super) fn authority_cycle(auths: &BTreeMap<String, AuthorityDescription>) -> Option<String> {
     for start in auths.keys() {
         let mut cur = start;
         for _ in 0..=auths.len() {
