@@ -846,6 +846,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<ExoReplay, RunError> {
             findings: Vec::new(),
             inputs: Vec::new(),
             skipped: Vec::new(),
+            unread: Vec::new(),
             as_of: None,
         },
         wall: Duration::ZERO,
