@@ -293,7 +293,7 @@ fn swaks_delivers_over_tls() {
 }
 
 #[test]
-fn non_loopback_listen_and_scenario_are_refused() {
+fn non_loopback_listen_and_unknown_scenario_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_hybridlab"))
         .args(["receive", "--listen", "0.0.0.0:0"])
         .output()
@@ -301,9 +301,16 @@ fn non_loopback_listen_and_scenario_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
     let out = Command::new(env!("CARGO_BIN_EXE_hybridlab"))
-        .args(["receive", "--listen", "127.0.0.1:0", "--scenario", "x"])
+        .args([
+            "receive",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            "no-such-scenario",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not wired yet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-scenario"), "{err}");
 }

@@ -104,7 +104,11 @@ fn load_scenario(arg: &str) -> anyhow::Result<harness::scenario::Scenario> {
         p.to_path_buf()
     } else {
         let want = arg.trim_end_matches(".toml");
-        let files = discover(Path::new("scenarios")).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let files = discover(Path::new("scenarios")).map_err(|e| {
+            anyhow::anyhow!(
+                "--scenario {arg}: not a file, and no scenario catalogue to look it up in ({e})"
+            )
+        })?;
         files
             .into_iter()
             .find(|f| {

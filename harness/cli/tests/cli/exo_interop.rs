@@ -125,3 +125,62 @@ fn mock_eop_deliver_against_hybridlab_receive() {
         r.thumbprint
     );
 }
+
+#[test]
+fn receive_serves_a_scenarios_receive_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios/exo-to-onprem/fm14-self-signed-certificate-on-second-server.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hybridlab"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--scenario"])
+        .arg(&scenario)
+        .arg("--ca-out")
+        .arg(&ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hybridlab receive starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .take(4)
+        .map_while(Result::ok)
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines[0].starts_with("hybridlab receive listening on 127.0.0.1:")
+            && lines[0].ends_with("(scenario exo-fm14-self-signed-certificate-on-second-server)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l
+                .starts_with("EXCH01\\Default Frontend EXCH01: STARTTLS with CN=mail.contoso.com")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("EXCH02\\Default Frontend EXCH02: STARTTLS with CN=EXCH02")),
+        "{lines:?}"
+    );
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+
+    let onprem = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios/certificates/fm01-keyless-twin-first.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_hybridlab"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--scenario"])
+        .arg(&onprem)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exo-to-onprem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

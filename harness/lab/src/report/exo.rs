@@ -336,7 +336,8 @@ fn diagnosis_section(o: &mut String, s: &Scenario, r: &ExoReplay, st: &Style) {
 }
 
 /// The sequence diagram: Exchange Online on the left, the perimeter in the middle when there is
-/// one, the on-premises servers on the right; the first and last attempts of the first message.
+/// one, the on-premises servers on the right; the first and last attempts of the message with
+/// the most attempts.
 pub fn sequence_svg(s: &Scenario, r: &ExoReplay) -> String {
     let p = s.receive.as_ref().map(|x| &x.perimeter);
     let mid_label = p.and_then(|p| {
@@ -357,9 +358,12 @@ pub fn sequence_svg(s: &Scenario, r: &ExoReplay) -> String {
         mid: mid_label.as_ref().map(|_| W / 2),
         right: W - 170,
     };
+    // the message that had the hardest time (the first one when all went alike)
     let attempts: Vec<&DeliveryAttempt> = r
         .records
-        .first()
+        .iter()
+        .rev()
+        .max_by_key(|d| d.attempts.len())
         .map(|d| d.attempts.iter().collect())
         .unwrap_or_default();
     let n = attempts.len();

@@ -191,7 +191,6 @@ impl Side {
             stores.push(store);
         }
         let mut connectors = Vec::new();
-        let mut index = 0usize;
         for sv in &spec.servers {
             let mine: Vec<(usize, &ReceiveConnector)> = spec
                 .connectors
@@ -209,9 +208,7 @@ impl Side {
                 }
                 connectors.push(c);
             }
-            index += 1;
         }
-        let _ = index;
         let p = &spec.perimeter;
         let perimeter = Perimeter {
             allow: p.allow.clone(),
@@ -853,7 +850,6 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<ExoReplay, RunError> {
     };
     r.files = super::artefacts::files(s, &r, &settings);
     r.diagnosis = super::artefacts::diagnose_files(&r.files);
-    let _ = hub.kind;
     Ok(r)
 }
 
@@ -911,7 +907,7 @@ impl Loop<'_> {
                 let next = match (queue.next_due(), next_change) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(a), None) => a,
-                    (None, Some(b)) if !queue.is_finished() => b,
+                    // changes still due: apply them (the listings show the final state)
                     (None, Some(b)) => b,
                     (None, None) => return Ok(()),
                 };
