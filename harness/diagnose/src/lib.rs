@@ -8,9 +8,13 @@
 //! - [`catalogue`]: finding ids, severities, ranks and titles (a contract).
 //! - `model`: the correlated model (sessions with their connector, certificate and TLS outcome;
 //!   the merged certificate store; connectors with what `TlsCertificateName` resolves to; queues).
-//! - `rules`: one rule per id, each proposing findings with evidence, explanation and fix.
+//! - `rules`: one rule per id, each proposing findings with evidence, explanation and fix: both
+//!   directions (on-premises -> EOP, and Exchange Online -> on-premises from RECV logs, receive
+//!   connectors and Exchange Online's verdicts), and `unexplained-failure` for failing mail no
+//!   rule explains.
 //! - `rank`: merging, suppression ("the classic rule"), ordering.
-//! - [`render`]: human text (optionally coloured) and the architecture page's JSON.
+//! - [`render`]: human text (optionally coloured), Markdown for tickets, the "nothing recognised"
+//!   listing (every file and why it was not read) and the architecture page's JSON.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), hybridlab_diagnose::DiagnoseError> {
