@@ -8,9 +8,13 @@
 //! - [`catalogue`]: finding ids, severities, ranks and titles (a contract).
 //! - `model`: the correlated model (sessions with their connector, certificate and TLS outcome;
 //!   the merged certificate store; connectors with what `TlsCertificateName` resolves to; queues).
-//! - `rules`: one rule per id, each proposing findings with evidence, explanation and fix.
+//! - `rules`: one rule per id, each proposing findings with evidence, explanation and fix: both
+//!   directions (on-premises -> EOP, and Exchange Online -> on-premises from RECV logs, receive
+//!   connectors and Exchange Online's verdicts), and `unexplained-failure` for failing mail no
+//!   rule explains.
 //! - `rank`: merging, suppression ("the classic rule"), ordering.
-//! - [`render`]: human text (optionally coloured) and the architecture page's JSON.
+//! - [`render`]: human text (optionally coloured), Markdown for tickets, the "nothing recognised"
+//!   listing (every file and why it was not read) and the architecture page's JSON.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), hybridlab_diagnose::DiagnoseError> {
@@ -104,7 +108,9 @@ pub struct Input {
     pub items: usize,
 }
 
-/// Lines of one file that no reader understood.
+/// Lines of one file that no reader understood. An entry the folder walk did not read at all (a
+/// FIFO, a file over the size cap, an unreadable file) has `count` 0 and one sample of line 0
+/// whose text is the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedLines {
     /// The path as given.
@@ -127,19 +133,6 @@ pub struct Report {
     /// The reference time the rules used (not serialised: the JSON schema is fixed).
     #[serde(skip)]
     pub as_of: Option<OffsetDateTime>,
-    /// Entries the folder walk did not read at all (a symbolic link to a folder, a FIFO, a file
-    /// over the size cap, an unreadable file), with the reason; serialised only when there are any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unread: Vec<UnreadFile>,
-}
-
-/// A file or folder entry that was not read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnreadFile {
-    /// The path as walked.
-    pub file: String,
-    /// Why it was not read (`not a regular file (fifo)`).
-    pub reason: String,
 }
 
 impl Report {
@@ -186,10 +179,14 @@ impl Report {
 
     /// Every input that was not read, with the reason.
     pub fn not_read(&self) -> Vec<(String, String)> {
+        // Entries the folder walk did not read at all: a skipped-lines entry of line 0 whose text
+        // is the reason.
         let walked = self
-            .unread
+            .skipped
             .iter()
-            .map(|u| (u.file.clone(), u.reason.clone()));
+            .filter(|s| s.count == 0)
+            .filter_map(|s| s.samples.first().filter(|e| e.line == 0))
+            .map(|e| (e.file.to_string(), e.text.clone()));
         self.inputs
             .iter()
             .filter(|i| i.kind == ArtefactKind::Unknown)
@@ -268,16 +265,17 @@ pub fn diagnose(a: &Artefacts, opts: &Options) -> Report {
                     })
                     .collect(),
             })
+            .chain(a.skipped_files.iter().map(|f| SkippedLines {
+                file: f.path.clone(),
+                count: 0,
+                samples: vec![Evidence {
+                    file: f.path.as_str().into(),
+                    line: 0,
+                    text: f.reason.to_string(),
+                }],
+            }))
             .collect(),
         as_of: m.as_of,
-        unread: a
-            .skipped_files
-            .iter()
-            .map(|f| UnreadFile {
-                file: f.path.clone(),
-                reason: f.reason.to_string(),
-            })
-            .collect(),
     }
 }
 

@@ -116,8 +116,10 @@ pub fn human(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}: {}", i.file, kind_label(&i.kind));
         }
     }
-    for u in &r.unread {
-        let _ = writeln!(out, "  {}: not read ({})", u.file, u.reason);
+    for s in r.skipped.iter().filter(|s| s.count == 0) {
+        for e in s.samples.iter().filter(|e| e.line == 0) {
+            let _ = writeln!(out, "  {}: not read ({})", e.file, e.text);
+        }
     }
     if r.nothing_read() {
         out.push('\n');
@@ -200,7 +202,8 @@ fn counts(r: &Report) -> (usize, usize, usize) {
 /// what to send instead (exit code 2).
 pub fn nothing_read_text(r: &Report) -> String {
     let mut out = String::new();
-    if r.inputs.is_empty() && r.unread.is_empty() {
+    let unread = r.skipped.iter().filter(|s| s.count == 0).count();
+    if r.inputs.is_empty() && unread == 0 {
         let _ = writeln!(
             out,
             "Nothing to diagnose: no file was found in the given paths (an empty folder?)."
@@ -209,8 +212,8 @@ pub fn nothing_read_text(r: &Report) -> String {
         let _ = writeln!(
             out,
             "Nothing recognised: none of the {} file{} is an Exchange artefact this diagnosis reads.",
-            r.inputs.len() + r.unread.len(),
-            if r.inputs.len() + r.unread.len() == 1 {
+            r.inputs.len() + unread,
+            if r.inputs.len() + unread == 1 {
                 ""
             } else {
                 "s"
@@ -331,7 +334,6 @@ mod tests {
                 .collect(),
             skipped: Vec::new(),
             as_of: None,
-            unread: Vec::new(),
         }
     }
 

@@ -77,8 +77,16 @@ fn bundles_in(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The bundle's artefacts: every file but `expected.toml`, optionally without the garbage.
+/// The bundle's artefacts: every file but `expected.toml`, optionally without the garbage. A
+/// bundle with per-server sub-folders is given whole, as an admin would (the folder names are
+/// the servers; `expected.toml` then reads as one unrecognised file).
 fn inputs(bundle: &Path, skip: &[String]) -> Vec<PathBuf> {
+    let has_folders = std::fs::read_dir(bundle)
+        .map(|d| d.filter_map(Result::ok).any(|e| e.path().is_dir()))
+        .unwrap_or(false);
+    if has_folders && skip.is_empty() {
+        return vec![bundle.to_path_buf()];
+    }
     let mut v: Vec<PathBuf> = std::fs::read_dir(bundle)
         .expect("bundle readable")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -186,6 +186,25 @@ fn an_empty_folder_or_unrelated_files_exit_2_listing_each_file() {
     assert!(!text.contains("No findings"), "{text}");
 }
 
+/// An entry the folder walk skips (a FIFO) is listed with its reason, not silently dropped.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_listed_as_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.log");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return; // no mkfifo on this machine: nothing to test
+    }
+    let out = hybridlab(&["diagnose", path(dir.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("pipe.log: not read (not a regular file (fifo))"),
+        "{text}"
+    );
+}
+
 #[test]
 fn markdown_and_fail_on_warning() {
     let lint = samples().join("lint-config-warnings");

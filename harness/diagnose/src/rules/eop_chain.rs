@@ -30,6 +30,59 @@ fn reason(text: &str) -> String {
         .unwrap_or_else(|| "UntrustedRoot".to_string())
 }
 
+/// Where EOP's verdict was seen and what it means for the presented certificate.
+fn explanation(
+    seen: Option<(&SessionView<'_>, usize)>,
+    name: &str,
+    text: &str,
+    in_queue: bool,
+    in_ndr: bool,
+    issuer: Option<&str>,
+) -> String {
+    let token = reason(text);
+    let enterprise = issuer.is_some_and(|i| {
+        i.split(',')
+            .any(|rdn| rdn.trim().to_ascii_uppercase().starts_with("DC="))
+    });
+    let where_seen = match (seen, in_queue, in_ndr) {
+        (Some((s, n)), _, _) => format!(
+            "In {} of \"{name}\" (the last at {}) EOP completes the TLS handshake and then answers \
+             RCPT TO with \"{text}\".",
+            count(n, "session"),
+            s.start.map(when).unwrap_or_default()
+        ),
+        (None, true, _) => format!("The queue's LastError is \"{text}\"."),
+        (None, false, true) => format!("The non-delivery report says \"{text}\"."),
+        (None, false, false) => {
+            "Event 2004 on the server reports EOP's refusal of the TLS channel \
+             (UntrustedRoot)."
+                .to_string()
+        }
+    };
+    let cause = match (issuer, enterprise) {
+        (Some(i), true) => format!(
+            " The certificate this server presents was issued by \"{i}\", a private (enterprise) CA \
+             Exchange Online does not trust: hybrid needs a certificate from a public CA."
+        ),
+        (Some(i), false) => format!(
+            " The certificate this server presents was issued by \"{i}\". Either that CA's \
+             intermediate certificate is missing from the server's Intermediate Certification \
+             Authorities store (SChannel sends only what is installed, EOP does not fetch it), or \
+             the CA is private; the send log cannot tell which: check the chain with certutil."
+        ),
+        (None, _) => {
+            " The artefacts do not show which certificate was presented: collect the send \
+             protocol log (Verbose) and `Get-ChildItem Cert:\\LocalMachine\\My | Format-List *`."
+                .to_string()
+        }
+    };
+    format!(
+        "{where_seen} This is EOP refusing the certificate chain this server presents ({token}): EOP \
+         cannot build it to a root it trusts, so it cannot use the certificate to attribute the session \
+         and refuses to relay. Event 2004 on the server repeats it.{cause}"
+    )
+}
+
 pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
     let mut by_conn: BTreeMap<Option<usize>, Vec<(&SessionView<'_>, usize)>> = BTreeMap::new();
     for s in &m.sessions {
@@ -105,7 +158,6 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
             .or_else(|| queues.first().map(|q| q.led().to_string()))
             .or_else(|| ndrs.first().map(|n| n.reply.one_line()))
             .unwrap_or_default();
-        let token = reason(&text);
         let issuer = cert.map(|c| c.issuer.clone());
         if let Some(c) = cert
             && let Some(sc) = m.store.get(&norm_thumb(&c.thumbprint))
@@ -117,40 +169,13 @@ pub(crate) fn rules(m: &Model<'_>) -> Vec<Draft> {
             i.split(',')
                 .any(|rdn| rdn.trim().to_ascii_uppercase().starts_with("DC="))
         });
-        let where_seen = match (s0, queues.is_empty(), ndrs.is_empty()) {
-            (Some(s), _, _) => format!(
-                "In {} of \"{name}\" (the last at {}) EOP completes the TLS handshake and then answers \
-                 RCPT TO with \"{text}\".",
-                count(v.len(), "session"),
-                s.start.map(when).unwrap_or_default()
-            ),
-            (None, false, _) => format!("The queue's LastError is \"{text}\"."),
-            (None, true, false) => format!("The non-delivery report says \"{text}\"."),
-            (None, true, true) => {
-                "Event 2004 on the server reports EOP's refusal of the TLS channel \
-                 (UntrustedRoot)."
-                    .to_string()
-            }
-        };
-        let cause = match (&issuer, enterprise) {
-            (Some(i), true) => format!(
-                " The certificate this server presents was issued by \"{i}\", a private (enterprise) CA \
-                 Exchange Online does not trust: hybrid needs a certificate from a public CA."
-            ),
-            (Some(i), false) => format!(
-                " The certificate this server presents was issued by \"{i}\". Either that CA's \
-                 intermediate certificate is missing from the server's Intermediate Certification \
-                 Authorities store (SChannel sends only what is installed, EOP does not fetch it), or \
-                 the CA is private; the send log cannot tell which: check the chain with certutil."
-            ),
-            (None, _) => " The artefacts do not show which certificate was presented: collect the send \
-                 protocol log (Verbose) and `Get-ChildItem Cert:\\LocalMachine\\My | Format-List *`."
-                .to_string(),
-        };
-        d.explanation = format!(
-            "{where_seen} This is EOP refusing the certificate chain this server presents ({token}): EOP \
-             cannot build it to a root it trusts, so it cannot use the certificate to attribute the session \
-             and refuses to relay. Event 2004 on the server repeats it.{cause}"
+        d.explanation = explanation(
+            s0.map(|s| (s, v.len())),
+            &name,
+            &text,
+            !queues.is_empty(),
+            !ndrs.is_empty(),
+            issuer.as_deref(),
         );
         let server = m.server_name();
         let cn = cert

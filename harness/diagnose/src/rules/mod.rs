@@ -35,7 +35,7 @@ pub(crate) mod unexplained;
 
 use time::OffsetDateTime;
 
-use super::model::{Ev, Model};
+use super::model::{Ev, Model, SessionView};
 use super::{FindingId, Severity};
 
 /// How many repeated occurrences of a failure a finding quotes (most recent first).
@@ -256,7 +256,18 @@ fn mark_recovered(m: &Model<'_>, drafts: &mut [Draft]) {
             continue;
         }
         let Some(ci) = d.connector else { continue };
-        let Some(last) = m.sessions_of(ci).max_by_key(|s| s.start) else {
+        // The same connector on another server proves nothing about this one.
+        let server_of = |s: &SessionView<'_>| m.session_index(s).and_then(|i| m.session_server(i));
+        let finding_server = d
+            .sessions
+            .first()
+            .and_then(|id| m.sessions.iter().find(|s| s.id() == id))
+            .and_then(server_of);
+        let Some(last) = m
+            .sessions_of(ci)
+            .filter(|s| finding_server.is_none() || server_of(s) == finding_server)
+            .max_by_key(|s| s.start)
+        else {
             continue;
         };
         let Some(ok) = cache::delivered(last) else {

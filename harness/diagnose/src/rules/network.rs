@@ -283,17 +283,7 @@ fn connect_failed(m: &Model<'_>) -> Vec<Draft> {
                 )
             },
         );
-        // Errors only on the hybrid path: the hybrid connector, EOP's addresses or host names.
-        let toward_exo = ci.is_some_and(|i| m.connectors[i].hybrid)
-            || attempts.iter().any(|s| s.to_eop)
-            || ips
-                .iter()
-                .any(|ip| ip.parse().is_ok_and(crate::model::is_eop_ip))
-            || m.queues.iter().any(|q| {
-                is_connect_text(q.led())
-                    && (q.connector == ci || q.connector.is_none())
-                    && is_exo_hop(q.next_hop, &q.last_error.fqdn)
-            });
+        let toward_exo = toward_exo(m, ci, &attempts, &ips);
         if !toward_exo {
             d.off_hybrid = true;
             d.explanation.push_str(&format!(
@@ -317,6 +307,26 @@ fn connect_failed(m: &Model<'_>) -> Vec<Draft> {
         out.push(d);
     }
     out
+}
+
+/// Errors only on the hybrid path: the hybrid connector, EOP's addresses or host names, a queue
+/// toward the tenant.
+fn toward_exo(
+    m: &Model<'_>,
+    ci: Option<usize>,
+    attempts: &[&SessionView<'_>],
+    ips: &[String],
+) -> bool {
+    ci.is_some_and(|i| m.connectors[i].hybrid)
+        || attempts.iter().any(|s| s.to_eop)
+        || ips
+            .iter()
+            .any(|ip| ip.parse().is_ok_and(crate::model::is_eop_ip))
+        || m.queues.iter().any(|q| {
+            is_connect_text(q.led())
+                && (q.connector == ci || q.connector.is_none())
+                && is_exo_hop(q.next_hop, &q.last_error.fqdn)
+        })
 }
 
 /// A next hop of Exchange Online: the tenant's coexistence domain or an EOP host.

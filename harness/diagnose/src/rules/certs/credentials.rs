@@ -15,8 +15,10 @@ use hybridlab_model::identifier::X509Identifier;
 
 /// Sessions that failed with `status`, grouped by connector and presented thumbprint, newest
 /// first within each group: (session, certificate event, failure event).
-type Failures<'m, 'a> =
-    BTreeMap<(Option<usize>, String), Vec<(&'m SessionView<'a>, Option<usize>, usize)>>;
+type Failures<'m, 'a> = BTreeMap<
+    (Option<usize>, String, Option<String>),
+    Vec<(&'m SessionView<'a>, Option<usize>, usize)>,
+>;
 
 fn failures_with<'m, 'a>(m: &'m Model<'a>, status: SecurityStatus) -> Failures<'m, 'a> {
     let mut groups: Failures<'m, 'a> = BTreeMap::new();
@@ -32,8 +34,13 @@ fn failures_with<'m, 'a>(m: &'m Model<'a>, status: SecurityStatus) -> Failures<'
             .and_then(|c| s.cert(c))
             .map(|c| norm_thumb(&c.thumbprint))
             .unwrap_or_default();
+        // Per server too: a key present on one server says nothing about another.
+        let server = m
+            .session_index(s)
+            .and_then(|si| m.session_server(si))
+            .map(str::to_string);
         groups
-            .entry((s.connector, thumb))
+            .entry((s.connector, thumb, server))
             .or_default()
             .push((s, ci, fi));
     }
@@ -63,7 +70,7 @@ fn identity_of(
 pub(super) fn credentials(m: &Model<'_>, status: SecurityStatus) -> Vec<Draft> {
     failures_with(m, status)
         .into_iter()
-        .map(|((conn, thumb), fails)| {
+        .map(|((conn, thumb, _), fails)| {
             let f = CredentialFailure::new(m, conn, thumb, &fails);
             if status == SecurityStatus::UnknownCredentials {
                 key_inaccessible(f)
@@ -90,6 +97,10 @@ struct CredentialFailure<'m, 'a> {
     ident: Option<X509Identifier>,
     /// The presented certificate as the listings show it.
     store_t: Option<&'m StoreCert>,
+    /// The server the sessions were logged on (when the collection names one).
+    server: Option<String>,
+    /// That server's certificate store (the merged one for a single server).
+    store: &'m crate::model::Store,
     /// The failure lines of the newest sessions (occurrence index, line), most recent first.
     fail_ev: Vec<(usize, Ev)>,
     /// The ids of every failing session.
@@ -112,6 +123,9 @@ impl<'m, 'a> CredentialFailure<'m, 'a> {
         fails: &[(&'m SessionView<'a>, Option<usize>, usize)],
     ) -> Self {
         let (s0, c0, _) = fails[0];
+        let si = m.session_index(s0);
+        let server = si.and_then(|i| m.session_server(i)).map(str::to_string);
+        let store = si.map_or(&m.store, |i| m.store_for_session(i));
         let logged = c0.and_then(|c| s0.cert(c));
         let connector = conn.map(|i| &m.connectors[i]);
         let mut fail_ev = Vec::new();
@@ -127,7 +141,9 @@ impl<'m, 'a> CredentialFailure<'m, 'a> {
             logged,
             connector,
             ident: identity_of(logged, connector.and_then(|c| c.tls_name.as_ref())),
-            store_t: (!thumb.is_empty()).then(|| m.store.get(&thumb)).flatten(),
+            store_t: (!thumb.is_empty()).then(|| store.get(&thumb)).flatten(),
+            server,
+            store,
             thumb,
             fail_ev,
             sessions: fails.iter().map(|(s, _, _)| s.id().to_string()).collect(),
@@ -219,7 +235,7 @@ fn no_credentials(m: &Model<'_>, f: CredentialFailure<'_, '_>) -> Draft {
     let t_proven_keyed = f.store_t.is_some_and(|t| t.in_ems);
     let ident = f.ident.clone();
     let twin: Option<&StoreCert> = ident.as_ref().and_then(|id| {
-        m.store
+        f.store
             .matching(&id.issuer, &id.subject)
             .filter(|c| c.thumbprint != thumb && c.is_keyed() && c.valid_at(m.as_of))
             .max_by_key(|c| c.not_after)
@@ -228,7 +244,7 @@ fn no_credentials(m: &Model<'_>, f: CredentialFailure<'_, '_>) -> Draft {
         .store_t
         .filter(|t| t.is_keyless())
         .and_then(|t| t.ev_key.clone());
-    let absent_from_ems = m.store.ems_listed && !f.store_t.is_some_and(|t| t.in_ems);
+    let absent_from_ems = f.store.ems_listed && !f.store_t.is_some_and(|t| t.in_ems);
     let proof = if keyless_line.is_some() {
         format!(
             "Cert:\\LocalMachine\\My lists {thumb} with HasPrivateKey False{}",
@@ -242,7 +258,7 @@ fn no_credentials(m: &Model<'_>, f: CredentialFailure<'_, '_>) -> Draft {
         format!(
             "{thumb} is missing from the Get-ExchangeCertificate listing, which shows only certificates that have a private key"
         )
-    } else if !m.store.listed() {
+    } else if !f.store.listed() {
         "no certificate listing was provided to confirm it".to_string()
     } else {
         format!("the listings do not show a key for {thumb}")
@@ -346,7 +362,7 @@ fn missing_private_key(
         .or_else(|| f.store_t.and_then(|t| t.serial.clone()))
         .unwrap_or_else(|| "<SERIAL>".to_string());
     let t = f.thumb_or_placeholder();
-    let partial = !m.store.provider_listed;
+    let partial = !f.store.provider_listed;
     let only = if partial {
         "No listing here shows another certificate with the same issuer and subject, but only \
          Get-ChildItem Cert:\\LocalMachine\\My lists key-less certificates, and it was not collected: a \
@@ -357,18 +373,19 @@ fn missing_private_key(
          would not help: it is the only one. Re-attach the key or import the PFX with the key."
     };
     d.explanation = format!(
-        "The send connector \"{cname}\" presents certificate {t} ({subject}), and SChannel fails with \
+        "The send connector \"{cname}\"{on} presents certificate {t} ({subject}), and SChannel fails with \
          NoCredentials ({sessions}, the last at {last}): the certificate is installed without its private \
          key ({proof}), typically a .cer imported on this server while the request was completed on \
          another one, or the key was deleted. {only} The queue shows {queue_phrase}, a misleading timeout.",
         cname = f.cname,
+        on = m.on_server(f.server.as_deref()),
         subject = said.subject,
         proof = said.proof,
         last = f.last,
         queue_phrase = said.queue_phrase,
         sessions = f.count(),
     );
-    let server = m.server_name();
+    let server = m.server_name_for(f.server.as_deref());
     d.fix = fill(
         FIX_MISSING_KEY,
         &[("SERIAL", &serial), ("THUMBPRINT", &t), ("SERVER", &server)],

@@ -316,13 +316,7 @@ fn draft(
         })
         .unwrap_or_default();
     let caps_missing = conn_row.is_some_and(|c| c.row.tls_domain_capabilities.is_empty());
-    let vars: Vec<(&str, &str)> = vec![
-        ("GOOD_THUMBPRINT", &good_thumb),
-        ("CONNECTOR", &connector),
-        ("SERVER", &server),
-        ("THUMBPRINT", &thumb),
-        ("TLS_DOMAIN", &domain_name),
-    ];
+    let any_tls_failed = acc.recv.iter().any(|(s, _)| s.tls_failed.is_some());
     let collect_recv = if recv_missing {
         format!(
             " The collection has no receive protocol log of {server}: what the server itself offered \
@@ -333,7 +327,87 @@ fn draft(
     } else {
         String::new()
     };
+    let c = Ctx {
+        server,
+        connector,
+        target,
+        sessions,
+        last,
+        exo,
+        no_recv,
+        recv_missing,
+        thumb,
+        domain_name,
+        store_note,
+        elsewhere_note,
+        caps_missing,
+        cert,
+        v0: v0.copied(),
+        good_thumb,
+        any_tls_failed,
+        collect_recv,
+    };
     let (explanation, fix) = match id {
+        FindingId::ReceiveTlsCertNameNotFound
+        | FindingId::InboundStarttlsStripped
+        | FindingId::InboundTlsVersionMismatch => explain_offer(id, &c),
+        _ => explain_cert(id, &c),
+    };
+    d.explanation = explanation;
+    d.fix = fix;
+    d
+}
+
+/// What a receive-side explanation and fix are built from.
+struct Ctx<'x> {
+    server: String,
+    connector: String,
+    target: String,
+    sessions: String,
+    last: String,
+    exo: String,
+    no_recv: bool,
+    recv_missing: bool,
+    thumb: String,
+    domain_name: String,
+    store_note: String,
+    elsewhere_note: String,
+    caps_missing: bool,
+    cert: Option<&'x CertFacts>,
+    v0: Option<&'x ExoVerdict>,
+    good_thumb: String,
+    any_tls_failed: bool,
+    collect_recv: String,
+}
+
+/// Explanation and fix of the findings about STARTTLS and the handshake.
+fn explain_offer(id: FindingId, c: &Ctx<'_>) -> (String, Vec<String>) {
+    let Ctx {
+        server,
+        connector,
+        target,
+        sessions,
+        last,
+        exo,
+        no_recv,
+        recv_missing,
+        thumb,
+        domain_name,
+        store_note,
+        good_thumb,
+        any_tls_failed,
+        ..
+    } = c;
+    let (no_recv, recv_missing, any_tls_failed) = (*no_recv, *recv_missing, *any_tls_failed);
+    let vars: Vec<(&str, &str)> = vec![
+        ("GOOD_THUMBPRINT", good_thumb),
+        ("CONNECTOR", connector),
+        ("SERVER", server),
+        ("THUMBPRINT", thumb),
+        ("TLS_DOMAIN", domain_name),
+    ];
+    let collect_recv = &c.collect_recv;
+    match id {
         FindingId::ReceiveTlsCertNameNotFound => (
             format!(
                 "{} {}receive connector \"{connector}\" offers no STARTTLS to Exchange Online: when its \
@@ -378,7 +452,7 @@ fn draft(
             fill(FIX_STRIPPED, &vars),
         ),
         FindingId::InboundTlsVersionMismatch => {
-            let old = acc.recv.iter().any(|(s, _)| s.tls_failed.is_some());
+            let old = any_tls_failed;
             (
                 format!(
                     "{} Exchange Online delivers only over TLS 1.2 or later with modern ciphers; a receive \
@@ -411,13 +485,50 @@ fn draft(
                 ),
             )
         }
+        _ => (String::new(), Vec::new()),
+    }
+}
+
+/// Explanation and fix of the findings about the certificate Exchange Online was shown.
+fn explain_cert(id: FindingId, c: &Ctx<'_>) -> (String, Vec<String>) {
+    let Ctx {
+        server,
+        connector,
+        target,
+        exo,
+        no_recv,
+        recv_missing,
+        thumb,
+        domain_name,
+        elsewhere_note,
+        caps_missing,
+        cert,
+        v0,
+        good_thumb,
+        ..
+    } = c;
+    let (no_recv, recv_missing, caps_missing) = (*no_recv, *recv_missing, *caps_missing);
+    let (cert, v0) = (*cert, *v0);
+    let vars: Vec<(&str, &str)> = vec![
+        ("GOOD_THUMBPRINT", good_thumb),
+        ("CONNECTOR", connector),
+        ("SERVER", server),
+        ("THUMBPRINT", thumb),
+        ("TLS_DOMAIN", domain_name),
+    ];
+    let collect_recv = &c.collect_recv;
+    match id {
         FindingId::ReceiveCertExpired => (
             format!(
                 "The certificate {server} presents to Exchange Online (thumbprint {thumb}{}) has expired, so \
                  Exchange Online refuses the TLS session and defers the mail.{exo}{}",
                 cert.map(|c| format!(", not after {}", when(c.not_after)))
                     .unwrap_or_default(),
-                if no_recv { collect_recv } else { String::new() }
+                if no_recv {
+                    collect_recv.clone()
+                } else {
+                    String::new()
+                }
             ),
             fill(FIX_EXPIRED, &vars),
         ),
@@ -480,7 +591,7 @@ fn draft(
                  no certificate listing of the Exchange servers holds that thumbprint: a device in front of \
                  Exchange (a load balancer, reverse proxy or firewall that terminates TLS) presents its own \
                  certificate.{exo}{}",
-                if recv_logged(m) && no_recv {
+                if !recv_missing && no_recv {
                     " The RECV log has no session from Exchange Online at that time, which fits: the \
                      device, not Exchange, answered."
                 } else {
@@ -490,10 +601,7 @@ fn draft(
             fill(FIX_MIDDLEBOX, &vars),
         ),
         _ => (String::new(), Vec::new()),
-    };
-    d.explanation = explanation;
-    d.fix = fix;
-    d
+    }
 }
 
 const FIX_CERT_NAME: &str = "Get-ReceiveConnector \"<CONNECTOR>\" | Format-List Fqdn,TlsCertificateName,AuthMechanism
