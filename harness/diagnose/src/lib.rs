@@ -122,7 +122,7 @@ pub struct SkippedLines {
 }
 
 /// The diagnosis: findings ranked root cause first, plus what was read and what was not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Ranked: errors, then warnings, then info; within a severity by the catalogue's rank.
     pub findings: Vec<Finding>,

@@ -839,13 +839,7 @@ async fn run(s: &Scenario, kind: TransportKind) -> Result<ExoReplay, RunError> {
         exo_certificate: identity.leaf.clone(),
         admin,
         files: Vec::new(),
-        diagnosis: hybridlab_diagnose::Report {
-            findings: Vec::new(),
-            inputs: Vec::new(),
-            skipped: Vec::new(),
-            unread: Vec::new(),
-            as_of: None,
-        },
+        diagnosis: hybridlab_diagnose::Report::default(),
         wall: Duration::ZERO,
     };
     r.files = super::artefacts::files(s, &r, &settings);
