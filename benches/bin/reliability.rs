@@ -213,7 +213,10 @@ fn wall() -> Instant {
 
 /// Banner latency of new sessions while another session sends and records a 100 MB message.
 async fn banner_latency(bin: &Path) -> anyhow::Result<()> {
-    let server = Server::start(bin, "[eop.limits]\nmax_message_size = 157286400\n", true)?;
+    // Probes that end while the big record is written wait for the records file: their slots
+    // stay taken until then, so the session caps are raised here.
+    let limits = "[eop.limits]\nmax_message_size = 157286400\nmax_sessions = 15000\nmax_sessions_per_ip = 15000\n";
+    let server = Server::start(bin, limits, true)?;
     let addr = server.addr;
     let big = tokio::spawn(async move {
         let mut c = connect(addr).await?;
