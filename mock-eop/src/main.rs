@@ -290,6 +290,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let roots = client_roots(&args.client_ca)?;
     check_addresses(&args)?;
+    check_fd_limit(config.limits.max_sessions);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -374,6 +375,26 @@ fn client_roots(files: &[PathBuf]) -> anyhow::Result<Vec<CertificateDer<'static>
         }
     }
     Ok(roots)
+}
+
+/// Warns when `max_sessions` sessions would exhaust the file descriptors (the soft limit of
+/// `/proc/self/limits`): the cap must come first, or the accept loop (and the API) meet EMFILE.
+fn check_fd_limit(max_sessions: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(soft) = soft
+        && max_sessions.saturating_add(64) > soft
+    {
+        tracing::warn!(
+            "limits.max_sessions = {max_sessions} but only {soft} file descriptors are allowed \
+             (ulimit -n): lower max_sessions or raise the limit, or new connections will fail \
+             with EMFILE before the cap answers 421"
+        );
+    }
 }
 
 /// Refuses `--api` on a non-loopback address without `--api-allow-remote`; warns about

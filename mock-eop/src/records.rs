@@ -8,8 +8,8 @@
 //!   A reader takes a later line with the same `session_id` as superseding the open snapshots.
 //! - A line cut off by a crash (a last line without its newline) is found and truncated when the
 //!   file is opened again, never appended to.
-//! - The file is opened with `O_NOFOLLOW` (a symlink at its path is refused) and appended to in
-//!   one `write` per line.
+//! - The file is opened with `O_NOFOLLOW` (a symlink at its path is refused) and appended to
+//!   under a lock, a line at a time.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -83,13 +83,16 @@ impl RecordsFile {
         &self.path
     }
 
-    /// Appends `record` as one line (one `write`), flushed, and synced when `fsync` is on.
+    /// Appends `record` as one line, flushed, and synced when `fsync` is on. The JSON is
+    /// streamed through a 1 MiB buffer (a 100 MB message is not encoded in memory first); a
+    /// crash in the middle leaves a torn line, which the next [`Self::open`] cuts.
     pub fn append(&self, record: &SessionRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(&line)?;
-        f.flush()?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *f);
+        serde_json::to_writer(&mut w, record).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")?;
+        w.flush()?;
+        drop(w);
         if self.fsync {
             f.sync_data()?;
         }

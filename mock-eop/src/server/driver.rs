@@ -211,16 +211,17 @@ async fn run_session<S>(
     }
     while let Some(a) = session.poll_action() {
         if let Action::Message(m) = a {
-            record_message(&shared, &session, *m).await;
+            Box::pin(record_message(&shared, &session, *m)).await;
         }
     }
     let record = session.finish(clock.now());
     let record = match shared.hook.clone() {
-        // The hook may write megabytes to disk: off the runtime's threads.
-        Some(h) => tokio::task::spawn_blocking(move || {
+        // The hook may write megabytes to disk: off the runtime's threads (boxed, so the wait
+        // does not enlarge every session's future).
+        Some(h) => Box::pin(tokio::task::spawn_blocking(move || {
             h(&record);
             record
-        })
+        }))
         .await
         .ok(),
         None => Some(record),
@@ -441,7 +442,9 @@ where
                     let _ = stream.flush().await;
                     wrote = false;
                 }
-                record_message(shared, session, *m).await;
+                // Boxed: the message held across the await would otherwise enlarge every
+                // session's future, idle or not.
+                Box::pin(record_message(shared, session, *m)).await;
             }
             Action::Close => {
                 let _ = tokio::time::timeout(write_timeout, async {
