@@ -330,29 +330,25 @@ impl<T> Parsed<T> {
     }
 }
 
-/// The server an object belongs to, from its own fields: `PSComputerName` (remote sessions and
-/// `Invoke-Command`), `Server`, `MachineName`, `OriginatingServer`, `ComputerName` (a server
-/// running the cmdlet about itself), or the `SERVER\` prefix of an `Identity`/`QueueIdentity`
-/// (`EXCH01\3`, `EXCH01\Default Frontend EXCH01`). The NetBIOS name, upper case (`EXCH01` for
-/// `exch01.contoso.com`). `None` when nothing names one.
+/// The server an object belongs to, from its own fields: the `SERVER\` prefix of an
+/// `Identity`/`QueueIdentity` (`EXCH01\3`, `EXCH01\Default Frontend EXCH01`, the most reliable:
+/// a remote session's `PSComputerName` is the server it connected to, not the one asked with
+/// `-Server`), else `Server`, `MachineName`, `PSComputerName` (`Invoke-Command`, remote
+/// sessions). Not `OriginatingServer`: for directory objects that is a domain controller. The
+/// NetBIOS name, upper case (`EXCH01` for `exch01.contoso.com`). `None` when nothing names one.
 pub fn server_of_object(obj: &PsObject) -> Option<String> {
-    for key in [
-        "PSComputerName",
-        "Server",
-        "MachineName",
-        "OriginatingServer",
-    ] {
-        if let Some(v) = obj.text(key)
-            && let Some(s) = server_name(&v)
-        {
-            return Some(s);
-        }
-    }
     for key in ["Identity", "QueueIdentity"] {
         if let Some(v) = obj.text(key)
             && let Some((s, rest)) = v.split_once('\\')
             && !rest.is_empty()
             && let Some(s) = server_name(s)
+        {
+            return Some(s);
+        }
+    }
+    for key in ["Server", "MachineName", "PSComputerName"] {
+        if let Some(v) = obj.text(key)
+            && let Some(s) = server_name(&v)
         {
             return Some(s);
         }

@@ -127,7 +127,7 @@ pub(crate) fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<O
 }
 
 /// Folder names that organise a collection rather than name a server (compared case-insensitively).
-const NOT_SERVERS: [&str; 40] = [
+const NOT_SERVERS: &[&str] = &[
     "logs",
     "log",
     "protocollog",
@@ -168,13 +168,29 @@ const NOT_SERVERS: [&str; 40] = [
     "collection",
     "data",
     "tmp",
+    "temp",
+    "before",
+    "after",
+    "old",
+    "new",
+    "export",
+    "exports",
+    "files",
+    "attachments",
+    "screenshots",
+    "case",
+    "ticket",
 ];
 
-/// The server a folder name names, when it can be one (a NetBIOS-like name that is not one of
-/// the usual folder names of a collection), upper case.
+/// The server a folder name names, when it can be one (a NetBIOS-like name with a letter that is
+/// not one of the usual folder names of a collection, without dots), upper case.
 pub fn folder_server(name: &str) -> Option<String> {
     let lower = name.to_ascii_lowercase();
-    if NOT_SERVERS.contains(&lower.as_str()) || name.starts_with('.') || name.contains('.') {
+    if NOT_SERVERS.contains(&lower.as_str())
+        || name.starts_with('.')
+        || name.contains('.')
+        || !name.chars().any(|c| c.is_ascii_alphabetic())
+    {
         return None;
     }
     server_name(name)
@@ -190,6 +206,8 @@ mod tests {
         assert_eq!(folder_server("SmtpSend"), None);
         assert_eq!(folder_server("certificates"), None);
         assert_eq!(folder_server("2019"), None);
+        assert_eq!(folder_server("2019-05-02"), None);
+        assert_eq!(folder_server("Before"), None);
         assert_eq!(folder_server("my logs"), None);
     }
 }

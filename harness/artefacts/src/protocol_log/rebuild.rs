@@ -223,7 +223,8 @@ impl<'a, 'b, 't> Rebuild<'a, 'b, 't> {
             // Exchange 2013-2016 builds log a multi-line reply one line per keyword
             // (`250-host Hello [ip]`, `250-STARTTLS`, ..., `250 CHUNKING`): one event again.
             if matches!(l.event, b'<' | b'>')
-                && let Some((event, n)) = self.split_reply(&lines[i..])
+                && data.as_bytes().get(3) == Some(&b'-')
+                && let Some((event, n)) = self.split_reply(&lines[i..], data)
             {
                 consumed = n;
                 events.push(TimedEvent { at: l.at, event });
@@ -300,11 +301,10 @@ impl<'a, 'b, 't> Rebuild<'a, 'b, 't> {
     /// `<` lines become one [`SessionEvent::Received`] multi-line reply; a receive log's `>` lines
     /// become one [`SessionEvent::Sent`] line in the collapsed layout newer builds write
     /// (`250  host Hello [ip] SIZE ... STARTTLS ...`), so both layouts read the same. `None`
-    /// unless the first line is a `ddd-` continuation line.
-    fn split_reply(&self, lines: &[&RawLine]) -> Option<(SessionEvent, usize)> {
+    /// unless the first line (whose data column is `data`) is a `ddd-` continuation line.
+    fn split_reply(&self, lines: &[&RawLine], data: &str) -> Option<(SessionEvent, usize)> {
         let src = self.src;
         let first = lines[0];
-        let data = src.data(first);
         let b = data.as_bytes();
         if b.len() < 4 || !b[..3].iter().all(u8::is_ascii_digit) || b[3] != b'-' {
             return None;
