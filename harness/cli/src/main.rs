@@ -22,8 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay scenario files or folders (default scenarios/) against the embedded mock EOP.
+    /// Replay scenario files, folders or ids (default: the catalogue) against the embedded mock EOP.
     Run(cli::run::Args),
+    /// List the catalogue's scenario ids with their direction, tags and title.
+    List(cli::list::Args),
     /// Replay one scenario narrated step by step, for a demo.
     Explain(cli::explain::Args),
     /// Read artefacts (protocol logs, listings, queues) and name the root cause.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::List(a) => cli::list::run(a),
         Command::Explain(a) => cli::explain::run(a),
         Command::Diagnose(a) => cli::diagnose::run(a),
         Command::Send(a) => cli::send::run(*a),

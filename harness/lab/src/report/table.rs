@@ -143,14 +143,27 @@ pub fn render(results: &[ScenarioResult], st: &Style, wall_ms: u128) -> String {
     let s = Summary::of(results);
     let _ = writeln!(
         o,
-        "\n{} scenarios: {} reproduced, {} not reproduced, {} errors, {} skipped; {} diagnosis expectations pending; {:.2} s",
-        s.total,
+        "\n{}: {} reproduced, {} not reproduced, {}, {} skipped; {} pending; {:.2} s",
+        count(s.total, "scenario", "scenarios"),
         s.reproduced,
         s.not_reproduced,
-        s.errors,
+        count(s.errors, "error", "errors"),
         s.skipped,
-        s.pending_checks,
+        count(
+            s.pending_checks,
+            "diagnosis expectation",
+            "diagnosis expectations"
+        ),
         wall_ms as f64 / 1000.0
     );
     o
+}
+
+/// `n` with the singular or plural noun: "1 scenario", "2 scenarios", "0 errors".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
