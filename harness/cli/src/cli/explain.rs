@@ -6,7 +6,7 @@
 //! Exit codes: 0 the scenario was reproduced, 1 it was not, 2 usage or input error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -35,6 +35,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(svg) = &args.svg {
+        check_writable(svg)?;
+    }
     let catalogue = Catalogue::open(args.dir.as_deref())?;
     let path = catalogue.find(&args.scenario)?;
     let scenario = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -83,4 +86,38 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ScenarioOutcome::NotReproduced => ExitCode::from(1),
         ScenarioOutcome::Error => ExitCode::from(2),
     })
+}
+
+/// Fails, before anything is replayed or narrated, when `file` cannot be written: its folder does
+/// not exist or is not writable, or `file` is a folder.
+pub(crate) fn check_writable(file: &Path) -> anyhow::Result<()> {
+    if file.is_dir() {
+        bail!("--svg {}: is a folder, not a file", file.display());
+    }
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        bail!(
+            "--svg {}: the folder {} does not exist",
+            file.display(),
+            folder.display()
+        );
+    }
+    match tempfile::NamedTempFile::new_in(folder) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // the OS's words, without tempfile's name for its probe file
+            let why = e.raw_os_error().map_or_else(
+                || e.kind().to_string(),
+                |c| std::io::Error::from_raw_os_error(c).to_string(),
+            );
+            bail!(
+                "--svg {}: cannot write in {}: {why}",
+                file.display(),
+                folder.display()
+            )
+        }
+    }
 }

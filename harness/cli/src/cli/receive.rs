@@ -229,12 +229,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     server.settings.ehlo_log_layout = match args.ehlo_layout.as_str() {
         "joined" => EhloLogLayout::Joined,
         "per-keyword" => EhloLogLayout::PerKeyword,
-        other => bail!("--ehlo-layout {other:?}: use joined or per-keyword"),
+        other => bail!("--ehlo-layout `{other}`: use joined or per-keyword"),
     };
     server.settings.cert_block = match args.cert_block.as_str() {
         "one-line" => CertBlockStyle::OneLine,
         "multi-line" => CertBlockStyle::MultiLine,
-        other => bail!("--cert-block {other:?}: use one-line or multi-line"),
+        other => bail!("--cert-block `{other}`: use one-line or multi-line"),
     };
     let seed = clock.epoch().unix_timestamp() as u64;
     let site = Arc::new(ReceiveSite::start(

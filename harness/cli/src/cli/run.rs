@@ -65,6 +65,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         if p.exists() {
             files.extend(discover(p).map_err(|e| anyhow::anyhow!("{e}"))?);
             wheres.push(p.display().to_string());
+        } else if looks_like_a_path(p) {
+            anyhow::bail!("{}: no such file or folder", p.display());
         } else {
             // not a path: an id of the catalogue
             let c = match &mut catalogue {
@@ -105,6 +107,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no scenario files found in {}", wheres.join(", "));
     }
 
+    if let Some(dir) = &args.out {
+        // before the run, so a bad --out fails at once
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --out {}", dir.display()))?;
+    }
     let progress = (std::io::stderr().is_terminal() && files.len() > 5).then(|| {
         let pb = indicatif::ProgressBar::new(files.len() as u64);
         pb.set_style(
@@ -170,6 +177,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         0
     };
     Ok(ExitCode::from(code))
+}
+
+/// Whether an argument that does not exist was meant as a path (not a scenario id).
+fn looks_like_a_path(p: &Path) -> bool {
+    p.components().count() > 1 || p.extension().is_some_and(|e| e == "toml")
 }
 
 /// Whether the file's `tags = [...]` line mentions `needle` (a cheap look before loading).
