@@ -155,7 +155,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let text = match args.format {
-        Format::Human => report::table::render(&results, &Style::for_stdout(), wall_ms),
+        Format::Human => {
+            report::table::render_width(&results, &Style::for_stdout(), wall_ms, table_width())
+        }
         Format::Json => report::json::render(&results, wall_ms),
         Format::Junit => report::junit::render(&results, wall_ms),
     };
@@ -177,6 +179,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         0
     };
     Ok(ExitCode::from(code))
+}
+
+/// The verdict table's width: `COLUMNS`, else the terminal's, else 100 (a pipe or a file).
+fn table_width() -> usize {
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+    {
+        return c;
+    }
+    if std::io::stdout().is_terminal()
+        && let Some((_, cols)) = console::Term::stdout().size_checked()
+    {
+        return usize::from(cols);
+    }
+    100
 }
 
 /// Whether an argument that does not exist was meant as a path (not a scenario id).

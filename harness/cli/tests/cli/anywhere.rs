@@ -103,3 +103,44 @@ fn unknown_ids_get_a_did_you_mean() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did you mean `exo-fm14-"), "{stderr}");
 }
+
+#[test]
+fn the_verdict_table_fits_columns_and_wraps_instead_of_cutting() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = |columns: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hybridlab"))
+            .args(["run", "--filter", "fm01"])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", columns)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let t = text(&out.stdout);
+        // the table: up to the blank line before the summary
+        t.split("\n\n").next().unwrap().to_string()
+    };
+    let narrow = table("80");
+    for line in narrow.lines() {
+        assert!(line.chars().count() <= 80, "over 80 columns: {line}");
+    }
+    assert!(!narrow.contains('…'), "cut instead of wrapped:\n{narrow}");
+    // nothing lost: the first column's pieces put back together are the ids
+    let joined: String = narrow
+        .lines()
+        .map(|l| l.split("  ").next().unwrap_or(""))
+        .collect();
+    assert!(joined.contains("fm01-keyless-twin-first"), "{narrow}");
+    assert!(narrow.contains("421 4.4.1"), "{narrow}");
+
+    let wide = table("250");
+    assert!(
+        wide.lines()
+            .any(|l| l.starts_with("fm01-keyless-twin-first ")),
+        "{wide}"
+    );
+    assert!(
+        wide.lines().count() < narrow.lines().count(),
+        "{wide}\n{narrow}"
+    );
+}
