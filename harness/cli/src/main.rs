@@ -22,8 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Replay scenario files or folders (default scenarios/) against the embedded mock EOP.
+    /// Replay scenario files, folders or ids (default: the catalogue) against the embedded mock EOP.
     Run(cli::run::Args),
+    /// List the catalogue's scenario ids with their direction, tags and title.
+    List(cli::list::Args),
     /// Replay one scenario narrated step by step, for a demo.
     Explain(cli::explain::Args),
     /// Read artefacts (protocol logs, listings, queues) and name the root cause.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::List(a) => cli::list::run(a),
         Command::Explain(a) => cli::explain::run(a),
         Command::Diagnose(a) => cli::diagnose::run(a),
         Command::Send(a) => cli::send::run(*a),
@@ -50,10 +53,28 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("hybridlab: {e:#}");
+            eprintln!("hybridlab: {}", cause_once(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes joined with ": ", each cause once: a cause whose text the message
+/// before it already contains (an error type that prints its source, as many `io` wrappers do)
+/// is left out, so no "X: X".
+fn cause_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_logging(verbose: u8) {
@@ -75,4 +96,34 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cause_once;
+
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "/nonexistent: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_stated_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Wrapper(io)).context("reading the artefacts");
+        assert_eq!(
+            cause_once(&e),
+            "reading the artefacts: /nonexistent: No such file"
+        );
+        let plain = anyhow::anyhow!("no scenario").context("--scenario x");
+        assert_eq!(cause_once(&plain), "--scenario x: no scenario");
+    }
 }

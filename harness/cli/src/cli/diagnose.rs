@@ -55,7 +55,7 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
             time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .ok_or_else(|| format!("{s:?} is not an ISO 8601 time (2019-05-02T06:40:07Z)"))
+        .ok_or_else(|| format!("`{s}` is not an ISO 8601 time (2019-05-02T06:40:07Z)"))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {

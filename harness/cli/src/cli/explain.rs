@@ -1,5 +1,5 @@
-//! `hybridlab explain SCENARIO`: replay one scenario (a file path, or the id of a scenario under
-//! `scenarios/`) and narrate it for a demo: the certificate selection and why, each SMTP and TLS
+//! `hybridlab explain SCENARIO`: replay one scenario (a file path, or the id of a scenario of the
+//! catalogue: `./scenarios`, else the one embedded in the binary) and narrate it for a demo: the certificate selection and why, each SMTP and TLS
 //! step from both sides, what EOP decided and why, what the admin sees, the diagnosis and the fix.
 //! Colour only when stdout is a terminal and `NO_COLOR` is not set.
 //!
@@ -12,16 +12,19 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use harness::report::explain::{Style, narrate_with_checks};
 use harness::report::svg::sequence_svg;
-use harness::scenario::{ScenarioOutcome, TransportKind, discover, load, run_scenario};
+use harness::scenario::{ScenarioOutcome, TransportKind, load, run_scenario};
+
+use super::catalogue::Catalogue;
 
 /// Arguments of `hybridlab explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// A scenario file, or the id of a scenario under --dir.
     scenario: String,
-    /// Where to look for a scenario given by id.
-    #[arg(long, value_name = "DIR", default_value = "scenarios")]
-    dir: PathBuf,
+    /// Where to look for a scenario given by id (default: ./scenarios when it is there, else
+    /// the catalogue embedded in the binary).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
     /// Also write the SVG sequence diagram to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
@@ -31,44 +34,12 @@ pub(crate) struct Args {
     transport: Option<TransportKind>,
 }
 
-fn find(args: &Args) -> anyhow::Result<PathBuf> {
-    let p = Path::new(&args.scenario);
-    if p.is_file() {
-        return Ok(p.to_path_buf());
-    }
-    let files = discover(&args.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let want = args.scenario.trim_end_matches(".toml");
-    let mut by_stem: Vec<&PathBuf> = files
-        .iter()
-        .filter(|f| f.file_stem().is_some_and(|s| s == want))
-        .collect();
-    if by_stem.is_empty() {
-        // the id may differ from the file name
-        by_stem = files
-            .iter()
-            .filter(|f| load(f).is_ok_and(|s| s.scenario.id == want))
-            .collect();
-    }
-    match by_stem.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!(
-            "no scenario {:?}: not a file, and no scenario with that id under {}",
-            args.scenario,
-            args.dir.display()
-        ),
-        many => bail!(
-            "{:?} is ambiguous: {}",
-            args.scenario,
-            many.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let path = find(&args)?;
+    if let Some(svg) = &args.svg {
+        check_writable(svg)?;
+    }
+    let catalogue = Catalogue::open(args.dir.as_deref())?;
+    let path = catalogue.find(&args.scenario)?;
     let scenario = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let result = run_scenario(scenario, args.transport);
     if let (Some(s), Some(r)) = (&result.scenario, &result.exo_replay) {
@@ -115,4 +86,38 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ScenarioOutcome::NotReproduced => ExitCode::from(1),
         ScenarioOutcome::Error => ExitCode::from(2),
     })
+}
+
+/// Fails, before anything is replayed or narrated, when `file` cannot be written: its folder does
+/// not exist or is not writable, or `file` is a folder.
+pub(crate) fn check_writable(file: &Path) -> anyhow::Result<()> {
+    if file.is_dir() {
+        bail!("--svg {}: is a folder, not a file", file.display());
+    }
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        bail!(
+            "--svg {}: the folder {} does not exist",
+            file.display(),
+            folder.display()
+        );
+    }
+    match tempfile::NamedTempFile::new_in(folder) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // the OS's words, without tempfile's name for its probe file
+            let why = e.raw_os_error().map_or_else(
+                || e.kind().to_string(),
+                |c| std::io::Error::from_raw_os_error(c).to_string(),
+            );
+            bail!(
+                "--svg {}: cannot write in {}: {why}",
+                file.display(),
+                folder.display()
+            )
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! One module per subcommand; each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
+pub(crate) mod catalogue;
 pub(crate) mod diagnose;
 pub(crate) mod explain;
+pub(crate) mod list;
 pub(crate) mod receive;
 pub(crate) mod run;
 pub(crate) mod send;

@@ -96,31 +96,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The scenario named by `--scenario`: a file, or an id under `scenarios/`.
+/// The scenario named by `--scenario`: a file, or an id of the catalogue (`./scenarios`, else
+/// the embedded one).
 fn load_scenario(arg: &str) -> anyhow::Result<harness::scenario::Scenario> {
-    use harness::scenario::{discover, load};
-    let p = Path::new(arg);
-    let path = if p.is_file() {
-        p.to_path_buf()
-    } else {
-        let want = arg.trim_end_matches(".toml");
-        let files = discover(Path::new("scenarios")).map_err(|e| {
-            anyhow::anyhow!(
-                "--scenario {arg}: not a file, and no scenario catalogue to look it up in ({e})"
-            )
-        })?;
-        files
-            .into_iter()
-            .find(|f| {
-                f.file_stem().is_some_and(|s| s == want)
-                    || load(f).is_ok_and(|s| s.scenario.id == want)
-            })
-            .with_context(|| {
-                format!(
-                    "--scenario {arg}: not a file, and no scenario with that id under scenarios/"
-                )
-            })?
-    };
+    use harness::scenario::load;
+    let catalogue = super::catalogue::Catalogue::open(None)?;
+    let path = catalogue
+        .find(arg)
+        .map_err(|e| anyhow::anyhow!("--scenario {arg}: {e}"))?;
     let s = load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !harness::scenario::exo::is_exo_to_onprem(&s) {
         bail!(
@@ -246,12 +229,12 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     server.settings.ehlo_log_layout = match args.ehlo_layout.as_str() {
         "joined" => EhloLogLayout::Joined,
         "per-keyword" => EhloLogLayout::PerKeyword,
-        other => bail!("--ehlo-layout {other:?}: use joined or per-keyword"),
+        other => bail!("--ehlo-layout `{other}`: use joined or per-keyword"),
     };
     server.settings.cert_block = match args.cert_block.as_str() {
         "one-line" => CertBlockStyle::OneLine,
         "multi-line" => CertBlockStyle::MultiLine,
-        other => bail!("--cert-block {other:?}: use one-line or multi-line"),
+        other => bail!("--cert-block `{other}`: use one-line or multi-line"),
     };
     let seed = clock.epoch().unix_timestamp() as u64;
     let site = Arc::new(ReceiveSite::start(

@@ -1,11 +1,12 @@
-//! `hybridlab run [PATH ...]`: replay scenario files or folders (default `scenarios/`) against the
-//! embedded mock EOP, in parallel, and print a verdict table (or JSON / JUnit XML).
+//! `hybridlab run [PATH|ID ...]`: replay scenario files, folders or ids (default: `./scenarios`, or
+//! the catalogue embedded in the binary outside a checkout) against the embedded mock EOP, in
+//! parallel, and print a verdict table (or JSON / JUnit XML).
 //!
 //! Exit codes: 0 every scenario reproduced (or skipped), 1 any not reproduced, 2 a usage or input
 //! error (a file that does not load, a path that does not exist).
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,6 +15,8 @@ use harness::report;
 use harness::report::explain::Style;
 use harness::scenario::runner::{default_threads, run_parallel};
 use harness::scenario::{ScenarioOutcome, ScenarioResult, TransportKind, discover, run_file};
+
+use super::catalogue::{Catalogue, did_you_mean};
 
 /// How `hybridlab run` prints its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,7 +32,8 @@ pub(crate) enum Format {
 /// Arguments of `hybridlab run`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Scenario files or folders (default: scenarios/).
+    /// Scenario files, folders or ids (default: ./scenarios when it is there, else the
+    /// catalogue embedded in the binary; an id is looked up there).
     paths: Vec<PathBuf>,
     /// How to print the results: the verdict table, JSON or JUnit XML.
     #[arg(long, value_enum, default_value = "human")]
@@ -49,37 +53,65 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("scenarios")]
-    } else {
-        args.paths.clone()
-    };
+    let mut catalogue: Option<Catalogue> = None;
     let mut files = Vec::new();
-    for p in &paths {
-        files.extend(discover(p).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let mut wheres = Vec::new();
+    if args.paths.is_empty() {
+        let c = catalogue.insert(Catalogue::open(None)?);
+        files = c.files()?;
+        wheres.push(c.describe());
     }
+    for p in &args.paths {
+        if p.exists() {
+            files.extend(discover(p).map_err(|e| anyhow::anyhow!("{e}"))?);
+            wheres.push(p.display().to_string());
+        } else if looks_like_a_path(p) {
+            anyhow::bail!("{}: no such file or folder", p.display());
+        } else {
+            // not a path: an id of the catalogue
+            let c = match &mut catalogue {
+                Some(c) => c,
+                None => catalogue.insert(Catalogue::open(None)?),
+            };
+            files.push(c.find(&p.to_string_lossy())?);
+            wheres.push(c.describe());
+        }
+    }
+    wheres.dedup();
     if let Some(f) = &args.filter {
         let f = f.to_ascii_lowercase();
+        // what a filter could have meant: the ids (file names) and the folders
+        let mut all: Vec<String> = files
+            .iter()
+            .flat_map(|p| {
+                let folder = p.parent().and_then(Path::file_name);
+                [p.file_stem(), folder]
+            })
+            .flatten()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        all.sort();
+        all.dedup();
         files.retain(|p| {
             let text = p.display().to_string().to_ascii_lowercase();
             text.contains(&f) || tags_contain(p, &f)
         });
+        if files.is_empty() {
+            let hint = did_you_mean(&f, &all)
+                .map(|s| format!("; did you mean {s}?"))
+                .unwrap_or_default();
+            anyhow::bail!("no scenario in {} matches `{f}`{hint}", wheres.join(", "));
+        }
     }
     if files.is_empty() {
-        anyhow::bail!(
-            "no scenario files found in {}{}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            args.filter
-                .as_deref()
-                .map(|f| format!(" matching {f:?}"))
-                .unwrap_or_default()
-        );
+        anyhow::bail!("no scenario files found in {}", wheres.join(", "));
     }
 
+    if let Some(dir) = &args.out {
+        // before the run, so a bad --out fails at once
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --out {}", dir.display()))?;
+    }
     let progress = (std::io::stderr().is_terminal() && files.len() > 5).then(|| {
         let pb = indicatif::ProgressBar::new(files.len() as u64);
         pb.set_style(
@@ -123,7 +155,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let text = match args.format {
-        Format::Human => report::table::render(&results, &Style::for_stdout(), wall_ms),
+        Format::Human => {
+            report::table::render_width(&results, &Style::for_stdout(), wall_ms, table_width())
+        }
         Format::Json => report::json::render(&results, wall_ms),
         Format::Junit => report::junit::render(&results, wall_ms),
     };
@@ -147,8 +181,30 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+/// The verdict table's width: `COLUMNS`, else the terminal's, else 100 (a pipe or a file).
+fn table_width() -> usize {
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+    {
+        return c;
+    }
+    if std::io::stdout().is_terminal()
+        && let Some((_, cols)) = console::Term::stdout().size_checked()
+    {
+        return usize::from(cols);
+    }
+    100
+}
+
+/// Whether an argument that does not exist was meant as a path (not a scenario id).
+fn looks_like_a_path(p: &Path) -> bool {
+    p.components().count() > 1 || p.extension().is_some_and(|e| e == "toml")
+}
+
 /// Whether the file's `tags = [...]` line mentions `needle` (a cheap look before loading).
-fn tags_contain(path: &std::path::Path, needle: &str) -> bool {
+fn tags_contain(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| {
         t.lines()
             .filter(|l| l.trim_start().starts_with("tags"))

@@ -123,13 +123,13 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
     let cert_style = match args.cert_block.as_str() {
         "multi-line" => CertBlockStyle::MultiLine,
         "one-line" => CertBlockStyle::OneLine,
-        other => bail!("--cert-block: expected multi-line or one-line, got {other:?}"),
+        other => bail!("--cert-block: expected multi-line or one-line, got `{other}`"),
     };
     let duplicate_policy = match args.duplicate_policy.as_str() {
         "first_in_store" => DuplicatePolicy::FirstInStore,
         "latest_notafter" => DuplicatePolicy::LatestNotafter,
         "newest_notbefore" => DuplicatePolicy::NewestNotbefore,
-        other => bail!("--duplicate-policy: unknown {other:?}"),
+        other => bail!("--duplicate-policy: unknown `{other}`"),
     };
     let version: ExchangeVersion = args
         .exchange_version
@@ -160,7 +160,7 @@ async fn send(args: Args) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(e) => {
             transport.on_dns_failure(&e, clock.now());
-            println!("result: DNS query failed for {:?}", c.smart_hosts.join(","));
+            println!("result: DNS query failed for {}", c.smart_hosts.join(","));
             print_queue(&transport);
             write_out(&args, &transport, cert_style, clock.now())?;
             return Ok(ExitCode::from(1));
@@ -241,7 +241,7 @@ fn generated_store(args: &Args) -> anyhow::Result<StoreDescription> {
         None => vec![cert],
         Some("first") => vec![twin, cert],
         Some("last") => vec![cert, twin],
-        Some(other) => bail!("--keyless-twin: expected first or last, got {other:?}"),
+        Some(other) => bail!("--keyless-twin: expected first or last, got `{other}`"),
     };
     Ok(StoreDescription {
         authorities: fixtures::authorities(),
@@ -280,7 +280,7 @@ fn build_connector(args: &Args, store: &CertStore) -> anyhow::Result<SendConnect
         c.tls_certificate_name = Some(match n.strip_prefix('@') {
             Some(name) => store
                 .entry(name)
-                .with_context(|| format!("--tls-certificate-name: no certificate named {name:?}"))?
+                .with_context(|| format!("--tls-certificate-name: no certificate named `{name}`"))?
                 .x509_identifier(),
             None => n.clone(),
         });
@@ -300,10 +300,10 @@ fn build_resolver(args: &Args) -> anyhow::Result<LabResolver> {
     for m in &args.maps {
         let (name, ip) = m
             .split_once('=')
-            .with_context(|| format!("--map {m:?}: expected NAME=IP"))?;
+            .with_context(|| format!("--map `{m}`: expected NAME=IP"))?;
         let ip: IpAddr = ip
             .parse()
-            .with_context(|| format!("--map {m:?}: {ip:?} is not an IP address"))?;
+            .with_context(|| format!("--map `{m}`: `{ip}` is not an IP address"))?;
         resolver = resolver.with_host(name, SocketAddr::new(ip, 0));
     }
     if let Some(src) = args.source_ip
@@ -350,12 +350,12 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     }
     let (h, p) = s
         .rsplit_once(':')
-        .with_context(|| format!("--smarthost {s:?}: expected HOST:PORT"))?;
+        .with_context(|| format!("--smarthost `{s}`: expected HOST:PORT"))?;
     let port: u16 = p
         .parse()
-        .with_context(|| format!("--smarthost {s:?}: {p:?} is not a port"))?;
+        .with_context(|| format!("--smarthost `{s}`: `{p}` is not a port"))?;
     if h.is_empty() {
-        bail!("--smarthost {s:?}: empty host");
+        bail!("--smarthost `{s}`: empty host");
     }
     Ok((
         h.trim_start_matches('[').trim_end_matches(']').to_string(),

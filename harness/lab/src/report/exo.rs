@@ -73,7 +73,7 @@ fn sender_section(o: &mut String, s: &Scenario, r: &ExoReplay, st: &Style) {
     for c in &r.tenant.outbound_connectors {
         let _ = writeln!(
             o,
-            "  Outbound connector {:?}: {} TlsSettings={} TlsDomain={} RecipientDomains={} CloudServicesMailEnabled={}",
+            "  Outbound connector \"{}\": {} TlsSettings={} TlsDomain={} RecipientDomains={} CloudServicesMailEnabled={}",
             c.name,
             if c.use_mx_record {
                 "UseMXRecord".to_string()
@@ -112,13 +112,13 @@ fn receive_section(o: &mut String, s: &Scenario, r: &ExoReplay, st: &Style) {
         let mut parts = Vec::new();
         if !p.allow.is_empty() {
             parts.push(format!(
-                "firewall allow-list {} ({:?} for others)",
+                "firewall allow-list {} (others {})",
                 p.allow
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
-                p.refusal
+                super::words::refusal(p.refusal)
             ));
         }
         if let Some(n) = p.nat {
@@ -159,7 +159,7 @@ fn receive_section(o: &mut String, s: &Scenario, r: &ExoReplay, st: &Style) {
         for c in &sv.connectors {
             let _ = writeln!(
                 o,
-                "    {:?}: Fqdn={} RequireTLS={} TlsCertificateName={} TlsDomainCapabilities={}",
+                "    \"{}\": Fqdn={} RequireTLS={} TlsCertificateName={} TlsDomainCapabilities={}",
                 c.name,
                 c.fqdn.as_deref().unwrap_or("-"),
                 c.require_tls,
@@ -269,8 +269,11 @@ fn attempts_section(o: &mut String, r: &ExoReplay, st: &Style) {
     for m in &r.site.messages {
         let _ = writeln!(
             o,
-            "  on {}: accepted {} from {} (cross-premises headers {:?})",
-            m.server, m.message_id, m.peer, m.cross_premises
+            "  on {}: accepted {} from {} (cross-premises headers {})",
+            m.server,
+            m.message_id,
+            m.peer,
+            super::words::cross_premises(m.cross_premises)
         );
     }
 }

@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use super::words;
+
 use hybridlab_model::attribution::AttributionVerdict;
 use hybridlab_model::record::{SessionRecord, TranscriptEntry};
 
@@ -327,8 +329,12 @@ fn onprem_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
     let _ = writeln!(o, "\n{}", st.bold("1. The on-premises server"));
     let _ = writeln!(
         o,
-        "  {} ({}, {:?}, Exchange {}), sending from {}",
-        r.server.name, r.server.fqdn, r.server.role, r.server.version, s.onprem.source_address
+        "  {} ({}, {}, Exchange {}), sending from {}",
+        r.server.name,
+        r.server.fqdn,
+        words::role(r.server.role),
+        r.server.version,
+        s.onprem.source_address
     );
     let _ = writeln!(o, "  Cert:\\LocalMachine\\My, in enumeration order:");
     for c in &r.certificates {
@@ -337,7 +343,7 @@ fn onprem_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
     let c = &r.connector;
     let _ = writeln!(
         o,
-        "  Send connector {:?}: {} RequireTLS={} TlsAuthLevel={} TlsDomain={} Fqdn={}",
+        "  Send connector \"{}\": {} RequireTLS={} TlsAuthLevel={} TlsDomain={} Fqdn={}",
         c.name,
         if c.dns_routing_enabled {
             "MX routing".to_string()
@@ -431,9 +437,9 @@ fn eop_section(o: &mut String, s: &Scenario, r: &Replay, st: &Style) {
                 .collect();
             let _ = writeln!(
                 o,
-                "    inbound connector {:?}: {:?} TlsSenderCertificateName={} SenderIPAddresses={} RequireTls={}",
+                "    inbound connector \"{}\": {} TlsSenderCertificateName={} SenderIPAddresses={} RequireTls={}",
                 ic.name,
-                ic.connector_type,
+                words::connector_type(ic.connector_type),
                 ic.tls_sender_certificate_name.as_deref().unwrap_or("-"),
                 if ips.is_empty() {
                     "-".into()
@@ -579,7 +585,11 @@ fn attempt(
             o,
             "  {} {}",
             st.red("session failed:"),
-            st.red(&format!("{:?} -> ack {}", f.kind, f.ack.one_line()))
+            st.red(&format!(
+                "{} -> ack {}",
+                words::failure(&f.kind),
+                f.ack.one_line()
+            ))
         );
     }
 }
@@ -686,8 +696,8 @@ fn eop_decision(o: &mut String, rec: &SessionRecord, st: &Style) {
         None => {
             let _ = writeln!(
                 o,
-                "  no attribution verdict: the session ended before MAIL FROM ({:?})",
-                rec.close_reason
+                "  no attribution verdict: the session ended before MAIL FROM ({})",
+                words::close_reason(rec.close_reason)
             );
         }
     }

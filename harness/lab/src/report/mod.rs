@@ -8,6 +8,7 @@ pub mod json;
 pub mod junit;
 pub mod svg;
 pub mod table;
+mod words;
 
 use std::path::{Path, PathBuf};
 
