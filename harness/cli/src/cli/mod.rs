@@ -2,6 +2,7 @@
 
 pub(crate) mod diagnose;
 pub(crate) mod explain;
+pub(crate) mod fuzz;
 pub(crate) mod receive;
 pub(crate) mod run;
 pub(crate) mod send;
