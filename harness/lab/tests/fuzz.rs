@@ -43,6 +43,7 @@ fn bounded_run_agrees_with_the_diagnosis() {
     let work = tempfile::tempdir().unwrap();
     let s = run(&config(cases, 7, work.path()), &|id: &str| id.to_string());
     assert_eq!(s.indices.len() as u64, cases);
+    assert!(s.lab_errors.is_empty(), "{:?}", s.lab_errors.first());
     assert!(
         s.faulty > 0 && s.faulty < cases,
         "both healthy and faulty cases drawn"
@@ -84,5 +85,19 @@ fn a_flipped_rule_is_caught_and_shrunk() {
         harness::scenario::ScenarioOutcome::Reproduced,
         "{:?}",
         r.error
+    );
+}
+
+#[test]
+fn a_lab_that_cannot_run_is_an_error_not_a_disagreement() {
+    let work = tempfile::tempdir().unwrap();
+    let gone = work.path().join("missing");
+    let s = run(&config(3, 7, &gone), &|id: &str| id.to_string());
+    assert!(s.disagreements.is_empty(), "{:?}", s.disagreements.first());
+    assert_eq!(s.lab_errors.len(), 3);
+    assert!(
+        s.lab_errors[0].1.contains("cannot write"),
+        "{:?}",
+        s.lab_errors[0]
     );
 }

@@ -74,6 +74,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         n as f64 / secs.max(1e-9),
         summary.disagreements.len()
     );
+    if let Some((k, e)) = summary.lab_errors.first() {
+        bail!(
+            "{} cases could not run (a broken lab, not a disagreement); first, case {k}: {e}",
+            summary.lab_errors.len()
+        );
+    }
     if summary.disagreements.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

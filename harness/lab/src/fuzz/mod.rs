@@ -69,6 +69,8 @@ pub struct Summary {
     pub faulty: u64,
     /// The disagreements, shrunk.
     pub disagreements: Vec<Disagreement>,
+    /// Cases the lab could not run (case index, error): a broken lab, not a finding.
+    pub lab_errors: Vec<(u64, String)>,
 }
 
 /// The indices shard `(i, n)` (1-based `i`) takes out of `cases`: `k mod n == i - 1`.
@@ -120,14 +122,23 @@ pub fn run(config: &FuzzConfig, remap: Remap<'_>) -> Summary {
         indices,
         ..Summary::default()
     };
-    for (faulty, d) in results {
+    for (k, (faulty, d)) in summary.indices.clone().into_iter().zip(results) {
         summary.faulty += u64::from(faulty);
-        summary.disagreements.extend(d);
+        match d {
+            Some(Outcome::Disagrees(d)) => summary.disagreements.push(*d),
+            Some(Outcome::LabError(e)) => summary.lab_errors.push((k, e)),
+            None => {}
+        }
     }
     summary
 }
 
-fn one(seed: u64, k: u64, work: &Path, remap: Remap<'_>) -> (bool, Option<Disagreement>) {
+enum Outcome {
+    Disagrees(Box<Disagreement>),
+    LabError(String),
+}
+
+fn one(seed: u64, k: u64, work: &Path, remap: Remap<'_>) -> (bool, Option<Outcome>) {
     let mut runner = runner_for(seed, k);
     let Ok(mut tree) = case::strategy().new_tree(&mut runner) else {
         return (false, None);
@@ -135,8 +146,10 @@ fn one(seed: u64, k: u64, work: &Path, remap: Remap<'_>) -> (bool, Option<Disagr
     let original = tree.current();
     let name = format!("fuzz-{seed}-{k}");
     let faulty = !original.injected().is_empty();
-    let Err(mut reason) = oracle::judge(&original, work, &name, remap) else {
-        return (faulty, None);
+    let mut reason = match oracle::judge(&original, work, &name, remap) {
+        Ok(()) => return (faulty, None),
+        Err(oracle::Judged::LabError(e)) => return (faulty, Some(Outcome::LabError(e))),
+        Err(oracle::Judged::Disagrees(r)) => r,
     };
     // proptest's shrinking, driven by hand: simplify while the case still disagrees, else
     // step back (complicate); bounded.
@@ -148,12 +161,12 @@ fn one(seed: u64, k: u64, work: &Path, remap: Remap<'_>) -> (bool, Option<Disagr
         loop {
             let c = tree.current();
             match oracle::judge(&c, work, &name, remap) {
-                Err(r) => {
+                Err(oracle::Judged::Disagrees(r)) => {
                     shrunk = c;
                     reason = r;
                     break;
                 }
-                Ok(()) => {
+                Ok(()) | Err(oracle::Judged::LabError(_)) => {
                     if !tree.complicate() {
                         break;
                     }
@@ -167,5 +180,5 @@ fn one(seed: u64, k: u64, work: &Path, remap: Remap<'_>) -> (bool, Option<Disagr
         shrunk,
         reason,
     };
-    (faulty, Some(d))
+    (faulty, Some(Outcome::Disagrees(Box::new(d))))
 }

@@ -99,22 +99,37 @@ pub fn allowed_tops(injected: &[&'static str]) -> Vec<&'static str> {
 /// tests pass one that breaks a rule on purpose to check that the oracle catches it.
 pub type Remap<'a> = &'a (dyn Fn(&str) -> String + Sync);
 
+/// Why [`judge`] did not agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// The diagnosis disagrees with the ground truth (what disagrees).
+    Disagrees(String),
+    /// The lab could not run the case (a file could not be written, the generated scenario did
+    /// not load, the replay failed): not a finding about the rules, so it is never shrunk.
+    LabError(String),
+}
+
 /// Replays `case` (its TOML written under `work`, loaded through the loader like any catalogue
-/// file), diagnoses it and judges the findings. `Err` says what disagrees.
-pub fn judge(case: &Case, work: &Path, name: &str, remap: Remap<'_>) -> Result<(), String> {
+/// file), diagnoses it and judges the findings.
+///
+/// # Errors
+/// [`Judged::Disagrees`] with what disagrees, or [`Judged::LabError`].
+pub fn judge(case: &Case, work: &Path, name: &str, remap: Remap<'_>) -> Result<(), Judged> {
     let tops = allowed_tops(&case.injected());
     let injected = with_implied(&case.injected());
     let path = work.join(format!("{name}.toml"));
     std::fs::write(&path, case.to_toml(name, tops.first().copied()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let scenario = load(&path).map_err(|e| format!("generated scenario does not load: {e}"));
+        .map_err(|e| Judged::LabError(format!("cannot write {}: {e}", path.display())))?;
+    let scenario =
+        load(&path).map_err(|e| Judged::LabError(format!("generated scenario does not load: {e}")));
     let _ = std::fs::remove_file(&path);
     let scenario = scenario?;
-    let r = replay(&scenario, TransportKind::Memory).map_err(|e| format!("replay failed: {e}"))?;
+    let r = replay(&scenario, TransportKind::Memory)
+        .map_err(|e| Judged::LabError(format!("replay failed: {e}")))?;
     let mut d = DiagnosisSummary::of(&r.diagnosis);
     d.top_finding = d.top_finding.map(|t| remap(&t));
     d.errors = d.errors.iter().map(|t| remap(t)).collect();
-    verdict(&injected, &tops, &d)
+    verdict(&injected, &tops, &d).map_err(Judged::Disagrees)
 }
 
 /// The three rules of the oracle on a diagnosis summary.
