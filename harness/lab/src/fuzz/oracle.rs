@@ -155,3 +155,50 @@ pub fn verdict(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(top: Option<&str>, errors: &[&str]) -> DiagnosisSummary {
+        DiagnosisSummary {
+            top_finding: top.map(str::to_string),
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_decides_the_top() {
+        let both = ["tls-cert-name-not-found", "cert-expired"];
+        assert_eq!(allowed_tops(&both), vec!["tls-cert-name-not-found"]);
+        assert_eq!(allowed_tops(&["cert-expired"]), vec!["cert-expired"]);
+        assert_eq!(
+            with_implied(&["cert-expired"]),
+            vec!["cert-expired", "tls-cert-name-not-found"]
+        );
+        let twin = ["cert-keyless-duplicate", "inbound-connector-cert-mismatch"];
+        assert_eq!(allowed_tops(&twin), vec!["cert-keyless-duplicate"]);
+    }
+
+    #[test]
+    fn the_three_rules() {
+        let inj = ["cert-keyless-duplicate"];
+        let ok = summary(Some("cert-keyless-duplicate"), &["cert-keyless-duplicate"]);
+        assert!(verdict(&inj, &inj, &ok).is_ok());
+        let extra = summary(
+            Some("cert-keyless-duplicate"),
+            &["cert-keyless-duplicate", "starttls-stripped"],
+        );
+        assert!(
+            verdict(&inj, &inj, &extra)
+                .unwrap_err()
+                .contains("starttls-stripped")
+        );
+        let silent = summary(None, &[]);
+        assert!(verdict(&inj, &inj, &silent).is_err());
+        assert!(verdict(&[], &[], &silent).is_ok());
+        let warned = summary(Some("eop-throttled"), &[]);
+        assert!(verdict(&[], &[], &warned).is_ok());
+    }
+}
