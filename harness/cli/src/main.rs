@@ -34,6 +34,8 @@ enum Command {
     Send(Box<cli::send::Args>),
     /// Serve an Exchange-like receive side (what Exchange Online delivers to) on a socket.
     Receive(Box<cli::receive::Args>),
+    /// Generated scenarios (proptest) replayed, diagnosed and judged against their ground truth.
+    Fuzz(cli::fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Diagnose(a) => cli::diagnose::run(a),
         Command::Send(a) => cli::send::run(*a),
         Command::Receive(a) => cli::receive::run(*a),
+        Command::Fuzz(a) => cli::fuzz::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,9 +10,12 @@
 //! - [`scenario`]: scenario files (model, loader with file/line/column errors and `extend`), the
 //!   replay runner (paused virtual clock or real loopback sockets) and the expectation checks;
 //!   `scenario::exo` is the Exchange Online -> on-premises direction.
+//! - [`fuzz`]: the generated scenario matrix (proptest cases with their ground truth, the oracle,
+//!   shrinking, shards) behind `hybridlab fuzz`.
 //! - [`report`]: verdict table, JSON, JUnit XML, the narrated replay, the SVG sequence diagram
 //!   and the per-scenario output folder of `hybridlab run --out` (`report::exo` for the other
 //!   direction).
 
+pub mod fuzz;
 pub mod report;
 pub mod scenario;

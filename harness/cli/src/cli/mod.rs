@@ -3,6 +3,7 @@
 pub(crate) mod catalogue;
 pub(crate) mod diagnose;
 pub(crate) mod explain;
+pub(crate) mod fuzz;
 pub(crate) mod list;
 pub(crate) mod receive;
 pub(crate) mod run;
