@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -36,6 +36,10 @@ enum Command {
     Receive(Box<cli::receive::Args>),
     /// Generated scenarios (proptest) replayed, diagnosed and judged against their ground truth.
     Fuzz(cli::fuzz::Args),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(cli::completions::Args),
+    /// Print the man page (roff) to standard output.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         Command::Send(a) => cli::send::run(*a),
         Command::Receive(a) => cli::receive::run(*a),
         Command::Fuzz(a) => cli::fuzz::run(a),
+        Command::Completions(a) => cli::completions::run(a, Cli::command()),
+        Command::Man => cli::completions::man(Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand; each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
 pub(crate) mod catalogue;
+pub(crate) mod completions;
 pub(crate) mod diagnose;
 pub(crate) mod explain;
 pub(crate) mod fuzz;

@@ -11,6 +11,7 @@
 //!   root; without them it passes with a notice, except under `CI`).
 
 mod anywhere;
+mod completions;
 mod diagnose;
 mod errors;
 mod exo_interop;
