@@ -28,7 +28,8 @@ pub(crate) struct Args {
     threads: Option<usize>,
 }
 
-fn parse_shard(s: &str) -> anyhow::Result<(u64, u64)> {
+/// `I/N` (1-based) as `(I, N)`, for `fuzz --shard` and `run --shard`.
+pub(crate) fn parse_shard(s: &str) -> anyhow::Result<(u64, u64)> {
     let (i, n) = s
         .split_once('/')
         .with_context(|| format!("--shard {s:?}: expected I/N, e.g. 1/4"))?;

@@ -50,6 +50,10 @@ pub(crate) struct Args {
     /// Worker threads (default: available parallelism).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Run shard I of N (1-based) of the selected scenarios, sorted by path: the k-th with
+    /// k mod N == I - 1, so N CI jobs with 1/N .. N/N cover each scenario exactly once.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -105,6 +109,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if files.is_empty() {
         anyhow::bail!("no scenario files found in {}", wheres.join(", "));
+    }
+    if let Some(s) = &args.shard {
+        let (i, n) = super::fuzz::parse_shard(s)?;
+        files.sort();
+        files.dedup();
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| *k as u64 % n == i - 1)
+            .map(|(_, p)| p)
+            .collect();
+        if files.is_empty() {
+            // more shards than scenarios: an empty shard is not an error
+            println!("shard {i}/{n}: no scenario");
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 
     if let Some(dir) = &args.out {

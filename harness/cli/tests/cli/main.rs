@@ -17,3 +17,4 @@ mod errors;
 mod exo_interop;
 mod interop_postfix;
 mod send;
+mod shard;
